@@ -1,0 +1,143 @@
+"""The adapter between ``torch.optim.Optimizer``'s bookkeeping and optimlab's update rules."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from ._rules import ArrayLike, Tensorwise, TensorList
+from ._validate import check_bool
+
+
+def scalar(value: Any) -> float:
+    """A hyperparameter as a Python float (a 0-d tensor ``lr`` is read, never aliased)."""
+    return float(value.item()) if isinstance(value, Tensor) else float(value)
+
+
+class RuleOptimizer(Optimizer):
+    """A thin ``torch.optim.Optimizer`` shell around one functional update rule.
+
+    Subclasses declare ``buffers`` (the per-element state tensors, named as in torch.optim) and
+    implement :meth:`_update`, which calls the module's rule function. This class keeps the books:
+    param groups, lazy state, ``maximize``, complex parameters (as real views), ``None`` gradients,
+    grouping of tensors by device, dtype and step count, and the choice of backend:
+
+    * ``foreach=True`` (default): every rule operation is one ``torch._foreach_*`` call per group;
+    * ``foreach=False``: the same rule runs on one tensor at a time.
+    """
+
+    #: names of the per-element state tensors, in the order the rule takes them
+    buffers: tuple[str, ...] = ()
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        check_bool("maximize", defaults.get("maximize", False))
+        foreach = defaults.get("foreach")
+        if foreach is not None:
+            check_bool("foreach", foreach)
+        super().__init__(params, defaults)
+        self._check_params_unique()
+
+    def _check_params_unique(self) -> None:
+        for group in self.param_groups:
+            if len({id(p) for p in group["params"]}) != len(group["params"]):
+                raise ValueError("a parameter group contains the same parameter more than once")
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        if hasattr(self, "param_groups"):
+            self._check_params_unique()
+
+    # ---- to be provided by each optimizer ------------------------------------------------------
+    def _new_buffer(self, name: str, p: Tensor, group: dict[str, Any]) -> Tensor:
+        """A fresh state tensor ``name`` for ``p`` (zeros unless the optimizer says otherwise)."""
+        return torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    def _init_scalars(self, state: dict[str, Any]) -> None:
+        """Add per-parameter scalar state (beyond ``step``) to a fresh ``state``."""
+
+    def _update(
+        self,
+        group: dict[str, Any],
+        step: int,
+        params: ArrayLike,
+        grads: ArrayLike,
+        buffers: dict[str, ArrayLike],
+        states: list[dict[str, Any]],
+    ) -> None:
+        raise NotImplementedError
+
+    def _active_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The buffers the rule uses for this group's settings (all of ``buffers`` by default)."""
+        return self.buffers
+
+    # ---- the step --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step.
+
+        Args:
+            closure: re-evaluates the model and returns the loss; called with gradients enabled.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        buckets: dict[tuple, list[Tensor]] = defaultdict(list)
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            state = self.state[p]
+            if "step" not in state:
+                # float64 counter: exact far past 2**24 steps, unlike a float32 one. A state
+                # loaded from torch.optim.SGD has buffers but no counter: it has stepped before.
+                state["step"] = torch.tensor(float(bool(state)), dtype=torch.float64)
+                self._init_scalars(state)
+            for name in self._active_buffers(group):
+                if name not in state:
+                    state[name] = self._new_buffer(name, p, group)
+            buckets[(p.device, p.dtype, int(state["step"]))].append(p)
+
+        names = self._active_buffers(group)
+        for (_, _, prev_step), ps in buckets.items():
+            states = [self.state[p] for p in ps]
+            for s in states:
+                s["step"] += 1
+            real = [torch.view_as_real(t) if t.is_complex() else t for t in ps]
+            grads = [torch.view_as_real(p.grad) if p.grad.is_complex() else p.grad for p in ps]
+            bufs = {
+                n: [torch.view_as_real(s[n]) if s[n].is_complex() else s[n] for s in states]
+                for n in names
+            }
+            if group.get("foreach") is False:
+                for i in range(len(ps)):
+                    g = Tensorwise(grads[i])
+                    self._update(
+                        group,
+                        prev_step + 1,
+                        Tensorwise(real[i]),
+                        g.neg() if group["maximize"] else g,
+                        {n: Tensorwise(b[i]) for n, b in bufs.items()},
+                        states[i : i + 1],
+                    )
+            else:
+                g = TensorList(grads)
+                self._update(
+                    group,
+                    prev_step + 1,
+                    TensorList(real),
+                    g.neg() if group["maximize"] else g,
+                    {n: TensorList(b) for n, b in bufs.items()},
+                    states,
+                )
