@@ -1,0 +1,1 @@
+"""The lab: the seeds' experiments run end to end (tasks -> runs -> store -> report)."""
