@@ -36,9 +36,13 @@ class RuleOptimizer(Optimizer):
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         check_bool("maximize", defaults.get("maximize", False))
-        foreach = defaults.get("foreach")
+        foreach, fused = defaults.get("foreach"), defaults.get("fused")
         if foreach is not None:
             check_bool("foreach", foreach)
+        if fused is not None:
+            check_bool("fused", fused)
+        if foreach and fused:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         super().__init__(params, defaults)
         self._check_params_unique()
 

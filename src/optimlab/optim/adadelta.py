@@ -69,6 +69,7 @@ class Adadelta(RuleOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
         check_lr(lr)
@@ -83,6 +84,7 @@ class Adadelta(RuleOptimizer):
             weight_decay=weight_decay,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
             decoupled_weight_decay=decoupled_weight_decay,
         )
         super().__init__(params, defaults)

@@ -73,6 +73,7 @@ class Adagrad(RuleOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         eps_inside_sqrt: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
@@ -91,6 +92,7 @@ class Adagrad(RuleOptimizer):
             eps=eps,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
             eps_inside_sqrt=eps_inside_sqrt,
             decoupled_weight_decay=decoupled_weight_decay,
         )

@@ -195,6 +195,7 @@ class Adam(RuleOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         eps_inside_sqrt: bool = False,
         eps_hat: bool = False,
         amsgrad_max: str = "raw",
@@ -219,6 +220,7 @@ class Adam(RuleOptimizer):
             amsgrad=amsgrad,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
             eps_inside_sqrt=eps_inside_sqrt,
             eps_hat=eps_hat,
             amsgrad_max=amsgrad_max,
@@ -327,6 +329,7 @@ class NAdam(RuleOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         eps_inside_sqrt: bool = False,
         momentum_schedule: str = "dozat",
     ) -> None:
@@ -349,6 +352,7 @@ class NAdam(RuleOptimizer):
             decoupled_weight_decay=decoupled_weight_decay,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
             eps_inside_sqrt=eps_inside_sqrt,
             momentum_schedule=momentum_schedule,
         )
@@ -418,6 +422,7 @@ class Adamax(RuleOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         eps_inside_max: bool = True,
         decoupled_weight_decay: bool = False,
     ) -> None:
@@ -436,6 +441,7 @@ class Adamax(RuleOptimizer):
             weight_decay=weight_decay,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
             eps_inside_max=eps_inside_max,
             decoupled_weight_decay=decoupled_weight_decay,
         )

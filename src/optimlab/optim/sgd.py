@@ -111,6 +111,7 @@ class SGD(RuleOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         form: str = "heavy_ball",
         decoupled_weight_decay: bool = False,
     ) -> None:
@@ -133,6 +134,7 @@ class SGD(RuleOptimizer):
             nesterov=nesterov,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
             form=form,
             decoupled_weight_decay=decoupled_weight_decay,
         )

@@ -1,0 +1,34 @@
+"""Summary statistics over seeds: means, 95% confidence intervals, significance."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from scipy import stats as _scipy_stats
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def ci95(values: Sequence[float]) -> float:
+    """Half-width of the 95% confidence interval of the mean (Student's t, n-1 dof).
+
+    ``nan`` for fewer than two values: one seed gives no interval.
+    """
+    n = len(values)
+    if n < 2:
+        return math.nan
+    m = mean(values)
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+    return float(_scipy_stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
+def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value of Welch's t-test that ``a`` and ``b`` have equal means (nan if n < 2)."""
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    if len(set(a)) == 1 and len(set(b)) == 1:
+        return 1.0 if a[0] == b[0] else 0.0
+    return float(_scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
