@@ -1,0 +1,196 @@
+"""A comparison: one task, several optimizer specs, several seeds, into one output folder.
+
+:func:`compare` plans the runs (optimizer-major, seeds ``0..n-1``), runs the ones not done yet
+with the store ``<out>/results.db`` and checkpoints in ``<out>/checkpoints/``, then rebuilds the
+report. Without ``resume`` an existing folder's results are replaced. With ``resume`` finished and
+diverged runs are skipped, an interrupted run continues from its last checkpoint, and a changed
+configuration is refused (listing the changed keys) unless ``force`` is given, in which case the
+runs that are no longer part of the plan are removed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .runner import RunResult, RunSpec, checkpoint_path, load_dataset, resolve_batch_size, run
+from .schedules import parse_schedule
+from .spec import parse_spec
+from .store import Store
+from .tasks import DataOptions, get_task
+
+CHECKPOINT_DIR = "checkpoints"
+
+#: the configuration keys whose change makes ``--resume`` refuse
+CONFIG_KEYS = ("task", "optimizers", "epochs", "seeds", "batch_size", "schedule")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What to compare. ``None`` fields take the task's defaults.
+
+    Attributes:
+        task: registry name.
+        optimizers: optimizer spec texts (None: the task's default optimizers).
+        seeds: number of seeds; runs use seeds ``0 .. seeds-1``.
+        epochs: epochs per run.
+        batch_size: ``N``, ``"full"`` or ``1``.
+        schedule: learning-rate schedule text.
+    """
+
+    task: str = "mnist-mlp"
+    optimizers: tuple[str, ...] | None = None
+    seeds: int = 3
+    epochs: int | None = None
+    batch_size: int | str | None = None
+    schedule: str | None = None
+
+    def resolved(self) -> dict[str, Any]:
+        """The configuration with defaults filled in and specs canonical (validates everything)."""
+        task = get_task(self.task)
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise UserError(f"Invalid number of seeds {self.seeds!r} (expected a whole number >= 1)")
+        epochs = task.epochs if self.epochs is None else self.epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise UserError(f"Invalid epochs {self.epochs!r} (expected a whole number >= 1)")
+        texts = task.optimizers if self.optimizers is None else self.optimizers
+        if not texts:
+            raise UserError("No optimizers given (expected e.g. --optimizers sgd,adam)")
+        labels = [parse_spec(t).label() for t in texts]
+        duplicates = sorted({x for x in labels if labels.count(x) > 1})
+        if duplicates:
+            raise UserError(f"Optimizer listed twice: {duplicates[0]}")
+        batch: int | str = task.batch_size if self.batch_size is None else self.batch_size
+        if isinstance(batch, str) and batch.strip().lower() == "full":
+            batch = "full"
+        else:
+            batch = resolve_batch_size(batch, task.batch_size, 2**62)
+        schedule = parse_schedule(self.schedule).label() if self.schedule is not None else None
+        return {"task": task.name, "optimizers": labels, "epochs": epochs, "seeds": self.seeds,
+                "batch_size": batch, "schedule": schedule}
+
+    def plan(self) -> list[RunSpec]:
+        """The runs, optimizer by optimizer, seed by seed."""
+        cfg = self.resolved()
+        return [
+            RunSpec(cfg["task"], label, seed=seed, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                    schedule=cfg["schedule"])
+            for label in cfg["optimizers"]
+            for seed in range(cfg["seeds"])
+        ]
+
+
+class CompareListener:
+    """Progress hooks for a front end (the CLI draws progress bars); every method is optional."""
+
+    def start(self, total_runs: int, to_run: int) -> None:
+        """Before the first run: how many runs the plan has and how many will run now."""
+
+    def run_started(self, index: int, spec: RunSpec, total_steps: int | None) -> None:
+        """Run ``index`` (0-based in the plan) starts."""
+
+    def run_progress(self, steps_done: int, total_steps: int) -> None:
+        """After every step of the current run."""
+
+    def run_finished(self, index: int, spec: RunSpec, result: RunResult | None) -> None:
+        """Run ``index`` ended; ``result`` is None when it was skipped (already done)."""
+
+    def reporting(self) -> None:
+        """The runs are done; the report is being written."""
+
+
+@dataclass
+class CompareOutcome:
+    """What :func:`compare` did."""
+
+    out: Path
+    config: dict[str, Any]
+    results: list[RunResult] = field(default_factory=list)
+    skipped: list[RunSpec] = field(default_factory=list)
+    summary: list[Any] = field(default_factory=list)  # report.SummaryRow
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The configuration keys whose values differ."""
+    return [k for k in CONFIG_KEYS if old.get(k) != new.get(k)]
+
+
+def _describe_change(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> str:
+    def show(v: Any) -> str:
+        return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+    return "; ".join(f"{k}: {show(old.get(k))} -> {show(new.get(k))}" for k in keys)
+
+
+def compare(
+    config: CompareConfig,
+    out: Path,
+    *,
+    data: DataOptions | None = None,
+    resume: bool = False,
+    force: bool = False,
+    listener: CompareListener | None = None,
+    report: bool = True,
+) -> CompareOutcome:
+    """Run every planned run of ``config`` not done yet, store it in ``out``, write the report.
+
+    Raises:
+        UserError: bad configuration, missing data, or ``resume`` of a changed configuration
+            without ``force``.
+        KeyboardInterrupt: on Ctrl-C, after the current epoch's checkpoint and rows are consistent.
+    """
+    data = data if data is not None else DataOptions()
+    listener = listener or CompareListener()
+    out = Path(out)
+    resolved = config.resolved()
+    plan = config.plan()
+    # load (and cache) the data before touching the folder: missing files fail without side effects
+    load_dataset(get_task(resolved["task"]), data)
+    ckpt_dir = out / CHECKPOINT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    with Store.open(out) as store:
+        previous = store.get_experiment()
+        if resume and previous is not None:
+            keys = changed_keys(previous, resolved)
+            if keys and not force:
+                raise UserError(
+                    f"Cannot resume {out}: the configuration changed ({_describe_change(previous, resolved, keys)});"
+                    " pass --force to resume anyway, or drop --resume to start over"
+                )
+        if not resume:
+            store.clear()
+            if ckpt_dir.exists():
+                shutil.rmtree(ckpt_dir)
+        else:
+            wanted = {s.run_id() for s in plan}
+            for stale in [r.run_id for r in store.runs() if r.run_id not in wanted]:
+                store.delete_run(stale)
+                checkpoint_path(ckpt_dir, stale).unlink(missing_ok=True)
+        store.set_experiment(resolved)
+        outcome = CompareOutcome(out, resolved)
+        done = {r.run_id for r in store.runs() if r.status in ("finished", "diverged")}
+        todo = [s for s in plan if s.run_id() not in done]
+        listener.start(len(plan), len(todo))
+        for index, spec in enumerate(plan):
+            run_id = spec.run_id()
+            if run_id in done:
+                checkpoint_path(ckpt_dir, run_id).unlink(missing_ok=True)
+                outcome.skipped.append(spec)
+                listener.run_finished(index, spec, None)
+                continue
+            listener.run_started(index, spec, None)
+            result = run(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
+                         progress=listener.run_progress)
+            outcome.results.append(result)
+            listener.run_finished(index, spec, result)
+    if ckpt_dir.exists() and not any(ckpt_dir.iterdir()):
+        ckpt_dir.rmdir()
+    if report:
+        from .report import render_report
+
+        listener.reporting()
+        outcome.summary = render_report(out)
+    return outcome
