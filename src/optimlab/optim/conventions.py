@@ -48,11 +48,13 @@ _TABLE: dict[str, dict[str, dict[str, Any]]] = {
     },
     "optax": {
         "adagrad": {"initial_accumulator_value": 0.1, "eps": 1e-7, "eps_inside_sqrt": True},
-        "rmsprop": {"alpha": 0.9, "eps": 1e-8, "eps_inside_sqrt": True},
+        # optax.rmsprop chains scale_by_rms -> scale_by_learning_rate -> trace: the momentum
+        # buffer accumulates lr-scaled steps (velocity form), as Keras's does
+        "rmsprop": {"alpha": 0.9, "eps": 1e-8, "eps_inside_sqrt": True, "form": "velocity"},
         "amsgrad": {"amsgrad_max": "corrected"},
         "adamw": {"weight_decay": 1e-4},
-        "nadam": {"lr": 1e-3, "momentum_schedule": "constant"},
-        "adamax": {"lr": 1e-3},
+        # no lr here: optax.nadam and optax.adamax have no default learning rate either
+        "nadam": {"momentum_schedule": "constant"},
     },
     "paper": {
         "sgd": {"lr": 1e-2},

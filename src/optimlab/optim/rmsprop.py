@@ -45,7 +45,14 @@ def rmsprop_rule(
     v = square_avg
     if centered:
         ema_(grad_avg, grads, alpha)
-        v = square_avg.addcmul(grad_avg, grad_avg, value=-1)
+        if bc != 1.0:
+            # both averages started at zero, so each is corrected before the variance is formed:
+            # v_hat - b_hat^2 (optax.scale_by_stddev), not (v - b^2)/(1 - alpha^t)
+            b_hat = grad_avg.div(bc)
+            v = square_avg.div(bc).addcmul_(b_hat, b_hat, value=-1)
+            bc = 1.0
+        else:
+            v = square_avg.addcmul(grad_avg, grad_avg, value=-1)
     denom = sqrt_denominator(v, eps=eps, eps_inside_sqrt=eps_inside_sqrt, bias_correction2=bc)
     if momentum > 0:
         if form == "velocity":
@@ -69,7 +76,8 @@ class RMSprop(RuleOptimizer):
         v_t = alpha*v_{t-1} + (1-alpha)*g_t^2
         centered:         b_t = alpha*b_{t-1} + (1-alpha)*g_t;   s_t = v_t - b_t^2
         otherwise:        s_t = v_t
-        bias_correction:  s_t = s_t / (1 - alpha^t)
+        bias_correction:  s_t = v_t/(1 - alpha^t)                          (plain)
+                          s_t = v_t/(1 - alpha^t) - (b_t/(1 - alpha^t))^2    (centered)
         d_t = sqrt(s_t) + eps  (eps_inside_sqrt=False)   or   sqrt(s_t + eps)  (True)
         momentum == 0:       theta = theta - lr*g_t/d_t
         form="heavy_ball":   m_t = momentum*m_{t-1} + g_t/d_t;      theta = theta - lr*m_t
