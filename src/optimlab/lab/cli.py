@@ -19,6 +19,7 @@ app = typer.Typer(
 # Each feature module defines register(app), which adds its commands. Add one line per module.
 COMMAND_MODULES: list[str] = [
     "optimlab.lab.cli_compare",
+    "optimlab.lab.cli_tune",
 ]
 
 for _name in COMMAND_MODULES:

@@ -32,3 +32,24 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
     if len(set(a)) == 1 and len(set(b)) == 1:
         return 1.0 if a[0] == b[0] else 0.0
     return float(_scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input order (step-down, family-wise error).
+
+    With the m finite p-values sorted ascending ``p_(1) <= ... <= p_(m)``::
+
+        p_adj_(i) = min(1, max_{j <= i} (m - j + 1) * p_(j))
+
+    Rejecting every hypothesis with ``p_adj <= alpha`` controls the family-wise error rate at
+    ``alpha`` (Holm 1979, "A simple sequentially rejective multiple test procedure"). ``nan``
+    entries (no test possible) stay ``nan`` and do not count in ``m``.
+    """
+    finite = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    m = len(finite)
+    out = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(finite):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
