@@ -37,10 +37,13 @@ class Dataset:
         n = len(self.x_train)
         g = torch.Generator().manual_seed(seed)
         order = torch.randperm(n, generator=g)
-        n_val = max(1, int(round(n * fraction)))
+        n_val = max(1, round(n * fraction))
         val, train = order[:n_val], order[n_val:]
         return Dataset(
-            self.x_train[train], self.y_train[train], self.x_train[val], self.y_train[val],
+            self.x_train[train],
+            self.y_train[train],
+            self.x_train[val],
+            self.y_train[val],
             source=f"{self.source} (validation split {fraction:g} of train)",
         )
 
@@ -62,6 +65,9 @@ class Task:
         optimizers: default optimizer specs (text, as on the command line) with the seeds'
             hyperparameters.
         seed_file: which seed document describes it.
+        extra: free-form facts about the task for reports (e.g. the data split).
+        metrics: ``name -> metric(outputs, targets) -> float`` computed on the train and test
+            data after each epoch (default: accuracy).
     """
 
     name: str
@@ -74,6 +80,9 @@ class Task:
     optimizers: tuple[str, ...]
     seed_file: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Callable[[Tensor, Tensor], float]] = field(
+        default_factory=lambda: {"accuracy": accuracy}
+    )
 
 
 def accuracy(outputs: Tensor, targets: Tensor) -> float:
