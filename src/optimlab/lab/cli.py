@@ -20,6 +20,7 @@ app = typer.Typer(
 COMMAND_MODULES: list[str] = [
     "optimlab.lab.cli_compare",
     "optimlab.lab.cli_tune",
+    "optimlab.lab.cli_surface",
 ]
 
 for _name in COMMAND_MODULES:
