@@ -19,17 +19,22 @@ def get_task(name: str) -> Task:
     try:
         return _TASKS[name]
     except KeyError:
-        raise UserError(f"Unknown task {name!r} (expected one of {', '.join(_TASKS)})") from None
+        raise UserError(
+            f"Unknown task {name!r} (expected one of {', '.join(task_names())})"
+        ) from None
 
 
 def task_names() -> list[str]:
-    _load_all()
-    return list(_TASKS)
+    """Registered task names: the catalog's in its order, then any registered elsewhere."""
+    order = _load_all()
+    return [n for n in order if n in _TASKS] + [n for n in _TASKS if n not in order]
 
 
-def _load_all() -> None:
+def _load_all() -> tuple[str, ...]:
     # task modules register themselves on import; imported lazily to keep start-up fast
-    from . import catalog  # noqa: F401
+    from . import catalog
+
+    return catalog.ORDER
 
 
 __all__ = ["DataOptions", "Dataset", "Task", "accuracy", "get_task", "register", "task_names"]

@@ -1,13 +1,28 @@
-"""Every task of the lab. Importing this module registers them, in this order (the order of
-``optimlab list tasks``); each module declares its task as data and calls ``register``."""
+"""Every task of the lab. Importing this module registers them; :data:`ORDER` is the order of
+``optimlab list tasks`` (the default task first). Each module declares its task as data."""
 
-# ruff: noqa: F401, I001  (imported for their register() side effect, in listing order)
 from __future__ import annotations
 
-from . import mnist_mlp
-from . import iris_softmax
-from . import digits_mlp
-from . import fashion_mlp
-from . import fashion_cnn
-from . import cifar10_cnn
-from . import sparse_logreg
+from . import (
+    cifar10_cnn,
+    digits_mlp,
+    fashion_cnn,
+    fashion_mlp,
+    iris_softmax,
+    mnist_mlp,
+    sparse_logreg,
+)
+
+#: task names in listing order, whatever order the modules happened to be imported in
+ORDER: tuple[str, ...] = tuple(
+    m.NAME
+    for m in (
+        mnist_mlp,
+        iris_softmax,
+        digits_mlp,
+        fashion_mlp,
+        fashion_cnn,
+        cifar10_cnn,
+        sparse_logreg,
+    )
+)
