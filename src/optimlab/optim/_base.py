@@ -10,8 +10,13 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._rules import ArrayLike, Tensorwise, TensorList
+from . import _fused
+from ._fused import KERNELS, FlatBucket, Tape, compiler_available, flat_eligible
+from ._rules import ArrayLike, TensorList, Tensorwise
 from ._validate import check_bool
+
+#: the ways a step can run; the one last used is in each param group's ``"impl"``
+IMPLS = ("foreach", "forloop", "fused", "fused-eager")
 
 
 def scalar(value: Any) -> float:
@@ -27,8 +32,20 @@ class RuleOptimizer(Optimizer):
     param groups, lazy state, ``maximize``, complex parameters (as real views), ``None`` gradients,
     grouping of tensors by device, dtype and step count, and the choice of backend:
 
-    * ``foreach=True`` (default): every rule operation is one ``torch._foreach_*`` call per group;
-    * ``foreach=False``: the same rule runs on one tensor at a time.
+    * ``foreach=True``: every rule operation is one ``torch._foreach_*`` call per group;
+    * ``foreach=False``: the same rule runs on one tensor at a time;
+    * ``fused=True``: the same rule, compiled into one loop over flat buffers that hold the
+      parameters, gradients and state of each (param group, device, dtype); see
+      :mod:`optimlab.optim._fused`. Parameters, gradients and state tensors become views into
+      those buffers. ``zero_grad(set_to_none=False)`` then keeps the gradients there (one memset,
+      no copy in the next step); after ``set_to_none=True`` the step first copies the fresh
+      gradients in.
+    * neither given (``None``): fused on CPU and CUDA for buckets of at least
+      ``_fused.AUTO_FUSED_MIN_NUMEL`` elements (1M; below that a compile costs more than it
+      saves in a typical run), where a compiler is available; the multi-tensor path otherwise.
+
+    Each step records the path it took in the group's ``"impl"`` (``"foreach"``, ``"forloop"``,
+    ``"fused"``, ``"fused-eager"`` where compiling failed, or several joined by ``+``).
     """
 
     #: names of the per-element state tensors, in the order the rule takes them
@@ -45,6 +62,7 @@ class RuleOptimizer(Optimizer):
             raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         super().__init__(params, defaults)
         self._check_params_unique()
+        self._flat: dict[int, tuple[dict[str, Any], dict[tuple, FlatBucket]]] = {}
 
     def _check_params_unique(self) -> None:
         for group in self.param_groups:
@@ -96,24 +114,23 @@ class RuleOptimizer(Optimizer):
         return loss
 
     def _step_group(self, group: dict[str, Any]) -> None:
+        names = self._active_buffers(group)
+        impls: set[str] = set()
+        fused: set[int] = set()
+        if group.get("fused") or (group.get("fused") is None and group.get("foreach") is None):
+            fused = self._step_fused(group, names, impls)
         buckets: dict[tuple, list[Tensor]] = defaultdict(list)
         for p in group["params"]:
-            if p.grad is None:
+            if p.grad is None or id(p) in fused:
                 continue
             if p.grad.is_sparse:
                 raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-            state = self.state[p]
-            if "step" not in state:
-                # float64 counter: exact far past 2**24 steps, unlike a float32 one. A state
-                # loaded from torch.optim.SGD has buffers but no counter: it has stepped before.
-                state["step"] = torch.tensor(float(bool(state)), dtype=torch.float64)
-                self._init_scalars(state)
-            for name in self._active_buffers(group):
+            state = self._init_state(p)
+            for name in names:
                 if name not in state:
                     state[name] = self._new_buffer(name, p, group)
             buckets[(p.device, p.dtype, int(state["step"]))].append(p)
 
-        names = self._active_buffers(group)
         for (_, _, prev_step), ps in buckets.items():
             states = [self.state[p] for p in ps]
             for s in states:
@@ -125,6 +142,7 @@ class RuleOptimizer(Optimizer):
                 for n in names
             }
             if group.get("foreach") is False:
+                impls.add("forloop")
                 for i in range(len(ps)):
                     g = Tensorwise(grads[i])
                     self._update(
@@ -136,6 +154,7 @@ class RuleOptimizer(Optimizer):
                         states[i : i + 1],
                     )
             else:
+                impls.add("foreach")
                 g = TensorList(grads)
                 self._update(
                     group,
@@ -145,3 +164,124 @@ class RuleOptimizer(Optimizer):
                     {n: TensorList(b) for n, b in bufs.items()},
                     states,
                 )
+        if impls:
+            group["impl"] = "+".join(sorted(impls))
+
+    def _init_state(self, p: Tensor) -> dict[str, Any]:
+        state = self.state[p]
+        if "step" not in state:
+            # float64 counter: exact far past 2**24 steps, unlike a float32 one. A state
+            # loaded from torch.optim.SGD has buffers but no counter: it has stepped before.
+            state["step"] = torch.tensor(float(bool(state)), dtype=torch.float64)
+            self._init_scalars(state)
+        return state
+
+    # ---- the fused path --------------------------------------------------------------------------
+    def _wants_fused(self, group: dict[str, Any], device: torch.device, numel: int) -> bool:
+        """``fused=True``, or ``fused=None`` and ``foreach=None`` on a large enough bucket."""
+        if group.get("fused"):
+            return True
+        return (
+            group.get("fused") is None
+            and group.get("foreach") is None
+            and device.type in ("cpu", "cuda")
+            and numel >= _fused.AUTO_FUSED_MIN_NUMEL
+            and compiler_available(device)
+        )
+
+    def _flat_buckets(self, group: dict[str, Any]) -> dict[tuple, FlatBucket]:
+        flat = self.__dict__.setdefault("_flat", {})
+        entry = flat.get(id(group))
+        if entry is None or entry[0] is not group:
+            entry = flat[id(group)] = (group, {})
+        return entry[1]
+
+    def _step_fused(
+        self, group: dict[str, Any], names: tuple[str, ...], impls: set[str]
+    ) -> set[int]:
+        """Step the group's flat buckets; returns the ids of the parameters it stepped."""
+        by_key: dict[tuple, list[Tensor]] = defaultdict(list)
+        for p in group["params"]:
+            if flat_eligible(p):
+                by_key[(p.device, p.dtype)].append(p)
+        flat = self._flat_buckets(group)
+        done: set[int] = set()
+        for key, ps in by_key.items():
+            if not self._wants_fused(group, key[0], sum(p.numel() for p in ps)):
+                flat.pop(key, None)
+                continue
+            bucket = flat.get(key)
+            if bucket is not None and not bucket.intact(self.state, names):
+                bucket = None
+            if bucket is None:
+                # the bucket holds the parameters that have a gradient when it is built
+                members = [p for p in ps if p.grad is not None and not p.grad.is_sparse]
+                if not members:
+                    continue
+                for p in members:
+                    self._init_state(p)
+                bucket = flat[key] = FlatBucket(
+                    members, names, self.state, lambda n, p: self._new_buffer(n, p, group)
+                )
+            step = bucket.uniform_step()
+            if step is None or not bucket.gather_grads():
+                # a missing gradient: this step runs on the views, parameter by parameter state
+                bucket.step = None
+                continue
+            bucket.steps += 1
+            bucket.step = step + 1
+            tape = Tape(2 + len(names))
+            params, grads, *bufs = tape.inputs()
+            self._update(
+                group,
+                step + 1,
+                params,
+                grads.neg() if group["maximize"] else grads,
+                dict(zip(names, bufs)),
+                [self.state[p] for p in bucket.params],
+            )
+            scalars = torch.tensor(tape.scalars, dtype=torch.float64)
+            if bucket.device.type == "cuda":
+                scalars = scalars.to(bucket.device, non_blocking=True)
+            ran = KERNELS.run(
+                tape.structure(), [bucket.param, bucket.grad, *bucket.buffers.values()], scalars
+            )
+            impls.add("fused-eager" if ran == "failed" else "fused")
+            done.update(id(p) for p in bucket.params)
+        return done
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients (see ``torch.optim.Optimizer.zero_grad``).
+
+        With ``set_to_none=False``, gradients held in a fused flat buffer are zeroed with one
+        memset and stay there, so the next backward accumulates into the buffer directly.
+        """
+        if set_to_none:
+            super().zero_grad(set_to_none=True)
+            return
+        zeroed: set[int] = set()
+        for _, buckets in self.__dict__.get("_flat", {}).values():
+            for bucket in buckets.values():
+                bucket.zero_grad()
+                zeroed.update(id(p) for p in bucket.params)
+        rest: dict[tuple, list[Tensor]] = defaultdict(list)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None or id(p) in zeroed:
+                    continue
+                if p.grad.grad_fn is not None:
+                    p.grad.detach_()
+                else:
+                    p.grad.requires_grad_(False)
+                if p.grad.is_sparse:
+                    p.grad.zero_()
+                else:
+                    rest[(p.grad.device, p.grad.dtype)].append(p.grad)
+        for grads in rest.values():
+            torch._foreach_zero_(grads)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state (see ``torch.optim.Optimizer.load_state_dict``); fused buckets are
+        rebuilt from the loaded tensors at the next step."""
+        super().load_state_dict(state_dict)
+        self.__dict__["_flat"] = {}

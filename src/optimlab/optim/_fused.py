@@ -1,0 +1,505 @@
+"""The fused path: one pass over memory per step, compiled from the same update rule.
+
+Every update rule in optimlab is written once over array-likes (:mod:`._rules`). The fused path
+runs that same rule a third way:
+
+1. **Record.** The rule is called with :class:`Recorder` array-likes. They do no arithmetic: they
+   write each operation into a :class:`Tape`, together with the *values* of its scalar
+   arguments, which the rule computes in Python exactly as on the other paths (bias corrections,
+   ``-lr/bc1``...). A float argument becomes a runtime *slot*; an ``int`` literal of the rule
+   (``value=1``, ``alpha=-1``) is part of the structure. The tape's structure (operations and
+   their wiring) does not change from step to step, only the slot values do.
+2. **Compile.** The structure is turned into a ``torch.fx`` graph over flat buffers
+   ``(param, grad, *state, scalars)`` and compiled with ``torch.compile`` (Inductor: one C++/OpenMP
+   loop on CPU, one Triton kernel on CUDA). The changing scalars arrive in one float64 tensor, so a
+   new learning rate or step count never triggers a recompile. Kernels are cached per (structure,
+   dtype, device) for the whole process and shared by every optimizer; sizes are dynamic, so one
+   kernel serves every model. Inductor's FX graph cache (``TORCHINDUCTOR_CACHE_DIR``, default
+   under the system temporary directory) keeps compiled kernels across processes.
+3. **Run on flat storage.** :class:`FlatBucket` keeps the parameters, gradients and each state
+   buffer of a (param group, device, dtype) in contiguous buffers: ``p.data``, ``p.grad`` and
+   ``state[p][name]`` become views into them, so ``state_dict`` still shows per-parameter
+   tensors and autograd accumulates straight into the flat gradient buffer.
+
+A structure is compiled the second time it is seen; the first time (for example SGD's first step,
+which copies the gradient into the momentum buffer) the graph runs eagerly on the flat buffers.
+Where compiling is impossible (no C++ compiler, a device Inductor does not support) the eager
+graph is used from then on, after one warning.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import shutil
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, fx
+
+#: the ``torch.compile`` backend of fused kernels: "inductor", or "none" to run the graphs
+#: uncompiled (still one pass per operation over flat buffers; for debugging and quick tests)
+BACKEND = os.environ.get("OPTIMLAB_FUSED_BACKEND", "inductor")
+
+#: elements per (device, dtype) bucket from which ``fused=None`` picks the fused path
+AUTO_FUSED_MIN_NUMEL = int(os.environ.get("OPTIMLAB_FUSED_MIN_NUMEL", "1000000"))
+
+_ALIGN_BYTES = 64  # each parameter starts on a cache line inside the flat buffer
+
+
+# ---- recording ---------------------------------------------------------------------------------
+
+
+class Tape:
+    """The operations one call of an update rule performed, and its scalar arguments.
+
+    ``ops`` holds tuples ``(op, out, arg, ...)``: ``out`` and tensor arguments are value ids
+    (ids ``0..n_inputs-1`` are the flat inputs), scalar arguments are ``("s", slot)`` for a
+    runtime float or ``("c", value)`` for a constant of the rule. ``scalars[slot]`` is the value
+    of each slot for this call.
+    """
+
+    __slots__ = ("n_inputs", "n_values", "ops", "scalars")
+
+    def __init__(self, n_inputs: int) -> None:
+        self.n_inputs = n_inputs
+        self.n_values = n_inputs
+        self.ops: list[tuple] = []
+        self.scalars: list[float] = []
+
+    def inputs(self) -> list[Recorder]:
+        return [Recorder(self, i) for i in range(self.n_inputs)]
+
+    def structure(self) -> tuple:
+        """What the compiled kernel depends on: everything but the slot values."""
+        return (self.n_inputs, len(self.scalars), tuple(self.ops))
+
+    # helpers used by Recorder ------------------------------------------------------------------
+    def scalar(self, x: Any) -> tuple:
+        if isinstance(x, Recorder):
+            if x.tape is not self:
+                raise RuntimeError("an array-like of another tape was used in an update rule")
+            return ("v", x.index)
+        if isinstance(x, Tensor):
+            raise TypeError("update rules pass hyperparameters as Python numbers, not tensors")
+        if isinstance(x, int) and not isinstance(x, bool):
+            return ("c", x)
+        self.scalars.append(float(x))
+        return ("s", len(self.scalars) - 1)
+
+    def record(self, op: str, out: int | None, *args: Any) -> Recorder:
+        if out is None:
+            out = self.n_values
+            self.n_values += 1
+        self.ops.append((op, out, *args))
+        return Recorder(self, out)
+
+
+class Recorder:
+    """An array-like that records the rule's operations on a :class:`Tape` (see ``_rules``)."""
+
+    __slots__ = ("index", "tape")
+
+    def __init__(self, tape: Tape, index: int) -> None:
+        self.tape = tape
+        self.index = index
+
+    def _v(self) -> tuple:
+        return ("v", self.index)
+
+    def _in_place(self, op: str, *args: Any) -> Recorder:
+        return self.tape.record(op, self.index, self._v(), *args)
+
+    def _new(self, op: str, *args: Any) -> Recorder:
+        return self.tape.record(op, None, self._v(), *args)
+
+    # in place, with the semantics of ``TensorList`` / ``Tensorwise`` ---------------------------
+    def mul_(self, x: Any) -> Recorder:
+        return self._in_place("mul", self.tape.scalar(x))
+
+    def div_(self, x: Any) -> Recorder:
+        return self._in_place("div", self.tape.scalar(x))
+
+    def add_(self, x: Any, alpha: Any = 1) -> Recorder:
+        if isinstance(x, Recorder):
+            return self._in_place("add", self.tape.scalar(x), self.tape.scalar(alpha))
+        return self._in_place("add", self.tape.scalar(x * alpha if alpha != 1 else x), ("c", 1))
+
+    def addcmul_(self, a: Recorder, b: Recorder, value: Any = 1) -> Recorder:
+        t = self.tape
+        return self._in_place("addcmul", t.scalar(a), t.scalar(b), t.scalar(value))
+
+    def addcdiv_(self, a: Recorder, b: Recorder, value: Any = 1) -> Recorder:
+        t = self.tape
+        return self._in_place("addcdiv", t.scalar(a), t.scalar(b), t.scalar(value))
+
+    def lerp_(self, end: Recorder, weight: Any) -> Recorder:
+        # torch's lerp switches formula at |weight| = 0.5; the branch is part of the structure
+        op = "lerp_lo" if abs(weight) < 0.5 else "lerp_hi"
+        return self._in_place(op, self.tape.scalar(end), self.tape.scalar(weight))
+
+    def sqrt_(self) -> Recorder:
+        return self._in_place("sqrt")
+
+    def maximum_(self, other: Recorder) -> Recorder:
+        return self._in_place("maximum", self.tape.scalar(other))
+
+    def copy_(self, other: Recorder) -> Recorder:
+        return self._in_place("copy", self.tape.scalar(other))
+
+    # out of place ------------------------------------------------------------------------------
+    def mul(self, x: Any) -> Recorder:
+        return self._new("mul", self.tape.scalar(x))
+
+    def div(self, x: Any) -> Recorder:
+        return self._new("div", self.tape.scalar(x))
+
+    def add(self, x: Any, alpha: Any = 1) -> Recorder:
+        if isinstance(x, Recorder):
+            return self._new("add", self.tape.scalar(x), self.tape.scalar(alpha))
+        return self._new("add", self.tape.scalar(x * alpha if alpha != 1 else x), ("c", 1))
+
+    def addcmul(self, a: Recorder, b: Recorder, value: Any = 1) -> Recorder:
+        t = self.tape
+        return self._new("addcmul", t.scalar(a), t.scalar(b), t.scalar(value))
+
+    def sqrt(self) -> Recorder:
+        return self._new("sqrt")
+
+    def abs(self) -> Recorder:
+        return self._new("abs")
+
+    def neg(self) -> Recorder:
+        return self._new("neg")
+
+    def clone(self) -> Recorder:
+        return self._new("clone")
+
+
+# ---- from a tape to a graph --------------------------------------------------------------------
+
+
+def _is_one(arg: tuple) -> bool:
+    return arg == ("c", 1)
+
+
+def build_graph(structure: tuple, dtype: torch.dtype) -> fx.GraphModule:
+    """An FX graph ``forward(x0, ..., x{n-1}, scalars)`` that replays ``structure``.
+
+    Operations are written out of place; each input the rule mutated receives its final value
+    with one ``copy_`` at the end, which Inductor turns into the store of a single fused loop.
+
+    Each operation is written with the arithmetic order of torch's eager CPU kernels
+    (``addcdiv``: ``self + value*a/b``; ``addcmul``: ``self + value*a*b``; ``lerp``: its two
+    branches), so the compiled kernel and the multi-tensor path agree to rounding.
+    """
+    n_inputs, _, ops = structure
+    g = fx.Graph()
+    inputs = [g.placeholder(f"x{i}") for i in range(n_inputs)]
+    values: dict[int, Any] = dict(enumerate(inputs))
+    mutated: set[int] = set()
+    scalars = g.placeholder("scalars")
+    slots: dict[int, fx.Node] = {}
+
+    def arg(a: tuple) -> Any:
+        kind, v = a
+        if kind == "v":
+            return values[v]
+        if kind == "c":
+            return v
+        if v not in slots:
+            slots[v] = g.call_function(operator.getitem, (scalars, v))
+        return slots[v]
+
+    def mul(x: Any, y: Any) -> Any:
+        return g.call_function(operator.mul, (x, y))
+
+    def scaled(v: tuple, x: Any) -> Any:
+        return x if _is_one(v) else mul(arg(v), x)
+
+    for op, out, *args in ops:
+        x = values[args[0][1]]
+        rest = args[1:]
+        in_place = out == args[0][1]
+        if op in ("mul", "div"):
+            fn = operator.mul if op == "mul" else operator.truediv
+            y = g.call_function(fn, (x, arg(rest[0])))
+        elif op == "add":
+            y = g.call_function(operator.add, (x, scaled(rest[1], arg(rest[0]))))
+        elif op == "addcmul":
+            a, b = arg(rest[0]), arg(rest[1])
+            prod = mul(a, b) if _is_one(rest[2]) else mul(mul(arg(rest[2]), a), b)
+            y = g.call_function(operator.add, (x, prod))
+        elif op == "addcdiv":
+            a, b = arg(rest[0]), arg(rest[1])
+            num = a if _is_one(rest[2]) else mul(arg(rest[2]), a)
+            y = g.call_function(operator.add, (x, g.call_function(operator.truediv, (num, b))))
+        elif op in ("lerp_lo", "lerp_hi"):
+            end, w = arg(rest[0]), arg(rest[1])
+            if isinstance(w, fx.Node):
+                w = g.call_method("to", (w, dtype))
+            diff = g.call_function(operator.sub, (end, x))
+            if op == "lerp_lo":
+                y = g.call_function(operator.add, (x, mul(w, diff)))
+            else:
+                one_minus = g.call_function(operator.sub, (1, w))
+                y = g.call_function(operator.sub, (end, mul(diff, one_minus)))
+        elif op == "maximum":
+            y = g.call_function(torch.maximum, (x, arg(rest[0])))
+        elif op == "copy":
+            y = arg(rest[0])
+        elif op in ("sqrt", "abs", "neg"):
+            y = g.call_function(getattr(torch, op), (x,))
+        elif op == "clone":
+            y = g.call_method("clone", (x,))
+        else:  # pragma: no cover - Recorder only writes the names above
+            raise ValueError(f"unknown tape operation {op!r}")
+        values[out] = y
+        if in_place and out < n_inputs:
+            mutated.add(out)
+    for i in sorted(mutated):
+        # the only writes to memory: each mutated buffer once, with its final value
+        g.call_method("copy_", (inputs[i], values[i]))
+    g.output(None)
+    return fx.GraphModule(torch.nn.Module(), g)
+
+
+# ---- kernels -----------------------------------------------------------------------------------
+
+
+def compiler_available(device: torch.device) -> bool:
+    """Whether ``torch.compile`` can build fused kernels for ``device`` here."""
+    if BACKEND == "none":
+        return False
+    if BACKEND != "inductor":
+        return True
+    if device.type == "cuda":
+        return torch.cuda.is_available()
+    if device.type == "cpu":
+        cxx = os.environ.get("CXX") or "g++"
+        return any(shutil.which(c) for c in (cxx, "g++", "c++", "clang++"))
+    return False
+
+
+class _Kernel:
+    """The compiled (or, until compiled, eager) replay of one structure for one dtype/device."""
+
+    __slots__ = ("calls", "compiled", "failed", "graph")
+
+    def __init__(self, graph: fx.GraphModule) -> None:
+        self.graph = graph
+        self.compiled: Callable[..., Any] | None = None
+        self.calls = 0
+        self.failed = False
+
+
+class KernelCache:
+    """Process-wide kernels keyed by (structure, dtype, device); compiled on the second use."""
+
+    def __init__(self) -> None:
+        self._kernels: dict[tuple, _Kernel] = {}
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kernels.clear()
+
+    def __len__(self) -> int:
+        return len(self._kernels)
+
+    def compiled_count(self) -> int:
+        """How many kernels have been compiled (not counting eager ones)."""
+        return sum(k.compiled is not None for k in self._kernels.values())
+
+    def run(self, structure: tuple, inputs: Sequence[Tensor], scalars: Tensor) -> str:
+        """Run ``structure`` on ``inputs``.
+
+        Returns:
+            ``"compiled"``, ``"eager"`` (first use) or ``"failed"`` (compiling is impossible).
+        """
+        device, dtype = inputs[0].device, inputs[0].dtype
+        key = (structure, dtype, device.type, device.index, BACKEND)
+        with self._lock:
+            kernel = self._kernels.get(key)
+            if kernel is None:
+                kernel = self._kernels[key] = _Kernel(build_graph(structure, dtype))
+        kernel.calls += 1
+        if (
+            kernel.compiled is None
+            and not kernel.failed
+            and kernel.calls >= 2
+            and BACKEND != "none"
+        ):
+            if compiler_available(device):
+                kernel.compiled = torch.compile(
+                    kernel.graph, backend=BACKEND, dynamic=True, fullgraph=True
+                )
+            else:
+                self._fail(kernel, device, "no C++ compiler or unsupported device")
+        if kernel.compiled is not None:
+            try:
+                kernel.compiled(*inputs, scalars)
+                return "compiled"
+            except Exception as e:  # noqa: BLE001 - any compiler failure falls back to eager
+                # Compilation fails before the kernel writes anything, so the eager replay below
+                # starts from the same buffers.
+                kernel.compiled = None
+                self._fail(kernel, device, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        kernel.graph(*inputs, scalars)
+        return "failed" if kernel.failed else "eager"
+
+    def _fail(self, kernel: _Kernel, device: torch.device, reason: str) -> None:
+        kernel.failed = True
+        if device.type not in self._warned:
+            self._warned.add(device.type)
+            warnings.warn(
+                f"optimlab: fused optimizer kernels cannot be compiled on {device.type} "
+                f"({reason}); running the fused path without compilation",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+
+KERNELS = KernelCache()
+
+
+# ---- flat storage ------------------------------------------------------------------------------
+
+
+def flat_eligible(p: Tensor) -> bool:
+    """Parameters the fused path can place in a flat buffer: dense, real floating point."""
+    return p.layout == torch.strided and p.is_floating_point() and _dense(p)
+
+
+def _dense(p: Tensor) -> bool:
+    """Whether ``p``'s elements fill ``numel`` consecutive slots in some order of its dims."""
+    expected = 1
+    for stride, size in sorted((st, sz) for sz, st in zip(p.shape, p.stride()) if sz != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+class FlatBucket:
+    """The parameters of one (param group, device, dtype) and their state, in flat buffers.
+
+    ``param``, ``grad`` and ``buffers[name]`` are 1-d tensors; each parameter occupies
+    ``[offset, offset + numel)`` of them (with its own strides), offsets rounded up to 64 bytes.
+    The gaps hold zeros, on which every rule stays finite for ``eps > 0``. ``steps`` holds every
+    parameter's ``state["step"]`` (as 0-d views), so one addition advances them all.
+    """
+
+    def __init__(
+        self,
+        params: list[Tensor],
+        names: tuple[str, ...],
+        state: dict[Tensor, dict[str, Any]],
+        new_buffer: Callable[[str, Tensor], Tensor],
+    ) -> None:
+        p0 = params[0]
+        self.device, self.dtype, self.names = p0.device, p0.dtype, names
+        self.params = list(params)
+        align = max(1, _ALIGN_BYTES // p0.element_size())
+        self.offsets: list[int] = []
+        total = 0
+        for p in params:
+            self.offsets.append(total)
+            total += -(-p.numel() // align) * align
+        self.numel = total
+        self.param_numel = sum(p.numel() for p in params)
+        kw = {"device": self.device, "dtype": self.dtype}
+        self.param = torch.zeros(total, **kw)
+        self.grad = torch.zeros(total, **kw)
+        self.buffers = {n: torch.zeros(total, **kw) for n in names}
+        self.steps = torch.zeros(len(params), dtype=torch.float64)
+        self.param_views = [self._view(self.param, i) for i in range(len(params))]
+        self.grad_views = [self._view(self.grad, i) for i in range(len(params))]
+        self.buffer_views = {
+            n: [self._view(b, i) for i in range(len(params))] for n, b in self.buffers.items()
+        }
+        self.step_views = [self.steps[i] for i in range(len(params))]
+        for i, p in enumerate(params):
+            self.param_views[i].copy_(p)
+            s = state[p]
+            self.step_views[i].copy_(s["step"])
+            for n in names:
+                src = s[n] if n in s else new_buffer(n, p)
+                self.buffer_views[n][i].copy_(src)
+                s[n] = self.buffer_views[n][i]
+            s["step"] = self.step_views[i]
+            if p.grad is not None:
+                self.grad_views[i].copy_(p.grad)
+                p.grad = self.grad_views[i]
+            p.data = self.param_views[i]
+        self.data_ptrs = [p.data_ptr() for p in params]
+        first = float(self.steps[0])
+        self.step: int | None = int(first) if bool((self.steps == first).all()) else None
+
+    def _view(self, flat: Tensor, i: int) -> Tensor:
+        p = self.params[i]
+        return flat.as_strided(p.size(), p.stride(), self.offsets[i])
+
+    def intact(self, state: dict[Tensor, dict[str, Any]], names: tuple[str, ...]) -> bool:
+        """Whether parameters and state still live in these buffers (no ``p.data = ...``,
+        ``load_state_dict`` or change of the rule's buffers since they were built)."""
+        if names != self.names:
+            return False
+        for i, p in enumerate(self.params):
+            if p.data_ptr() != self.data_ptrs[i] or p.dtype != self.dtype:
+                return False
+            s = state.get(p)
+            if s is None or s.get("step") is not self.step_views[i]:
+                return False
+            for n in names:
+                if s.get(n) is not self.buffer_views[n][i]:
+                    return False
+        return True
+
+    def gather_grads(self) -> bool:
+        """Point every ``p.grad`` at the flat gradient buffer, copying gradients that autograd
+        allocated afresh (after ``zero_grad(set_to_none=True)``); False if one is missing."""
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if g is None or g.is_sparse:
+                return False
+        for i, p in enumerate(self.params):
+            view = self.grad_views[i]
+            if p.grad is not view:
+                view.copy_(p.grad)
+                p.grad = view
+        return True
+
+    def uniform_step(self) -> int | None:
+        """The step count all parameters share, or None if they differ."""
+        if self.step is None:
+            first = float(self.steps[0])
+            if bool((self.steps == first).all()):
+                self.step = int(first)
+        return self.step
+
+    def zero_grad(self) -> None:
+        """Zero the gradients in place: one pass over the flat buffer for those that live there."""
+        flat_done = False
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if g is None:
+                continue
+            if g is self.grad_views[i]:
+                if not flat_done:
+                    self.grad.zero_()
+                    flat_done = True
+            else:
+                if g.grad_fn is not None:
+                    g.detach_()
+                else:
+                    g.requires_grad_(False)
+                g.zero_()
+
+    def state_bytes(self) -> int:
+        """Bytes of per-element optimizer state held by this bucket (flat buffers, with gaps)."""
+        return sum(b.numel() * b.element_size() for b in self.buffers.values())

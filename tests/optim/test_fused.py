@@ -1,0 +1,345 @@
+"""The fused path (``fused=True``) against the multi-tensor reference path.
+
+Every registered optimizer under every convention, float32 and float64, several steps, two param
+groups (one with a tensor ``lr``), ``maximize``: parameters and the whole state must match the
+``foreach`` path. The full table runs the fused graphs uncompiled (``BACKEND = "none"``: the same
+tape, graph and flat buffers, without Inductor's compile time); a second table compiles with
+Inductor the operations every rule uses (both lerp branches, maximum, abs, copy, in-place and
+out-of-place arithmetic), sharing kernels across cases. Contract tests cover views, gradients
+that autograd writes, ``zero_grad``, ``state_dict``, recompiles, allocations and the fallback.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from optimlab import optim
+from optimlab.optim import _fused
+
+SHAPES_A = ((5, 7), (13,), (3, 4, 2), (), (0,))
+SHAPES_B = ((6,), (2, 3))
+TOL = {torch.float32: {"rtol": 1e-5, "atol": 2e-6}, torch.float64: {"rtol": 1e-12, "atol": 1e-13}}
+
+
+def _params(shapes, dtype, seed):
+    gen = torch.Generator().manual_seed(seed)
+    return [
+        torch.randn(s, generator=gen, dtype=torch.float64).to(dtype).requires_grad_(True)
+        for s in shapes
+    ]
+
+
+def _grads(params, step):
+    # depend on the parameters, so that a wrong update also changes later gradients
+    gen = torch.Generator().manual_seed(1000 + step)
+    return [
+        (
+            p.detach()
+            - 0.3
+            + 0.5 * torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype)
+        )
+        for p in params
+    ]
+
+
+def _run(name, convention, dtype, steps, maximize=False, none_grad_at=None, **hp):
+    """Two optimizers, foreach and fused, on equal copies; returns both and their params."""
+    runs = []
+    for flags in ({"foreach": True}, {"fused": True}):
+        a, b = _params(SHAPES_A, dtype, 0), _params(SHAPES_B, dtype, 1)
+        groups = [
+            {"params": a},
+            {"params": b, "lr": torch.tensor(3e-3, dtype=torch.float64)},
+        ]
+        opt = optim.create(name, groups, convention=convention, maximize=maximize, **flags, **hp)
+        for t in range(steps):
+            for p, g in zip(a + b, _grads(a + b, t)):
+                p.grad = g
+            if none_grad_at is not None and t in none_grad_at:
+                b[0].grad = None
+            opt.step()
+        runs.append((opt, a + b))
+    return runs
+
+
+def _assert_same(runs, dtype):
+    (ref, ref_params), (fused, fused_params) = runs
+    tol = TOL[dtype]
+    for p, q in zip(ref_params, fused_params):
+        torch.testing.assert_close(q.detach(), p.detach(), **tol)
+        assert q.shape == p.shape and q.dtype == p.dtype
+        sp, sq = ref.state.get(p, {}), fused.state.get(q, {})
+        assert sorted(sp) == sorted(sq)
+        for key, value in sp.items():
+            other = sq[key]
+            if isinstance(value, torch.Tensor):
+                assert other.shape == value.shape and other.dtype == value.dtype, key
+                torch.testing.assert_close(other, value, **tol, msg=lambda m, k=key: f"{k}: {m}")
+            else:
+                assert other == value, key
+
+
+@pytest.fixture
+def uncompiled(monkeypatch):
+    monkeypatch.setattr(_fused, "BACKEND", "none")
+
+
+@pytest.mark.parametrize("convention", optim.conventions())
+@pytest.mark.parametrize("name", optim.available())
+def test_fused_equals_foreach_every_optimizer_and_convention(uncompiled, name, convention):
+    for dtype in (torch.float32, torch.float64):
+        runs = _run(name, convention, dtype, steps=4)
+        _assert_same(runs, dtype)
+        assert {g["impl"] for g in runs[1][0].param_groups} == {"fused"}
+        assert {g["impl"] for g in runs[0][0].param_groups} == {"foreach"}
+
+
+@pytest.mark.parametrize(
+    "name, hp",
+    [
+        ("adam", {"weight_decay": 0.1}),
+        ("sgd", {"momentum": 0.9, "dampening": 0.1}),
+        ("rmsprop", {"centered": True, "momentum": 0.5}),
+        ("adamax", {}),
+    ],
+)
+def test_fused_equals_foreach_maximize_and_variants(uncompiled, name, hp):
+    for dtype in (torch.float32, torch.float64):
+        _assert_same(_run(name, "pytorch", dtype, steps=3, maximize=True, **hp), dtype)
+
+
+def test_missing_gradient_falls_back_and_stays_equal(uncompiled):
+    for dtype in (torch.float32, torch.float64):
+        runs = _run("adam", "pytorch", dtype, steps=5, none_grad_at={1, 2})
+        _assert_same(runs, dtype)
+    # the group whose parameter skipped steps now mixes step counts: multi-tensor path
+    assert runs[1][0].param_groups[1]["impl"] == "foreach"
+    assert runs[1][0].param_groups[0]["impl"] == "fused"
+
+
+# Compiled with Inductor: one case per operation family, float32 and float64. Kernels are shared
+# with every other test in the process through the kernel cache.
+COMPILED_CASES = [
+    ("adam", "pytorch", {}),  # lerp (low branch), addcmul, sqrt, div, addcdiv
+    ("amsgrad", "optax", {}),  # maximum of an out-of-place division
+    ("adamw", "keras", {}),  # decoupled decay, eps-hat
+    ("nadam", "pytorch", {}),  # two addcdiv with the same denominator
+    ("adamax", "keras", {}),  # abs, maximum, out-of-place add
+    ("momentum", "pytorch", {}),  # copy on step 1 (uncompiled), then mul/add
+    ("rmsprop", "pytorch", {"centered": True, "momentum": 0.9}),  # addcmul out of place
+    ("adadelta", "pytorch", {}),
+    ("sgd", "keras", {"momentum": 0.6}),  # lerp's high branch is ema form; velocity here
+    ("momentum", "paper", {"form": "ema", "momentum": 0.3}),  # lerp, high branch (weight 0.7)
+]
+
+
+@pytest.mark.parametrize(
+    "name, convention, hp", COMPILED_CASES, ids=[f"{n}-{c}" for n, c, _ in COMPILED_CASES]
+)
+def test_compiled_equals_foreach(name, convention, hp):
+    if not _fused.compiler_available(torch.device("cpu")):
+        pytest.skip("no C++ compiler for Inductor")
+    for dtype in (torch.float32, torch.float64):
+        runs = _run(name, convention, dtype, steps=4, **hp)
+        _assert_same(runs, dtype)
+        assert runs[1][0].param_groups[0]["impl"] == "fused"
+
+
+def _mlp(dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).to(
+        dtype
+    )
+
+
+def _train(model, opt, steps, set_to_none=True):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(32, 8, generator=gen, dtype=next(model.parameters()).dtype)
+    y = torch.randint(0, 3, (32,), generator=gen)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=set_to_none)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+def test_views_backward_and_zero_grad_keep_the_flat_buffers(uncompiled):
+    model = _mlp()
+    opt = optim.Adam(model.parameters(), lr=1e-2, fused=True)
+    _train(model, opt, 2, set_to_none=False)
+    (bucket,) = opt._flat_buckets(opt.param_groups[0]).values()
+    grad_ptrs = [p.grad.data_ptr() for p in model.parameters()]
+    for i, p in enumerate(model.parameters()):
+        assert p.data_ptr() == bucket.param[bucket.offsets[i] :].data_ptr()
+        assert p.grad is bucket.grad_views[i]
+        assert (
+            opt.state[p]["exp_avg"].data_ptr()
+            == bucket.buffers["exp_avg"][bucket.offsets[i] :].data_ptr()
+        )
+        assert bucket.offsets[i] * 4 % 64 == 0  # each parameter starts on a cache line
+    _train(model, opt, 2, set_to_none=False)
+    # autograd accumulated into the flat buffer: no gradient was copied or reallocated
+    assert [p.grad.data_ptr() for p in model.parameters()] == grad_ptrs
+    opt.zero_grad(set_to_none=False)
+    assert float(bucket.grad.abs().sum()) == 0.0
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_training_loop_matches_foreach(uncompiled, set_to_none):
+    ref, fused = _mlp(torch.float64), _mlp(torch.float64)
+    opt_ref = optim.create("nadam", ref.parameters(), foreach=True)
+    opt_fused = optim.create("nadam", fused.parameters(), fused=True)
+    _train(ref, opt_ref, 5, set_to_none)
+    _train(fused, opt_fused, 5, set_to_none)
+    for p, q in zip(ref.parameters(), fused.parameters()):
+        torch.testing.assert_close(q, p, **TOL[torch.float64])
+        torch.testing.assert_close(q.grad, p.grad, **TOL[torch.float64])
+
+
+def test_state_dict_round_trip_between_paths(uncompiled):
+    model = _mlp(torch.float64)
+    opt = optim.create("adam", model.parameters(), fused=True, amsgrad=True)
+    _train(model, opt, 3)
+    saved = opt.state_dict()
+    assert saved["param_groups"][0]["impl"] == "fused"
+    # per-parameter state tensors with the parameters' shapes, as torch.optim.Adam's
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    assert [tuple(saved["state"][i]["exp_avg"].shape) for i in range(len(shapes))] == shapes
+    twin = _mlp(torch.float64)
+    twin.load_state_dict(model.state_dict())
+    ref = optim.create("adam", twin.parameters(), foreach=True, amsgrad=True)
+    ref.load_state_dict(saved)
+    # loading into the fused optimizer itself rebuilds its buckets from the loaded tensors
+    opt.load_state_dict(ref.state_dict())
+    _train(model, opt, 3)
+    _train(twin, ref, 3)
+    for p, q in zip(twin.parameters(), model.parameters()):
+        torch.testing.assert_close(q, p, **TOL[torch.float64])
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step"):
+            torch.testing.assert_close(opt.state[q][key], ref.state[p][key], **TOL[torch.float64])
+
+
+def test_replaced_parameter_storage_rebuilds_the_bucket(uncompiled):
+    model = _mlp(torch.float64)
+    twin = _mlp(torch.float64)
+    opt = optim.create("rmsprop", model.parameters(), fused=True, momentum=0.9)
+    ref = optim.create("rmsprop", twin.parameters(), foreach=True, momentum=0.9)
+    _train(model, opt, 2)
+    _train(twin, ref, 2)
+    for p in model.parameters():
+        p.data = p.data.clone()  # what Module.to() or a manual re-assignment does
+    _train(model, opt, 2)
+    _train(twin, ref, 2)
+    for p, q in zip(twin.parameters(), model.parameters()):
+        torch.testing.assert_close(q, p, **TOL[torch.float64])
+    (bucket,) = opt._flat_buckets(opt.param_groups[0]).values()
+    assert next(model.parameters()).data_ptr() == bucket.param.data_ptr()
+
+
+def test_default_picks_fused_only_for_large_buckets(uncompiled, monkeypatch):
+    monkeypatch.setattr(_fused, "compiler_available", lambda device: True)
+    import optimlab.optim._base as base
+
+    monkeypatch.setattr(base, "compiler_available", lambda device: True)
+    monkeypatch.setattr(_fused, "AUTO_FUSED_MIN_NUMEL", 100)
+    small = [torch.zeros(10, requires_grad=True)]
+    large = [torch.zeros(200, requires_grad=True)]
+    for params, expected in ((small, "foreach"), (large, "fused")):
+        opt = optim.create("adam", params)
+        params[0].grad = torch.ones_like(params[0])
+        opt.step()
+        assert opt.param_groups[0]["impl"] == expected
+    for flags, expected in (({"foreach": True}, "foreach"), ({"foreach": False}, "forloop")):
+        opt = optim.create("adam", large, **flags)
+        opt.step()
+        assert opt.param_groups[0]["impl"] == expected
+    with pytest.raises(RuntimeError, match="cannot be `True` together"):
+        optim.create("adam", large, foreach=True, fused=True)
+
+
+def test_complex_parameters_use_the_reference_path(uncompiled):
+    z = torch.randn(4, dtype=torch.complex128, requires_grad=True)
+    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    opt = optim.create("adam", [z, x], fused=True)
+    ref_z, ref_x = z.detach().clone().requires_grad_(True), x.detach().clone().requires_grad_(True)
+    ref = optim.create("adam", [ref_z, ref_x], foreach=True)
+    for _ in range(3):
+        for p, q in ((z, ref_z), (x, ref_x)):
+            p.grad = p.detach() * 0.5 + 1
+            q.grad = q.detach() * 0.5 + 1
+        opt.step()
+        ref.step()
+    assert opt.param_groups[0]["impl"] == "foreach+fused"
+    torch.testing.assert_close(z, ref_z)
+    torch.testing.assert_close(x, ref_x)
+
+
+def test_failed_compile_warns_once_and_stays_correct(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler in this test")
+
+    monkeypatch.setattr(_fused, "BACKEND", "broken-for-test")
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runs = _run("adagrad", "keras", torch.float64, steps=4)
+    _assert_same(runs, torch.float64)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and "cannot be compiled" in messages[0]
+    assert runs[1][0].param_groups[0]["impl"] == "fused-eager"
+
+
+def test_no_recompile_and_no_allocation_with_changing_lr():
+    if not _fused.compiler_available(torch.device("cpu")):
+        pytest.skip("no C++ compiler for Inductor")
+    params = _params(SHAPES_A, torch.float32, 0)
+    opt = optim.create("adam", params, fused=True, lr=torch.tensor(0.01))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 / (1 + t))
+    for t in range(2):  # step 1 runs uncompiled, step 2 compiles (or loads from the cache)
+        for p, g in zip(params, _grads(params, t)):
+            p.grad = g
+        opt.step()
+        sched.step()
+    graphs, traced = counters["stats"]["unique_graphs"], counters["aot_autograd"]["total"]
+    compiled = _fused.KERNELS.compiled_count()
+    before = [p.detach().clone() for p in params]
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
+        for t in range(2, 8):
+            opt.step()
+            sched.step()
+    assert counters["stats"]["unique_graphs"] == graphs, "a changing lr or step recompiled"
+    assert _fused.KERNELS.compiled_count() == compiled
+    assert counters["aot_autograd"]["total"] == traced, "a graph was traced again"
+    assert all(not torch.equal(a, p) for a, p in zip(before, params) if p.numel())
+    # no per-step allocation proportional to the model: only the 0-d/1-d scalar tensors
+    allocated = sum(max(e.cpu_memory_usage, 0) for e in prof.events())
+    model_bytes = sum(p.numel() * 4 for p in params)
+    assert allocated < 6 * 1024, (allocated, model_bytes)
+
+
+@pytest.mark.gpu
+def test_cuda_compiled_equals_foreach():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    dev = torch.device("cuda")
+    for name in ("adam", "nadam", "adamax", "rmsprop"):
+        runs = []
+        for flags in ({"foreach": True}, {"fused": True}):
+            params = [
+                p.detach().to(dev).requires_grad_(True) for p in _params(SHAPES_A, torch.float32, 0)
+            ]
+            opt = optim.create(name, params, **flags)
+            for t in range(4):
+                for p, g in zip(params, _grads(params, t)):
+                    p.grad = g
+                opt.step()
+            runs.append((opt, params))
+        _assert_same(runs, torch.float32)
+        assert runs[1][0].param_groups[0]["impl"] == "fused"
