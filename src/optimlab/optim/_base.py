@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -283,5 +284,12 @@ class RuleOptimizer(Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state (see ``torch.optim.Optimizer.load_state_dict``); fused buckets are
         rebuilt from the loaded tensors at the next step."""
+        # torch.optim keeps the given tensors (``step`` is not even cast), so later steps would
+        # write into the caller's dict: load a copy (RELIABILITY.md C1)
+        state_dict = copy.deepcopy(state_dict)
+        # a torch.optim state_dict lacks optimlab's keys (form, eps_inside_sqrt...): keep ours
+        for saved, current in zip(state_dict.get("param_groups", ()), self.param_groups):
+            for key, value in current.items():
+                saved.setdefault(key, value)
         super().load_state_dict(state_dict)
         self.__dict__["_flat"] = {}
