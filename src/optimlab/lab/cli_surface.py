@@ -37,7 +37,8 @@ def surface(
         int | None, typer.Option(help="Number of steps. Default: the surface's.")
     ] = None,
     start: Annotated[
-        str | None, typer.Option(help="Start point x,y (e.g. --start=-1.5,2). Default: the surface's.")
+        str | None,
+        typer.Option(help="Start point x,y (e.g. --start=-1.5,2). Default: the surface's."),
     ] = None,
     tol: Annotated[
         float,
@@ -96,9 +97,17 @@ def surface(
     for run, files in results:
         table = Table(title=f"{run.surface.name}: {run.surface.formula}", title_justify="left")
         bounded = run.surface.bounded
-        for column in ("optimizer", "steps to tol" if bounded else "escaped at", "final value",
-                       "dist. to minimum" if bounded else "dist. to saddle", "diverged"):
-            table.add_column(column, justify="left" if column == "optimizer" else "right")
+        for column in (
+            "optimizer",
+            "steps to tol" if bounded else "escaped at",
+            "final value",
+            "dist. to minimum" if bounded else "dist. to saddle",
+            "diverged",
+        ):
+            if column == "optimizer":
+                table.add_column(column, overflow="fold")
+            else:
+                table.add_column(column, justify="right", no_wrap=True)
         for m in run.metrics:
             reached = m.steps_to_tolerance if bounded else m.escaped_at_step
             distance = m.distance_to_nearest_minimum if bounded else m.distance_to_critical_point

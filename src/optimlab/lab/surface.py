@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..optim import resolve
+from ..optim._base import scalar
 from .errors import UserError
 from .spec import OptimizerSpec, Phase, build_optimizer, parse_spec, split_specs
 from .surfaces import DEFAULT_SURFACES, Point, Surface, get_surface
@@ -169,7 +169,9 @@ def _as_spec(spec: str | OptimizerSpec) -> OptimizerSpec:
 
 
 def _phase_lr(phase: Phase) -> float:
-    return float(resolve(phase.name, phase.convention, **phase.hyperparameters)["lr"])
+    """The learning rate ``phase`` runs with: its own, else its convention's, else the class's."""
+    probe = build_optimizer(phase, [torch.zeros(2, dtype=torch.float64, requires_grad=True)])
+    return scalar(probe.defaults["lr"])
 
 
 def run_trajectory(
@@ -276,17 +278,18 @@ def tune_learning_rate(
 ) -> Trajectory:
     """The path of ``spec`` at the best learning rate of a small log-spaced grid.
 
-    Each candidate multiplies every phase's learning rate (given in the spec, else the
-    optimizer's default under its convention) by one of ``factors``, rounded to three significant
-    digits so that the label states exactly what ran. The best candidate has the lowest final
-    value among those that did not diverge; a diverged candidate is worst. Ties keep the earlier
-    (smaller) learning rate.
+    The grid is centred, per phase, on the learning rate the spec gives; else, on the value the
+    surface's own default set uses for that optimizer and convention (chosen to draw well on this
+    surface); else on the optimizer's default under its convention. Each candidate multiplies
+    every phase's centre by one of ``factors``, rounded to three significant digits so that the
+    label states exactly what ran. The best candidate has the lowest final value among those that
+    did not diverge; a diverged candidate is worst. Ties keep the earlier (smaller) rate.
 
     Returns:
         The chosen path, with ``tuned=True`` and ``lr`` written into its label.
     """
     spec = _as_spec(spec)
-    base = [_phase_lr(p) for p in spec.phases]
+    base = [_grid_centre(surface, p) for p in spec.phases]
     best: Trajectory | None = None
     for factor in factors:
         phases = tuple(
@@ -301,6 +304,18 @@ def tune_learning_rate(
     assert best is not None
     log.info("tuned %s on %s: %s", spec.label(), surface.name, best.label)
     return replace(best, tuned=True)
+
+
+def _grid_centre(surface: Surface, phase: Phase) -> float:
+    if "lr" in phase.hyperparameters:
+        return _phase_lr(phase)
+    for text in surface.optimizers:
+        for own in parse_spec(text).phases:
+            if (own.name, own.convention) == (phase.name, phase.convention) and (
+                "lr" in own.hyperparameters
+            ):
+                return _phase_lr(own)
+    return _phase_lr(phase)
 
 
 def measure(trajectory: Trajectory, surface: Surface, tol: float) -> PathMetrics:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -80,9 +80,14 @@ class Surface:
             object.__setattr__(
                 self, "critical_point", _point("critical_point", self.critical_point)
             )
+        value = self.value(self.start)
+        if not math.isfinite(value):
+            raise UserError(
+                f"Surface {self.name!r} is not finite at its start {self.start}: {value}"
+            )
         if not self.minima and self.escape_value is None:
             # unbounded (or unknown) below: escaping means going one unit below the start
-            object.__setattr__(self, "escape_value", self.value(self.start) - 1.0)
+            object.__setattr__(self, "escape_value", value - 1.0)
         if self.escape_value is not None and not math.isfinite(self.escape_value):
             raise UserError(
                 f"Invalid escape_value: {self.escape_value!r} (expected a finite number)"
@@ -194,10 +199,6 @@ class Surface:
         )
         surface.grid(3)  # fails here, not in the middle of a plot, when f is not elementwise
         return surface
-
-    def with_start(self, start: Point) -> Surface:
-        """The same surface started elsewhere."""
-        return replace(self, start=_point("start", start))
 
 
 def _check_name(name: str) -> None:
