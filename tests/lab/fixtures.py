@@ -113,7 +113,7 @@ def write_idx_dataset(
     return folder
 
 
-# --------------------------------------------------------------------------- CIFAR-10 (Python 2 pickle)
+# ------------------------------------------------------------- CIFAR-10 (Python 2 pickle)
 
 
 def _str(b: bytes) -> bytes:

@@ -36,7 +36,7 @@ def test_read_idx_round_trip(tmp_path, dtype, gz):
     array = (np.arange(2 * 3 * 4) - 7).reshape(2, 3, 4).astype(dtype)
     path = write_idx(tmp_path / "a.idx", array, gz=gz)
     got = data.read_idx(path)
-    assert got.dtype == np.dtype(dtype) and got.dtype.isnative
+    assert got.dtype == np.dtype(dtype) and got.dtype.isnative and got.flags.writeable
     np.testing.assert_array_equal(got, array)
 
 

