@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -329,3 +331,20 @@ def test_html_opens_in_chromium_without_errors(tmp_path, browser):
     assert errors == []
     assert "plotly" in dom and "slider-container" in dom and "updatemenu" in dom
     assert "sgd:lr=0.4 (diverged at step" in dom and "adam:lr=0.1" in dom
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_mp4_through_ffmpeg(tmp_path):
+    run = run_surface("saddle", "sgd:lr=0.02,adam:lr=0.02", steps=20)
+    files = write_outputs(run, tmp_path, fmt="mp4", max_frames=6)
+    (video,) = [f for f in files if f.suffix == ".mp4"]
+    data = video.read_bytes()
+    assert data[4:8] == b"ftyp" and len(data) > 1000
+    if shutil.which("ffprobe"):
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "stream=width,height,nb_frames",
+             "-of", "csv=p=0", str(video)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        # 6 frames, then the last held for LAST_FRAME_MS / FRAME_MS = 18 more
+        assert probe.stdout.strip() == "630,360,24"

@@ -851,7 +851,7 @@ def html_figure(run: SurfaceRun, max_frames: int = DEFAULT_MAX_FRAMES) -> dict:
             "y": [_number(v) for v in gy[:, 0]],
             "z": np.round(field, 4).tolist(),
             "colorscale": "Greys",
-            "reversescale": True,
+            "reversescale": False,
             "opacity": 0.6,
             "autocontour": False,
             "contours": {
