@@ -51,7 +51,8 @@ def _diverged(ax, group: OptimizerGroup, use_time: bool) -> None:
 def _save(fig, path: Path) -> None:
     buffer = io.BytesIO()
     # no creation date or version stamp: the same store gives the same bytes
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    # fixed margins instead of bbox_inches="tight", which draws every figure twice
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -62,7 +63,8 @@ def write_figures(data: ReportData, rows: list[SummaryRow], out: Path) -> list[P
     title = data.task or "comparison"
 
     def new(ylabel: str, xlabel: str, log: bool = False):
-        fig, ax = plt.subplots(figsize=(8, 5))
+        fig, ax = plt.subplots(figsize=(9, 5.4))
+        fig.subplots_adjust(left=0.09, right=0.98, top=0.93, bottom=0.12)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if log:
@@ -100,6 +102,6 @@ def write_figures(data: ReportData, rows: list[SummaryRow], out: Path) -> list[P
     shown = [(r, g) for r, g in zip(rows, data.groups) if math.isfinite(r.step_time_share_mean)]
     ax.bar([r.optimizer for r, _ in shown], [100 * r.step_time_share_mean for r, _ in shown],
            color=[g.color for _, g in shown])
-    ax.tick_params(axis="x", labelrotation=30)
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     finish(fig, ax, "step_share.png", "Time share of optimizer.step()")
     return paths

@@ -18,8 +18,8 @@ given in epochs and converted with the run's steps per epoch ``S``:
     ``CosineAnnealingLR``: ``lr_t = M + (lr_0 - M) * (1 + cos(pi*t/N)) / 2``; ``N`` (steps)
     defaults to the steps left in the run, ``M`` to 0.
 ``warmup:steps=N[,start_factor=F]``
-    ``LinearLR`` from ``F*lr_0`` (default ``F = 1/N``) up to ``lr_0`` over ``N`` steps, then
-    constant.
+    ``LinearLR`` from ``F*lr_0`` (default ``F = 1/N``) up to ``lr_0`` on the ``N``-th step, then
+    constant: with the default, step ``t`` (0-based) of the warm-up uses ``lr_0*(t+1)/N``.
 ``constant``
     no change (``ConstantLR`` with factor 1), useful as the last part of a composition.
 
@@ -169,8 +169,11 @@ def _build_part(
         return _lrs.CosineAnnealingLR(optimizer, T_max=t_max, eta_min=p.get("eta_min", 0.0))
     if part.name == "warmup":
         steps = int(p["steps"])
+        # steps t = 0..N-1 get lr_0 * (F + (1-F) * t/(N-1)); with F = 1/N that is lr_0*(t+1)/N,
+        # reaching lr_0 on the last warm-up step (as nanoGPT's get_lr)
         return _lrs.LinearLR(
-            optimizer, start_factor=p.get("start_factor", 1.0 / steps), end_factor=1.0, total_iters=steps
+            optimizer, start_factor=p.get("start_factor", 1.0 / steps), end_factor=1.0,
+            total_iters=max(1, steps - 1),
         )
     return _lrs.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
