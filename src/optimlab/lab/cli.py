@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "optimlab.lab.cli_compare",
     "optimlab.lab.cli_tune",
     "optimlab.lab.cli_surface",
+    "optimlab.lab.cli_bench",
 ]
 
 for _name in COMMAND_MODULES:
