@@ -382,13 +382,14 @@ _BUILTIN: tuple[Surface, ...] = (
         minima=((0.0, 0.0),),
         optimizers=(
             "sgd:lr=0.002",
-            "momentum:lr=0.002",
+            "momentum:lr=0.01",
             "adagrad:lr=0.5",
-            "rmsprop:lr=0.05",
+            "rmsprop:lr=0.2",
             "adam:lr=0.3",
         ),
         steps=300,
-        description="a grid of local minima around the global one at (0, 0)",
+        description="a grid of local minima around the global one at (0, 0): most paths stop "
+        "in the nearest one, larger steps hop a few cells",
     ),
     Surface(
         name="monkey-saddle",
@@ -400,7 +401,7 @@ _BUILTIN: tuple[Surface, ...] = (
         escape_value=-1.0,
         optimizers=(
             "sgd:lr=0.02",
-            "momentum:lr=0.01",
+            "momentum:lr=0.003",
             "adagrad:lr=0.1",
             "rmsprop:lr=0.01",
             "adam:lr=0.02",
