@@ -129,6 +129,13 @@ def test_idx_layouts(tmp_path):
     assert len(data.load_idx_dataset("fashion-mnist", tmp_path / "both").x_train) == 40
 
 
+def test_default_data_dir_from_environment(tmp_path, monkeypatch):
+    write_idx_dataset(tmp_path / "fashion-mnist", n_train=10, n_test=10)
+    monkeypatch.setenv("OPTIMLAB_DATA_DIR", str(tmp_path))
+    assert data.default_data_dir() == tmp_path
+    assert len(data.load_idx_dataset("fashion-mnist", None).x_train) == 10
+
+
 def test_raw_preferred_and_gz_equal(tmp_path):
     a = write_idx_dataset(tmp_path / "a", n_train=10, n_test=10, gz=True, seed=5)
     b = write_idx_dataset(tmp_path / "b", n_train=10, n_test=10, gz=False, seed=5)
