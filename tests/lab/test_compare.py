@@ -1,0 +1,93 @@
+"""Comparisons end to end in-process: plan, store, skip finished runs, divergence, report files."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from optimlab.lab.compare import CompareConfig, CompareListener, compare
+from optimlab.lab.errors import UserError
+from optimlab.lab.report import SUMMARY_COLUMNS
+from optimlab.lab.store import Store
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_plan_is_optimizer_major_with_seeds_from_zero():
+    plan = CompareConfig(task="digits-mlp", optimizers=("sgd:lr=0.05", "adam"), seeds=2, epochs=1).plan()
+    assert [(s.optimizer, s.seed) for s in plan] == [("sgd:lr=0.05", 0), ("sgd:lr=0.05", 1), ("adam", 0),
+                                                      ("adam", 1)]
+    defaults = CompareConfig(task="mnist-mlp").resolved()
+    assert [o.split(":")[0] for o in defaults["optimizers"]] == [
+        "sgd", "momentum", "nag", "adagrad", "adadelta", "rmsprop", "adam", "nadam", "adamax"]
+    assert (defaults["epochs"], defaults["seeds"]) == (5, 3)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (CompareConfig(task="nope"), "Unknown task 'nope' .*mnist-mlp"),
+        (CompareConfig(task="digits-mlp", optimizers=("adamm",)), "Unknown optimizer 'adamm' .*adam"),
+        (CompareConfig(task="digits-mlp", optimizers=("adam:lr=-1",)), "Invalid learning rate"),
+        (CompareConfig(task="digits-mlp", optimizers=("adam", "adam")), "listed twice"),
+        (CompareConfig(task="digits-mlp", seeds=0), "Invalid number of seeds 0"),
+        (CompareConfig(task="digits-mlp", epochs=0), "Invalid epochs 0"),
+        (CompareConfig(task="digits-mlp", batch_size="half"), "Invalid batch size 'half'"),
+        (CompareConfig(task="digits-mlp", schedule="poly"), "Unknown schedule 'poly'"),
+    ],
+)
+def test_bad_configurations_are_user_errors(tmp_path, config, message):
+    with pytest.raises(UserError, match=message):
+        compare(config, tmp_path / "out", report=False)
+    assert not (tmp_path / "out").exists()  # nothing written before the configuration is valid
+
+
+def test_diverged_run_is_recorded_while_the_others_finish(tmp_path):
+    events = []
+
+    class Listener(CompareListener):
+        def run_finished(self, index, spec, result):
+            events.append((index, None if result is None else result.status))
+
+    config = CompareConfig(task="digits-mlp", optimizers=("adam:lr=0.001", "sgd:lr=1e6"), seeds=2, epochs=2)
+    outcome = compare(config, tmp_path, listener=Listener())
+    assert events == [(0, "finished"), (1, "finished"), (2, "diverged"), (3, "diverged")]
+    diverged = [r for r in outcome.results if r.status == "diverged"]
+    with Store.open(tmp_path) as store:
+        for r in diverged:
+            assert store.runs()[2 + r.spec.seed].diverged_step == r.diverged_step
+            assert store.count_rows("steps", r.spec.run_id()) == r.diverged_step
+    rows = {r.optimizer: r for r in outcome.summary}
+    assert rows["sgd:lr=1000000.0"].diverged_runs == 2 and rows["sgd:lr=1000000.0"].seeds == 2
+    assert rows["adam:lr=0.001"].diverged_runs == 0
+    with open(tmp_path / "summary.csv", newline="") as f:
+        table = list(csv.reader(f))
+    assert tuple(table[0]) == SUMMARY_COLUMNS
+    sgd = dict(zip(table[0], table[2]))
+    # never averaged in: no finished run of sgd, so its means are empty, not nan or a number
+    assert (sgd["final_train_loss_mean"], sgd["test_accuracy_mean"], sgd["diverged_runs"]) == ("", "", "2")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    for r in diverged:
+        assert f"seed {r.spec.seed} at step {r.diverged_step}" in page
+    for name in ("loss.png", "loss_time.png", "accuracy.png", "step_share.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    again = compare(config, tmp_path, resume=True, report=False)
+    assert again.results == [] and len(again.skipped) == 4  # finished and diverged runs are skipped
+
+
+def test_a_new_comparison_replaces_the_folder(tmp_path):
+    compare(CompareConfig(task="digits-mlp", optimizers=("sgd:lr=0.05",), seeds=1, epochs=1), tmp_path,
+            report=False)
+    compare(CompareConfig(task="digits-mlp", optimizers=("adam",), seeds=1, epochs=1), tmp_path, report=False)
+    with Store.open(tmp_path) as store:
+        assert [r.optimizer for r in store.runs()] == ["adam"]
+        assert store.get_experiment()["optimizers"] == ["adam"]
