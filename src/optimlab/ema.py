@@ -41,7 +41,8 @@ class EWMA:
         if isinstance(x, torch.Tensor):
             if self.average is None:
                 self.average = torch.zeros_like(x, dtype=torch.promote_types(x.dtype, torch.float32))
-            ema_(self.average, x, self.beta)
+            # lerp_ needs both operands in one floating dtype (integer inputs are averaged as floats)
+            ema_(self.average, x.to(self.average.dtype), self.beta)
         else:
             self.average = ema_scalar(0.0 if self.average is None else self.average, float(x), self.beta)
         return self.value

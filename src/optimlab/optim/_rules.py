@@ -213,6 +213,17 @@ def ema_scalar(avg: float, x: float, beta: float) -> float:
     return avg + (1 - beta) * (x - avg)
 
 
+def full_state_like(p: Tensor, value: float) -> Tensor:
+    """A state tensor shaped like ``p`` whose every element starts at ``value``.
+
+    A complex parameter is optimized as its real and imaginary parts (``view_as_real``), so both
+    parts start at ``value``: ``value + value*1j``. (torch.optim.Adagrad fills ``value + 0j``,
+    which starts the imaginary parts' accumulators at zero.)
+    """
+    fill = complex(value, value) if p.is_complex() else value
+    return torch.full_like(p, fill, memory_format=torch.preserve_format)
+
+
 def bias_correction(beta: float, step: int) -> float:
     """``1 - beta**step``: the mass an EWMA started at zero has gathered after ``step`` updates."""
     return 1 - beta**step

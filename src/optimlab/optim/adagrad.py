@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ._base import RuleOptimizer, scalar
-from ._rules import ArrayLike, apply_weight_decay, sqrt_denominator
+from ._rules import ArrayLike, apply_weight_decay, full_state_like, sqrt_denominator
 from ._validate import check_bool, check_lr, check_non_negative
 
 
@@ -99,9 +99,7 @@ class Adagrad(RuleOptimizer):
         super().__init__(params, defaults)
 
     def _new_buffer(self, name, p, group) -> torch.Tensor:
-        return torch.full_like(
-            p, group["initial_accumulator_value"], memory_format=torch.preserve_format
-        )
+        return full_state_like(p, group["initial_accumulator_value"])
 
     def _update(self, group, step, params, grads, buffers, states) -> None:
         adagrad_rule(

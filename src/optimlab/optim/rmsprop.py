@@ -7,7 +7,15 @@ from typing import Any
 import torch
 
 from ._base import RuleOptimizer, scalar
-from ._rules import ArrayLike, apply_weight_decay, bias_correction, ema_, ema_sq_, sqrt_denominator
+from ._rules import (
+    ArrayLike,
+    apply_weight_decay,
+    bias_correction,
+    ema_,
+    ema_sq_,
+    full_state_like,
+    sqrt_denominator,
+)
 from ._validate import (
     check_bool,
     check_choice,
@@ -156,9 +164,7 @@ class RMSprop(RuleOptimizer):
 
     def _new_buffer(self, name, p, group) -> torch.Tensor:
         if name == "square_avg":
-            return torch.full_like(
-                p, group["initial_accumulator_value"], memory_format=torch.preserve_format
-            )
+            return full_state_like(p, group["initial_accumulator_value"])
         return super()._new_buffer(name, p, group)
 
     def _update(self, group, step, params, grads, buffers, states) -> None:
