@@ -251,8 +251,12 @@ def _default(phase: Phase, key: str) -> Any:
 
 
 def trial_spec(phase: Phase, hps: dict[str, Any]) -> str:
-    """The spec text of ``phase`` with hyperparameters ``hps`` (parses back exactly)."""
-    return Phase(phase.name, phase.convention, hps, None).label()
+    """The spec text of ``phase`` with hyperparameters ``hps`` (parses back exactly).
+
+    Exponents are written without ``+`` (``1e+37`` -> ``1e37``): ``+`` separates the phases of
+    a spec, and no other part of a label can contain it.
+    """
+    return Phase(phase.name, phase.convention, hps, None).label().replace("e+", "e")
 
 
 def parse_lr_range(text: str | None) -> tuple[float, float] | None:
@@ -431,6 +435,7 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None,
     password.
     """
     _check_url(url)
+    given, url = url, _with_driver(url)
     engine_kwargs: dict[str, Any] = {}
     sqlite = url.startswith("sqlite")
     if sqlite:
@@ -440,29 +445,50 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None,
         engine_kwargs = {"connect_args": {"timeout": 60.0, "isolation_level": None}}
     else:
         engine_kwargs = {"pool_pre_ping": True}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            storage = RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period if heartbeat_interval else None,
-                heartbeat_stale_trial_callback=(
-                    _retry_callback(max_retry) if heartbeat_interval else None
-                ),
-            )
-    except ImportError as e:
-        raise UserError(f"Cannot open storage {mask_url(url)}: {scrub(str(e), url)} "
-                        "(for PostgreSQL: pip install psycopg2-binary)") from None
-    except (SQLAlchemyError, StorageInternalError, ValueError, OSError) as e:
-        first = scrub(str(e), url).strip().splitlines()
-        raise UserError(
-            f"Cannot open storage {mask_url(url)}: {first[0] if first else type(e).__name__}"
-        ) from None
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                storage = RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period if heartbeat_interval else None,
+                    heartbeat_stale_trial_callback=(
+                        _retry_callback(max_retry) if heartbeat_interval else None
+                    ),
+                )
+            break
+        except ImportError as e:
+            raise UserError(f"Cannot open storage {mask_url(given)}: {scrub(str(e), url)} "
+                            "(for PostgreSQL: pip install psycopg2-binary)") from None
+        except (SQLAlchemyError, StorageInternalError, ValueError, OSError) as e:
+            # processes that open a new storage at once race to create its tables: retry
+            if attempt < 4 and isinstance(e, (SQLAlchemyError, StorageInternalError)):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            first = scrub(str(e), url).strip().splitlines()
+            raise UserError(
+                f"Cannot open storage {mask_url(given)}: {first[0] if first else type(e).__name__}"
+            ) from None
     if sqlite:
         _serialize_sqlite(storage)
     return storage
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; optimlab depends on psycopg2
+    (``psycopg2-binary``), so a bare URL uses psycopg2 unless psycopg 3 is importable.
+    """
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
 
 
 def _retry_callback(max_retry: int) -> Callable[[optuna.Study, FrozenTrial], None]:
@@ -715,16 +741,14 @@ def work(storage_url: str, name: str, *, worker_id: str = "0", run_fn: RunFn | N
     start = _derive_seed(worker_id) % len(subs) if worker_id != "0" else 0
     order = subs[start:] + subs[:start]
     poll = poll_s if poll_s is not None else min(1.0, cfg.heartbeat_interval / 2)
+    studies = {sub: optuna.load_study(study_name=sub, storage=storage) for sub, _, _ in subs}
     while True:
-        claimed = None
-        for sub, task, optimizer in order:
-            study = optuna.load_study(study_name=sub, storage=storage, sampler=samplers[sub],
-                                      pruner=pruner)
-            _fail_stale(study)
-            trial_id = _claim(storage, ids[sub])
-            if trial_id is not None:
-                claimed = (sub, task, optimizer, study, trial_id)
-                break
+        claimed = _claim_any(storage, order, ids)
+        if claimed is None:
+            # nothing waiting: turn the trials of dead workers into waiting retries, look again
+            for sub, _, _ in subs:
+                _fail_stale(studies[sub])
+            claimed = _claim_any(storage, order, ids)
         if claimed is None:
             running = any(
                 storage.get_all_trials(ids[sub], deepcopy=False, states=(TrialState.RUNNING,))
@@ -734,11 +758,23 @@ def work(storage_url: str, name: str, *, worker_id: str = "0", run_fn: RunFn | N
                 return report
             time.sleep(poll)
             continue
-        sub, task, optimizer, study, trial_id = claimed
+        (sub, task, optimizer), trial_id = claimed
+        # a fresh Study per trial: its trial cache (read by the sampler) starts empty
+        study = optuna.load_study(study_name=sub, storage=storage, sampler=samplers[sub],
+                                  pruner=pruner)
         frozen = _run_trial(storage, cfg, study, trial_id, task, optimizer, worker_id, run_fn)
         report.trials.append((sub, frozen.number, frozen.state.name))
         if on_trial is not None:
             on_trial(sub, frozen)
+
+
+def _claim_any(storage: RDBStorage, order: Sequence[tuple[str, str, str]], ids: dict[str, int]
+               ) -> tuple[tuple[str, str, str], int] | None:
+    for entry in order:
+        trial_id = _claim(storage, ids[entry[0]])
+        if trial_id is not None:
+            return entry, trial_id
+    return None
 
 
 def _run_trial(storage: RDBStorage, cfg: TuneConfig, study: optuna.Study, trial_id: int,

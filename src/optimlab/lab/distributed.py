@@ -1,0 +1,301 @@
+"""Data-parallel training of a run under DDP or FSDP2, and the ``--nproc`` launcher (torchrun).
+
+One :class:`~optimlab.lab.runner.RunSpec` is trained by ``world`` processes. Every process builds
+the model under the run's seed (the same initial weights as :func:`optimlab.lab.runner.run`) and
+draws the same data order (the runner's per-epoch generator), so the global batches are the
+runner's. Each global batch of ``B`` rows is cut into ``world`` contiguous shards of
+``n_r`` rows; rank ``r`` computes
+
+    loss_r = (1/n_r) * sum_{i in shard r} l_i * (n_r * world / B)
+
+and backpropagates it. DDP (``torch.nn.parallel.DistributedDataParallel``) and FSDP2
+(``torch.distributed.fsdp.fully_shard``) both average gradients over ranks, so every rank ends
+up with ``(1/world) * sum_r grad loss_r = (1/B) * sum_i grad l_i``: the gradient of the global
+batch's mean loss, whatever the shard sizes (the last batch of an epoch may not split evenly).
+The optimizer then takes the same step as in one process. Results agree with single-process
+training up to the order of floating-point sums (bitwise in no case; to ~1e-15 in float64).
+
+Under FSDP2 the parameters are ``DTensor`` shards and every optimizer of :mod:`optimlab.optim`
+updates its shard with the same elementwise rule (all of them are elementwise). The optimizers
+run their per-tensor path there (``foreach=False`` unless the spec sets it): in torch 2.13
+``DTensor`` has no sharding strategy for ``aten._foreach_copy_``, which the foreach path uses.
+
+The launcher (:func:`launch`) runs ``python -m torch.distributed.run --standalone
+--nproc_per_node N -m optimlab.lab.distributed ...``; rank 0 writes the result as JSON and the
+launcher reads it back as a :class:`~optimlab.lab.runner.RunResult`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .errors import UserError
+from .spec import build_optimizer, parse_spec
+
+MODES = ("ddp", "fsdp")
+
+
+def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of rank ``rank`` when ``n`` rows are cut into ``world`` shards.
+
+    Shards are contiguous and their sizes differ by at most one (the first ``n % world`` ranks
+    get one more row).
+    """
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def _wrap(model: nn.Module, mode: str | None) -> nn.Module:
+    if mode is None:
+        return model
+    if mode == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model)
+    if mode == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for module in model.modules():
+            if module is not model and any(True for _ in module.parameters(recurse=False)):
+                fully_shard(module)
+        fully_shard(model)
+        return model
+    raise UserError(f"Unknown distributed mode {mode!r} (expected one of {', '.join(MODES)})")
+
+
+def full_parameters(model: nn.Module) -> dict[str, Tensor]:
+    """Every parameter as a whole tensor (FSDP2 shards are gathered: call it on every rank)."""
+    out = {}
+    for name, p in model.named_parameters():
+        t = p.detach()
+        if hasattr(t, "full_tensor"):
+            t = t.full_tensor()
+        out[name.removeprefix("module.")] = t.clone()
+    return out
+
+
+def train(spec: Any, *, mode: str | None = None, data: Any = None,
+          dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+          return_parameters: bool = False) -> dict[str, Any]:
+    """Train ``spec`` in this process, data-parallel over the initialised process group if any.
+
+    Args:
+        spec: a :class:`~optimlab.lab.runner.RunSpec` (single-phase optimizer; no schedule).
+        mode: ``"ddp"``, ``"fsdp"``, or None for one process (no process group needed).
+        data: :class:`~optimlab.lab.tasks.DataOptions`.
+        dtype: cast the model and the data to this dtype (e.g. ``torch.float64``).
+        device: where the model and data live (default: CPU).
+        return_parameters: include ``"parameters"`` (name -> full tensor) in the result.
+
+    Returns:
+        On every rank: ``{"result": RunResult fields as a dict, "parameters": ...}``; the metrics
+        are the global ones (losses averaged over all ranks' rows).
+    """
+    from . import runner
+    from .tasks import DataOptions, get_task
+
+    data = data if data is not None else DataOptions()
+    world = dist.get_world_size() if mode is not None else 1
+    rank = dist.get_rank() if mode is not None else 0
+    task = get_task(spec.task)
+    opt_spec = parse_spec(spec.optimizer)
+    if len(opt_spec.phases) != 1 or spec.schedule is not None:
+        raise UserError("Distributed runs take a single-phase optimizer spec and no schedule")
+    epochs = task.epochs if spec.epochs is None else spec.epochs
+    dataset = runner.load_dataset(task, data, spec.validation_fraction)
+    x_train, y_train, x_test, y_test = (dataset.x_train, dataset.y_train, dataset.x_test,
+                                        dataset.y_test)
+    if dtype is not None:
+        x_train, x_test = x_train.to(dtype), x_test.to(dtype)
+    if device is not None:
+        x_train, y_train, x_test, y_test = (t.to(device) for t in (x_train, y_train, x_test, y_test))
+    n = len(x_train)
+    bs = runner.resolve_batch_size(spec.batch_size, task.batch_size, n)
+
+    torch.manual_seed(spec.seed)
+    random.seed(spec.seed)
+    np.random.seed(spec.seed & 0xFFFFFFFF)
+    model = task.model()
+    if dtype is not None:
+        model = model.to(dtype)
+    if device is not None:
+        model = model.to(device)
+    model.train()
+    model = _wrap(model, mode)
+    phase = opt_spec.phases[0]
+    if mode == "fsdp" and "foreach" not in phase.hyperparameters:
+        # DTensor (torch 2.13) has no sharding rule for aten._foreach_copy_, which the foreach
+        # path uses; the per-tensor path runs the same rule with DTensor-supported ops
+        phase = replace(phase, hyperparameters={**phase.hyperparameters, "foreach": False})
+    optimizer = build_optimizer(phase, model.parameters())
+    generator = torch.Generator()
+    loss_fn = task.loss
+    step_losses: list[float] = []
+    records: list[Any] = []
+    wall = 0.0
+    diverged_step = None
+    for epoch in range(epochs):
+        generator.manual_seed(runner._epoch_seed(spec.seed, epoch))
+        order = None if bs >= n else torch.randperm(n, generator=generator)
+        start = time.perf_counter()
+        epoch_losses = []
+        for b in range(0, n, bs):
+            idx = torch.arange(n) if order is None else order[b:b + bs]
+            if device is not None:
+                idx = idx.to(device)
+            lo, hi = shard_bounds(len(idx), world, rank)
+            mine = idx[lo:hi]
+            optimizer.zero_grad(set_to_none=True)
+            if len(mine):
+                out = model(x_train[mine])
+                local = loss_fn(out, y_train[mine])
+                loss = local * (len(mine) * world / len(idx))
+                total = local.detach() * len(mine)
+            else:  # an empty shard still joins the gradient all-reduce
+                loss = sum(p.sum() * 0 for p in model.parameters())
+                total = torch.zeros((), dtype=x_train.dtype, device=x_train.device)
+            if mode is not None:
+                total = total.clone()
+                dist.all_reduce(total)
+            value = total.item() / len(idx)
+            step_losses.append(value)
+            if not math.isfinite(value):
+                diverged_step = len(step_losses)
+                break
+            loss.backward()
+            optimizer.step()
+            epoch_losses.append(value)
+        wall += time.perf_counter() - start
+        if diverged_step is not None:
+            break
+        test_loss, test_accuracy = _evaluate(model, loss_fn, x_test, y_test)
+        records.append(runner.EpochRecord(epoch + 1, sum(epoch_losses) / len(epoch_losses),
+                                          test_loss, test_accuracy, wall, len(step_losses)))
+    result = runner.RunResult(
+        spec=spec, status="diverged" if diverged_step is not None else "finished",
+        diverged_step=diverged_step, step_losses=step_losses, epochs=records, wall_time_s=wall,
+        step_time_share=math.nan, source=dataset.source,
+    )
+    out: dict[str, Any] = {"result": result}
+    if return_parameters:
+        out["parameters"] = full_parameters(model)
+    return out
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, loss_fn: Any, x: Tensor, y: Tensor) -> tuple[float, float]:
+    # every rank evaluates the whole split: FSDP2's forward needs all ranks, and the numbers agree
+    model.eval()
+    outputs = model(x)
+    model.train()
+    loss = float(loss_fn(outputs, y))
+    accuracy = float((outputs.argmax(dim=1) == y).double().mean())
+    return loss, accuracy
+
+
+def result_to_json(result: Any) -> dict[str, Any]:
+    data = asdict(result)
+    data["spec"] = asdict(result.spec)
+    return data
+
+
+def result_from_json(data: dict[str, Any]) -> Any:
+    from . import runner
+
+    spec = runner.RunSpec(**data.pop("spec"))
+    epochs = [runner.EpochRecord(e["epoch"], float(e["train_loss"]), float(e["test_loss"]),
+                                 float(e["test_accuracy"]), float(e["wall_time_s"]), e["step"])
+              for e in data.pop("epochs")]
+    data["step_losses"] = [float(v) for v in data["step_losses"]]
+    data["step_times_s"] = [float(v) for v in data.get("step_times_s", [])]
+    for key in ("wall_time_s", "step_time_share"):
+        data[key] = float(data[key])
+    return runner.RunResult(spec=spec, epochs=epochs, **data)
+
+
+def launch(spec: Any, nproc: int, *, mode: str = "ddp", data_dir: Path | None = None,
+           timeout_s: float | None = None) -> Any:
+    """Train ``spec`` with ``nproc`` processes under torchrun; the :class:`RunResult` of rank 0.
+
+    Uses the gloo backend on CPU and NCCL when every process has a CUDA device.
+    """
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise UserError(f"Invalid --nproc {nproc!r} (expected a whole number >= 1)")
+    if mode not in MODES:
+        raise UserError(f"Unknown distributed mode {mode!r} (expected one of {', '.join(MODES)})")
+    with tempfile.TemporaryDirectory() as tmp:
+        result_path = Path(tmp) / "result.json"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={nproc}", "-m", "optimlab.lab.distributed",
+               "--spec", json.dumps(asdict(spec)), "--mode", mode, "--result", str(result_path)]
+        if data_dir is not None:
+            cmd += ["--data-dir", str(data_dir)]
+        env = dict(os.environ)
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s,
+                              check=False)
+        if proc.returncode != 0 or not result_path.is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            raise UserError(f"Distributed run of {spec.run_id()} failed (exit {proc.returncode}): "
+                            + " | ".join(tail))
+        return result_from_json(json.loads(result_path.read_text(encoding="utf-8")))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of each torchrun process (reads RANK, WORLD_SIZE, MASTER_ADDR from env)."""
+    from . import runner
+    from .checkpoint import atomic_write_text
+    from .tasks import DataOptions
+
+    parser = argparse.ArgumentParser(prog="python -m optimlab.lab.distributed")
+    parser.add_argument("--spec", required=True, help="RunSpec fields as JSON")
+    parser.add_argument("--mode", choices=MODES, default="ddp")
+    parser.add_argument("--result", required=True, type=Path)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    spec = runner.RunSpec(**json.loads(args.spec))
+    use_cuda = torch.cuda.is_available() and torch.cuda.device_count() >= int(
+        os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    device = None
+    if use_cuda:  # pragma: no cover - needs GPUs
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    try:
+        out = train(spec, mode=args.mode, data=DataOptions(data_dir=args.data_dir), device=device)
+        if dist.get_rank() == 0:
+            atomic_write_text(args.result, json.dumps(_finite(result_to_json(out["result"]))))
+    finally:
+        dist.destroy_process_group()
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN/Inf: encode them as strings that float() reads back
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+if __name__ == "__main__":
+    main()

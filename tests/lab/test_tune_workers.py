@@ -1,0 +1,146 @@
+"""Several tuning worker processes on one study: SQLite, a real PostgreSQL server, kill -9.
+
+Each worker is ``python tests/lab/test_tune.py worker NAME ID`` (the tuner's worker loop with the
+synthetic tasks registered); the storage URL goes through ``OPTIMLAB_STORAGE``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from optimlab.lab import tune
+
+HERE = Path(__file__).resolve().parent
+POSTGRES_ENV = "OPTIMLAB_TEST_POSTGRES_URL"
+
+
+def _create(url: str, name: str, **kw) -> tune.TuneConfig:
+    sys.path.insert(0, str(HERE))
+    try:
+        import test_tune  # registers the synthetic tasks in this process
+    finally:
+        sys.path.remove(str(HERE))
+    assert test_tune.CENTERS is not None
+    args = {"tasks": ["synth-blobs"], "optimizers": "sgd,adam", "budget": 3, "epochs": 1, "seeds": 2,
+                "heartbeat_interval": 1, "grace_period": 2}
+    args.update(kw)
+    cfg = tune.TuneConfig.create(**args)
+    tune.create_study(tune.open_storage(url), name, cfg)
+    return cfg
+
+
+def _start(url: str, name: str, worker_id: str) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1", **{tune.STORAGE_ENV: url})
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "test_tune.py"), "worker", name, worker_id],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _finish(procs: list[subprocess.Popen], timeout: float = 150) -> str:
+    out = []
+    for p in procs:
+        text, _ = p.communicate(timeout=timeout)
+        out.append(text)
+    return "\n".join(out)
+
+
+def _check_exact_budget(url: str, name: str, cfg: tune.TuneConfig, *, failed: int = 0) -> None:
+    storage = tune.open_storage(url)
+    n_failed = 0
+    for sub, _, _ in cfg.studies(name):
+        trials = storage.get_all_trials(storage.get_study_id_from_name(sub))
+        done = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+        assert len(done) == cfg.budget, (sub, [t.state.name for t in trials])
+        # one finished trial per budget slot: none run twice, none lost
+        assert sorted(t.user_attrs["slot"] for t in done) == list(range(cfg.budget))
+        assert not [t for t in trials if t.state.name in ("WAITING", "RUNNING")]
+        n_failed += sum(t.state.name == "FAIL" for t in trials)
+    assert n_failed == failed
+
+
+def _two_workers(url: str, name: str) -> tuple[tune.TuneConfig, str]:
+    # the workers start first and wait for the study: both begin when it is ready
+    procs = [_start(url, name, str(i)) for i in range(2)]
+    cfg = _create(url, name)
+    output = _finish(procs)
+    assert [p.returncode for p in procs] == [0, 0], output
+    return cfg, output
+
+
+def test_two_workers_on_sqlite_finish_exactly_the_budget(tmp_path):
+    url = tune.default_storage_url(tmp_path)
+    cfg, _ = _two_workers(url, "s")
+    _check_exact_budget(url, "s", cfg)
+    storage = tune.open_storage(url)
+    workers = {t.user_attrs["worker"].split("@")[0]
+               for sub, _, _ in cfg.studies("s")
+               for t in storage.get_all_trials(storage.get_study_id_from_name(sub))}
+    assert workers == {"0", "1"}  # both took part
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_finish_exactly_the_budget():
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set (.ci/run starts a PostgreSQL server and sets it)")
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    cfg, output = _two_workers(url, name)
+    _check_exact_budget(url, name, cfg)
+    password = tune._password(url)
+    assert password and password not in output
+    from optimlab.lab.tune_report import summarize
+
+    results = tune.load_results(tune.open_storage(url), name)
+    assert password not in results.storage and "***" in results.storage
+    assert len(summarize(results)[0].rows) == 2
+
+
+def test_a_worker_killed_mid_trial_loses_nothing_and_duplicates_nothing(tmp_path):
+    url = tune.default_storage_url(tmp_path)
+    procs = {str(i): _start(url, "s", str(i)) for i in range(2)}
+    cfg = _create(url, "s", optimizers="sgd", budget=4, epochs=2)
+    storage = tune.open_storage(url)
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline:
+        for sub, _, _ in cfg.studies("s"):
+            for t in storage.get_all_trials(storage.get_study_id_from_name(sub),
+                                            states=(tune.TrialState.RUNNING,)):
+                wid = t.user_attrs.get("worker", "").split("@")[0]
+                if wid != "1" or "spec" not in t.user_attrs:  # claimed and sampled: training
+                    continue
+                proc = procs[wid]
+                proc.send_signal(signal.SIGSTOP)  # freeze it, then make sure it is mid-trial
+                now = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(
+                    storage.get_study_id_from_name(sub), t.number))
+                if now.state.name == "RUNNING":
+                    proc.kill()  # SIGKILL: no cleanup, the trial stays RUNNING
+                    victim = (sub, t.number)
+                else:
+                    proc.send_signal(signal.SIGCONT)
+                break
+            if victim:
+                break
+        time.sleep(0.02)
+    assert victim is not None, "worker 1 never ran a trial"
+    procs["1"].wait(timeout=30)
+    out = _finish([procs["0"]])
+    assert procs["0"].returncode == 0, out
+    _check_exact_budget(url, "s", cfg, failed=1)
+    sub, number = victim
+    trials = storage.get_all_trials(storage.get_study_id_from_name(sub))
+    dead = trials[number]
+    assert dead.state.name == "FAIL"
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == number]
+    assert len(retry) == 1 and retry[0].state.name in ("COMPLETE", "PRUNED")
+    assert retry[0].params == dead.params and retry[0].user_attrs["slot"] == dead.user_attrs["slot"]
+    assert retry[0].user_attrs["worker"].startswith("0@")
