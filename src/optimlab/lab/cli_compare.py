@@ -138,6 +138,9 @@ def compare_command(
         help="torch CPU threads per run. 1 (default) is the fastest for the seeds' small models and "
         "never oversubscribes shared cores; raise it for the CNN tasks on an idle machine.",
     )] = 1,
+    nproc: Annotated[int, typer.Option(
+        "--nproc", help="Train each run data-parallel over N processes (torchrun + DDP)."
+    )] = 1,
 ) -> None:
     """Train every optimizer on one task over several seeds; write results.db and a report."""
     import torch
@@ -158,7 +161,8 @@ def compare_command(
     started = time.perf_counter()
     try:
         outcome = compare(config, out_dir, data=DataOptions(data_dir=data_dir, download=download),
-                          resume=resume, force=force, listener=listener)
+                          resume=resume, force=force, listener=listener,
+                          run_fn=_data_parallel(nproc))
     except KeyboardInterrupt:
         if listener is not None:
             listener.stop()  # the bars must be gone before the message
@@ -179,6 +183,19 @@ def compare_command(
     console.print(_summary_table(outcome.summary, f"{outcome.config['task']}: {len(outcome.results)} run(s) "
                                  f"in {elapsed:.1f} s, {len(outcome.skipped)} already done"))
     console.print(f"report: {out_dir / 'report.html'}")
+
+
+def _data_parallel(nproc: int):
+    """The run function of ``--nproc N`` (None: the runner's, in this process)."""
+    if nproc == 1:
+        return None
+    if nproc < 1:
+        raise UserError(f"Invalid --nproc {nproc!r} (expected a whole number >= 1)")
+    from functools import partial
+
+    from .distributed import run_data_parallel
+
+    return partial(run_data_parallel, nproc=nproc)
 
 
 def report_command(

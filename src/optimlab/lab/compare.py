@@ -11,6 +11,7 @@ runs that are no longer part of the plan are removed.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,7 @@ def compare(
     force: bool = False,
     listener: CompareListener | None = None,
     report: bool = True,
+    run_fn: Callable[..., RunResult] | None = None,
 ) -> CompareOutcome:
     """Run every planned run of ``config`` not done yet, store it in ``out``, write the report.
 
@@ -182,7 +184,7 @@ def compare(
                 listener.run_finished(index, spec, None)
                 continue
             listener.run_started(index, spec, None)
-            result = run(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
+            result = (run_fn or run)(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
                          progress=listener.run_progress)
             outcome.results.append(result)
             listener.run_finished(index, spec, result)

@@ -148,6 +148,7 @@ def train(spec: Any, *, mode: str | None = None, data: Any = None,
     generator = torch.Generator()
     loss_fn = task.loss
     step_losses: list[float] = []
+    step_times: list[float] = []
     records: list[Any] = []
     wall = 0.0
     diverged_step = None
@@ -177,11 +178,13 @@ def train(spec: Any, *, mode: str | None = None, data: Any = None,
             value = total.item() / len(idx)
             step_losses.append(value)
             if not math.isfinite(value):
+                step_times.append(wall + time.perf_counter() - start)
                 diverged_step = len(step_losses)
                 break
             loss.backward()
             optimizer.step()
             epoch_losses.append(value)
+            step_times.append(wall + time.perf_counter() - start)
         wall += time.perf_counter() - start
         if diverged_step is not None:
             break
@@ -191,7 +194,7 @@ def train(spec: Any, *, mode: str | None = None, data: Any = None,
     result = runner.RunResult(
         spec=spec, status="diverged" if diverged_step is not None else "finished",
         diverged_step=diverged_step, step_losses=step_losses, epochs=records, wall_time_s=wall,
-        step_time_share=math.nan, source=dataset.source,
+        step_time_share=math.nan, step_times_s=step_times, source=dataset.source,
     )
     out: dict[str, Any] = {"result": result}
     if return_parameters:
@@ -256,6 +259,46 @@ def launch(spec: Any, nproc: int, *, mode: str = "ddp", data_dir: Path | None = 
             raise UserError(f"Distributed run of {spec.run_id()} failed (exit {proc.returncode}): "
                             + " | ".join(tail))
         return result_from_json(json.loads(result_path.read_text(encoding="utf-8")))
+
+
+def run_data_parallel(spec: Any, *, nproc: int, mode: str = "ddp", data: Any = None,
+                      store: Any = None, checkpoint_dir: Path | None = None,
+                      on_epoch: Any = None, progress: Any = None) -> Any:
+    """:func:`optimlab.lab.runner.run`'s contract, trained by ``nproc`` processes (torchrun).
+
+    The result is stored the way the runner stores it (one run row, its step and epoch rows),
+    so that reports read it like any other run. The processes train the whole run at once:
+    ``on_epoch`` and ``progress`` are called when it has ended, and ``checkpoint_dir`` is not
+    used (a run interrupted under torchrun starts again from its first step).
+    """
+    from .store import StoredEpoch
+
+    opt_spec = parse_spec(spec.optimizer)
+    if len(opt_spec.phases) != 1 or spec.schedule is not None:
+        raise UserError(f"--nproc runs take one optimizer and no schedule (got {spec.run_id()!r})")
+    data_dir = getattr(data, "data_dir", None) if data is not None else None
+    result = launch(spec, nproc, mode=mode, data_dir=data_dir)
+    if store is not None:
+        run_id = spec.run_id()
+        store.begin_run(run_id, task=spec.task, optimizer=opt_spec.label(), seed=spec.seed,
+                        config={**spec.config(), "nproc": nproc, "distributed": mode},
+                        source=result.source)
+        store.truncate(run_id, after_step=0, after_epoch=0)
+        store.write_progress(
+            run_id,
+            steps=zip(range(1, len(result.step_losses) + 1), result.step_losses,
+                      result.step_times_s),
+            epochs=[StoredEpoch(e.epoch, e.train_loss, e.test_loss, e.test_accuracy,
+                                e.wall_time_s, e.step) for e in result.epochs],
+            wall_time_s=result.wall_time_s, step_time_share=None, status=result.status,
+            diverged_step=result.diverged_step,
+        )
+    for record in result.epochs:
+        if on_epoch is not None:
+            on_epoch(record)
+    if progress is not None:
+        progress(len(result.step_losses), len(result.step_losses))
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
