@@ -342,7 +342,15 @@ class KernelCache:
                 self._fail(kernel, device, "no C++ compiler or unsupported device")
         if kernel.compiled is not None:
             try:
-                kernel.compiled(*inputs, scalars)
+                if kernel.calls == 2 and BACKEND == "inductor":
+                    # One small kernel per graph: compiling in this process is faster than
+                    # starting Inductor's pool of compile workers (seconds on a small machine).
+                    from torch._inductor import config as inductor_config
+
+                    with inductor_config.patch(compile_threads=1):
+                        kernel.compiled(*inputs, scalars)
+                else:
+                    kernel.compiled(*inputs, scalars)
                 return "compiled"
             except Exception as e:  # noqa: BLE001 - any compiler failure falls back to eager
                 # Compilation fails before the kernel writes anything, so the eager replay below
