@@ -68,7 +68,14 @@ _TABLE: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 #: every convention's table, read-only
-CONVENTIONS = MappingProxyType({k: MappingProxyType(v) for k, v in _TABLE.items()})
+CONVENTIONS = MappingProxyType(
+    {
+        convention: MappingProxyType(
+            {name: MappingProxyType(dict(overrides)) for name, overrides in table.items()}
+        )
+        for convention, table in _TABLE.items()
+    }
+)
 
 
 def conventions() -> list[str]:

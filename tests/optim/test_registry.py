@@ -1,0 +1,88 @@
+"""Registry meta-tests (RELIABILITY.md goal 5): every name under every convention builds and
+steps, every exported optimizer class has an entry, and the convention tables only name
+optimizers and keywords that exist."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+from torch.optim import Optimizer
+
+from optimlab import optim
+from optimlab.optim.registry import REGISTRY
+
+
+@pytest.mark.parametrize("convention", optim.conventions())
+@pytest.mark.parametrize("name", optim.available())
+def test_every_name_builds_and_steps_under_every_convention(name, convention):
+    p = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    opt = optim.create(name, [p], convention=convention)
+    assert isinstance(opt, optim.entry(name).cls)
+    for _ in range(3):
+        p.grad = p.detach() * 2
+        opt.step()
+    assert torch.isfinite(p).all()
+    assert (p.detach().abs() < torch.tensor([1.0, 2.0, 3.0])).all(), "3 steps did not descend"
+    assert opt.state[p]["step"].item() == 3
+    # the built optimizer carries exactly what resolve() says
+    for key, value in optim.resolve(name, convention).items():
+        assert opt.defaults[key] == value, (name, convention, key)
+
+
+def test_every_exported_optimizer_class_has_an_entry():
+    exported = {
+        getattr(optim, n)
+        for n in optim.__all__
+        if inspect.isclass(getattr(optim, n)) and issubclass(getattr(optim, n), Optimizer)
+    }
+    registered = {e.cls for e in REGISTRY.values()}
+    assert exported, "no optimizer class exported"
+    assert exported <= registered, f"no registry entry for {exported - registered}"
+    assert registered <= exported, f"registered but not exported: {registered - exported}"
+
+
+def test_convention_tables_name_real_optimizers_and_keywords():
+    for convention, table in optim.CONVENTIONS.items():
+        for name, overrides in table.items():
+            assert name in REGISTRY, f"{convention} sets defaults for unknown {name!r}"
+            accepted = optim.entry(name).hyperparameters()
+            for key in overrides:
+                assert key in accepted, f"{convention}/{name}: {key!r} is not a hyperparameter"
+
+
+def test_registry_defaults_name_real_keywords():
+    for name, e in REGISTRY.items():
+        for key in e.defaults:
+            assert key in e.hyperparameters(), (name, key)
+
+
+def test_resolve_layers_registry_convention_caller():
+    # registry name defaults (rmsprop-tf1) survive a convention that has no entry for the name
+    assert optim.resolve("rmsprop-tf1", "keras")["initial_accumulator_value"] == 1.0
+    # the convention overrides the class default; the caller overrides the convention
+    assert optim.resolve("adam", "keras")["eps"] == 1e-7
+    assert optim.resolve("adam", "keras", eps=1e-3)["eps"] == 1e-3
+    assert optim.resolve("amsgrad", "optax", amsgrad_max="raw")["amsgrad_max"] == "raw"
+    # a caller's keyword never leaks into the tables
+    assert optim.CONVENTIONS["keras"]["adam"]["eps"] == 1e-7
+
+
+def test_tables_are_read_only():
+    with pytest.raises(TypeError):
+        optim.CONVENTIONS["keras"]["adam"]["eps"] = 1.0  # type: ignore[index]
+    with pytest.raises(TypeError):
+        optim.CONVENTIONS["jax"] = {}  # type: ignore[index]
+
+
+def test_available_and_conventions():
+    assert optim.conventions() == ["pytorch", "keras", "optax", "paper"]
+    names = optim.available()
+    assert len(names) == len(set(names))
+    assert {"sgd", "momentum", "nag", "adagrad", "adadelta", "rmsprop", "adam", "amsgrad"} <= set(
+        names
+    )
+    for name in names:
+        assert optim.entry(name).summary
+        assert "lr" in optim.entry(name).hyperparameters()
