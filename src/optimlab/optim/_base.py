@@ -25,6 +25,31 @@ def scalar(value: Any) -> float:
     return float(value.item()) if isinstance(value, Tensor) else float(value)
 
 
+class _GroupFlat:
+    """A param group's flat buckets, and its parameters sorted by (device, dtype)."""
+
+    __slots__ = ("_ids", "_plan", "buckets", "group")
+
+    def __init__(self, group: dict[str, Any]) -> None:
+        self.group = group
+        self.buckets: dict[tuple, FlatBucket] = {}
+        self._ids: tuple[int, ...] = ()
+        self._plan: list[tuple[tuple, list[Tensor], int]] = []
+
+    def plan(self, fresh: bool) -> list[tuple[tuple, list[Tensor], int]]:
+        """``[((device, dtype), params, numel)]`` of the parameters a flat buffer can hold;
+        recomputed when the group's parameter list changed or ``fresh``."""
+        ids = tuple(map(id, self.group["params"]))
+        if fresh or ids != self._ids:
+            by_key: dict[tuple, list[Tensor]] = defaultdict(list)
+            for p in self.group["params"]:
+                if flat_eligible(p):
+                    by_key[(p.device, p.dtype)].append(p)
+            self._plan = [(k, ps, sum(p.numel() for p in ps)) for k, ps in by_key.items()]
+            self._ids = ids
+        return self._plan
+
+
 class RuleOptimizer(Optimizer):
     """A thin ``torch.optim.Optimizer`` shell around one functional update rule.
 
@@ -63,7 +88,7 @@ class RuleOptimizer(Optimizer):
             raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         super().__init__(params, defaults)
         self._check_params_unique()
-        self._flat: dict[int, tuple[dict[str, Any], dict[tuple, FlatBucket]]] = {}
+        self._flat: dict[int, _GroupFlat] = {}
 
     def _check_params_unique(self) -> None:
         for group in self.param_groups:
@@ -191,29 +216,31 @@ class RuleOptimizer(Optimizer):
         )
 
     def _flat_buckets(self, group: dict[str, Any]) -> dict[tuple, FlatBucket]:
+        return self._flat_entry(group).buckets
+
+    def _flat_entry(self, group: dict[str, Any]) -> _GroupFlat:
         flat = self.__dict__.setdefault("_flat", {})
         entry = flat.get(id(group))
-        if entry is None or entry[0] is not group:
-            entry = flat[id(group)] = (group, {})
-        return entry[1]
+        if entry is None or entry.group is not group:
+            entry = flat[id(group)] = _GroupFlat(group)
+        return entry
 
-    def _step_fused(
-        self, group: dict[str, Any], names: tuple[str, ...], impls: set[str]
-    ) -> set[int]:
+    def _step_fused(self, group: dict[str, Any], names: tuple[str, ...], impls: set[str]) -> set[int]:
         """Step the group's flat buckets; returns the ids of the parameters it stepped."""
-        by_key: dict[tuple, list[Tensor]] = defaultdict(list)
-        for p in group["params"]:
-            if flat_eligible(p):
-                by_key[(p.device, p.dtype)].append(p)
-        flat = self._flat_buckets(group)
+        entry = self._flat_entry(group)
+        plan = entry.plan(fresh=False)
+        if any(
+            key in entry.buckets and not entry.buckets[key].intact(self.state, names)
+            for key, _, _ in plan
+        ):
+            plan = entry.plan(fresh=True)
+            entry.buckets.clear()
         done: set[int] = set()
-        for key, ps in by_key.items():
-            if not self._wants_fused(group, key[0], sum(p.numel() for p in ps)):
-                flat.pop(key, None)
+        for key, ps, numel in plan:
+            if not self._wants_fused(group, key[0], numel):
+                entry.buckets.pop(key, None)
                 continue
-            bucket = flat.get(key)
-            if bucket is not None and not bucket.intact(self.state, names):
-                bucket = None
+            bucket = entry.buckets.get(key)
             if bucket is None:
                 # the bucket holds the parameters that have a gradient when it is built
                 members = [p for p in ps if p.grad is not None and not p.grad.is_sparse]
@@ -221,7 +248,7 @@ class RuleOptimizer(Optimizer):
                     continue
                 for p in members:
                     self._init_state(p)
-                bucket = flat[key] = FlatBucket(
+                bucket = entry.buckets[key] = FlatBucket(
                     members, names, self.state, lambda n, p: self._new_buffer(n, p, group)
                 )
             step = bucket.uniform_step()
@@ -239,7 +266,7 @@ class RuleOptimizer(Optimizer):
                 params,
                 grads.neg() if group["maximize"] else grads,
                 dict(zip(names, bufs)),
-                [self.state[p] for p in bucket.params],
+                bucket.state_dicts,
             )
             scalars = torch.tensor(tape.scalars, dtype=torch.float64)
             if bucket.device.type == "cuda":
@@ -248,7 +275,7 @@ class RuleOptimizer(Optimizer):
                 tape.structure(), [bucket.param, bucket.grad, *bucket.buffers.values()], scalars
             )
             impls.add("fused-eager" if ran == "failed" else "fused")
-            done.update(id(p) for p in bucket.params)
+            done.update(bucket.ids)
         return done
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -261,8 +288,8 @@ class RuleOptimizer(Optimizer):
             super().zero_grad(set_to_none=True)
             return
         zeroed: set[int] = set()
-        for _, buckets in self.__dict__.get("_flat", {}).values():
-            for bucket in buckets.values():
+        for entry in self.__dict__.get("_flat", {}).values():
+            for bucket in entry.buckets.values():
                 bucket.zero_grad()
                 zeroed.update(id(p) for p in bucket.params)
         rest: dict[tuple, list[Tensor]] = defaultdict(list)

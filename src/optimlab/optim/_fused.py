@@ -48,6 +48,7 @@ BACKEND = os.environ.get("OPTIMLAB_FUSED_BACKEND", "inductor")
 AUTO_FUSED_MIN_NUMEL = int(os.environ.get("OPTIMLAB_FUSED_MIN_NUMEL", "1000000"))
 
 _ALIGN_BYTES = 64  # each parameter starts on a cache line inside the flat buffer
+_STEP = operator.itemgetter("step")
 
 
 # ---- recording ---------------------------------------------------------------------------------
@@ -445,6 +446,9 @@ class FlatBucket:
                 p.grad = self.grad_views[i]
             p.data = self.param_views[i]
         self.data_ptrs = [p.data_ptr() for p in params]
+        self.state_ref = state
+        self.state_dicts = [state[p] for p in params]
+        self.ids = frozenset(map(id, params))
         first = float(self.steps[0])
         self.step: int | None = int(first) if bool((self.steps == first).all()) else None
 
@@ -454,32 +458,38 @@ class FlatBucket:
 
     def intact(self, state: dict[Tensor, dict[str, Any]], names: tuple[str, ...]) -> bool:
         """Whether parameters and state still live in these buffers (no ``p.data = ...``,
-        ``load_state_dict`` or change of the rule's buffers since they were built)."""
-        if names != self.names:
+        ``Module.to()``, ``load_state_dict``, replaced state entries or change of the rule's
+        buffers since they were built). Runs every step, hence the C-level ``map`` loops."""
+        if names != self.names or state is not self.state_ref:
             return False
-        for i, p in enumerate(self.params):
-            if p.data_ptr() != self.data_ptrs[i] or p.dtype != self.dtype:
+        if list(map(Tensor.data_ptr, self.params)) != self.data_ptrs:
+            return False
+        try:
+            dicts = list(map(state.__getitem__, self.params))
+            if not all(map(operator.is_, dicts, self.state_dicts)):
                 return False
-            s = state.get(p)
-            if s is None or s.get("step") is not self.step_views[i]:
+            if not all(map(operator.is_, map(_STEP, dicts), self.step_views)):
                 return False
             for n in names:
-                if s.get(n) is not self.buffer_views[n][i]:
+                got = map(operator.itemgetter(n), dicts)
+                if not all(map(operator.is_, got, self.buffer_views[n])):
                     return False
+        except KeyError:
+            return False
         return True
 
     def gather_grads(self) -> bool:
         """Point every ``p.grad`` at the flat gradient buffer, copying gradients that autograd
         allocated afresh (after ``zero_grad(set_to_none=True)``); False if one is missing."""
-        for i, p in enumerate(self.params):
-            g = p.grad
-            if g is None or g.is_sparse:
-                return False
-        for i, p in enumerate(self.params):
-            view = self.grad_views[i]
-            if p.grad is not view:
-                view.copy_(p.grad)
-                p.grad = view
+        grads = [p.grad for p in self.params]
+        if all(map(operator.is_, grads, self.grad_views)):
+            return True
+        if any(g is None or g.is_sparse for g in grads):
+            return False
+        moved = [i for i, g in enumerate(grads) if g is not self.grad_views[i]]
+        torch._foreach_copy_([self.grad_views[i] for i in moved], [grads[i] for i in moved])
+        for i in moved:
+            self.params[i].grad = self.grad_views[i]
         return True
 
     def uniform_step(self) -> int | None:
