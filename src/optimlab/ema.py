@@ -40,11 +40,15 @@ class EWMA:
         self.count += 1
         if isinstance(x, torch.Tensor):
             if self.average is None:
-                self.average = torch.zeros_like(x, dtype=torch.promote_types(x.dtype, torch.float32))
+                self.average = torch.zeros_like(
+                    x, dtype=torch.promote_types(x.dtype, torch.float32)
+                )
             # lerp_ needs both operands in one floating dtype (integer inputs are averaged as floats)
             ema_(self.average, x.to(self.average.dtype), self.beta)
         else:
-            self.average = ema_scalar(0.0 if self.average is None else self.average, float(x), self.beta)
+            self.average = ema_scalar(
+                0.0 if self.average is None else self.average, float(x), self.beta
+            )
         return self.value
 
     @property
@@ -57,8 +61,12 @@ class EWMA:
         return self.average / bias_correction(self.beta, self.count)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"beta": self.beta, "bias_correction": self.bias_correction, "count": self.count,
-                "average": self.average}
+        return {
+            "beta": self.beta,
+            "bias_correction": self.bias_correction,
+            "count": self.count,
+            "average": self.average,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.beta = state["beta"]

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
 
-Scalar = Union[float, int]
+Scalar = float | int
 
 
 class TensorList:
@@ -188,7 +188,7 @@ class Tensorwise:
         return Tensorwise(self.tensor.clone())
 
 
-ArrayLike = Union[TensorList, Tensorwise]
+ArrayLike = TensorList | Tensorwise
 
 
 # Shared maths ----------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ def check_non_negative(name: str, value: Any, label: str | None = None) -> None:
     """``label`` is the wording torch.optim uses (``epsilon`` for ``eps``)."""
     v = _number(name, value)
     if not math.isfinite(v) or v < 0:
-        raise ValueError(f"Invalid {label or name} value: {value!r} (expected a finite number >= 0)")
+        raise ValueError(
+            f"Invalid {label or name} value: {value!r} (expected a finite number >= 0)"
+        )
 
 
 def check_unit_interval(name: str, value: Any) -> None:

@@ -77,16 +77,16 @@ class Adadelta(RuleOptimizer):
         check_non_negative("eps", eps, "epsilon")
         check_non_negative("weight_decay", weight_decay)
         check_bool("decoupled_weight_decay", decoupled_weight_decay)
-        defaults = dict(
-            lr=lr,
-            rho=rho,
-            eps=eps,
-            weight_decay=weight_decay,
-            maximize=maximize,
-            foreach=foreach,
-            fused=fused,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
+        defaults = {
+            "lr": lr,
+            "rho": rho,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "maximize": maximize,
+            "foreach": foreach,
+            "fused": fused,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
         super().__init__(params, defaults)
 
     def _update(self, group, step, params, grads, buffers, states) -> None:

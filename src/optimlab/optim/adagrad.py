@@ -84,18 +84,18 @@ class Adagrad(RuleOptimizer):
         check_non_negative("eps", eps, "epsilon")
         check_bool("eps_inside_sqrt", eps_inside_sqrt)
         check_bool("decoupled_weight_decay", decoupled_weight_decay)
-        defaults = dict(
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            eps=eps,
-            maximize=maximize,
-            foreach=foreach,
-            fused=fused,
-            eps_inside_sqrt=eps_inside_sqrt,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
+        defaults = {
+            "lr": lr,
+            "lr_decay": lr_decay,
+            "weight_decay": weight_decay,
+            "initial_accumulator_value": initial_accumulator_value,
+            "eps": eps,
+            "maximize": maximize,
+            "foreach": foreach,
+            "fused": fused,
+            "eps_inside_sqrt": eps_inside_sqrt,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
         super().__init__(params, defaults)
 
     def _new_buffer(self, name, p, group) -> torch.Tensor:

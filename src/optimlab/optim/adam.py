@@ -106,7 +106,9 @@ def nadam_rule(
     ema_(exp_avg, grads, beta1)
     ema_sq_(exp_avg_sq, grads, beta2)
     bc2 = bias_correction(beta2, step)
-    denom = sqrt_denominator(exp_avg_sq, eps=eps, eps_inside_sqrt=eps_inside_sqrt, bias_correction2=bc2)
+    denom = sqrt_denominator(
+        exp_avg_sq, eps=eps, eps_inside_sqrt=eps_inside_sqrt, bias_correction2=bc2
+    )
     params.addcdiv_(grads, denom, value=-lr * (1.0 - mu) / (1.0 - mu_product))
     params.addcdiv_(exp_avg, denom, value=-lr * mu_next / (1.0 - mu_product * mu_next))
 
@@ -212,20 +214,20 @@ class Adam(RuleOptimizer):
             decoupled_weight_decay=decoupled_weight_decay,
         )
         check_choice("amsgrad_max", amsgrad_max, AMSGRAD_MAX)
-        defaults = dict(
-            lr=lr,
-            betas=tuple(betas),
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-            foreach=foreach,
-            fused=fused,
-            eps_inside_sqrt=eps_inside_sqrt,
-            eps_hat=eps_hat,
-            amsgrad_max=amsgrad_max,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
+        defaults = {
+            "lr": lr,
+            "betas": tuple(betas),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "foreach": foreach,
+            "fused": fused,
+            "eps_inside_sqrt": eps_inside_sqrt,
+            "eps_hat": eps_hat,
+            "amsgrad_max": amsgrad_max,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
         super().__init__(params, defaults)
 
     def _active_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
@@ -343,19 +345,19 @@ class NAdam(RuleOptimizer):
         )
         check_non_negative("momentum_decay", momentum_decay)
         check_choice("momentum_schedule", momentum_schedule, MOMENTUM_SCHEDULES)
-        defaults = dict(
-            lr=lr,
-            betas=tuple(betas),
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum_decay=momentum_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-            foreach=foreach,
-            fused=fused,
-            eps_inside_sqrt=eps_inside_sqrt,
-            momentum_schedule=momentum_schedule,
-        )
+        defaults = {
+            "lr": lr,
+            "betas": tuple(betas),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "momentum_decay": momentum_decay,
+            "decoupled_weight_decay": decoupled_weight_decay,
+            "maximize": maximize,
+            "foreach": foreach,
+            "fused": fused,
+            "eps_inside_sqrt": eps_inside_sqrt,
+            "momentum_schedule": momentum_schedule,
+        }
         super().__init__(params, defaults)
 
     def _init_scalars(self, state: dict[str, Any]) -> None:
@@ -434,17 +436,17 @@ class Adamax(RuleOptimizer):
             eps_inside_max=eps_inside_max,
             decoupled_weight_decay=decoupled_weight_decay,
         )
-        defaults = dict(
-            lr=lr,
-            betas=tuple(betas),
-            eps=eps,
-            weight_decay=weight_decay,
-            maximize=maximize,
-            foreach=foreach,
-            fused=fused,
-            eps_inside_max=eps_inside_max,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
+        defaults = {
+            "lr": lr,
+            "betas": tuple(betas),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "maximize": maximize,
+            "foreach": foreach,
+            "fused": fused,
+            "eps_inside_max": eps_inside_max,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
         super().__init__(params, defaults)
 
     def _update(self, group, step, params, grads, buffers, states) -> None:

@@ -40,7 +40,9 @@ class OptimizerEntry:
 
 _ENTRIES = [
     OptimizerEntry("sgd", SGD, "plain (mini-batch) gradient descent"),
-    OptimizerEntry("momentum", Momentum, "gradient descent with momentum 0.9 (form=heavy_ball|velocity|ema)"),
+    OptimizerEntry(
+        "momentum", Momentum, "gradient descent with momentum 0.9 (form=heavy_ball|velocity|ema)"
+    ),
     OptimizerEntry("nag", NAG, "Nesterov's accelerated gradient, momentum 0.9"),
     OptimizerEntry("adagrad", Adagrad, "AdaGrad: step sizes from the sum of squared gradients"),
     OptimizerEntry("adadelta", Adadelta, "AdaDelta: Zeiler's learning-rate-free AdaGrad"),
@@ -49,18 +51,18 @@ _ENTRIES = [
         "rmsprop-tf1",
         RMSprop,
         "TF1 RMSPropOptimizer (seed 000): momentum 0.9, decay 0.9, eps 1e-10 inside, v_0 = 1",
-        dict(
-            lr=1e-3,
-            alpha=0.9,
-            momentum=0.9,
-            eps=1e-10,
-            eps_inside_sqrt=True,
-            initial_accumulator_value=1.0,
-            form="velocity",
-        ),
+        {
+            "lr": 1e-3,
+            "alpha": 0.9,
+            "momentum": 0.9,
+            "eps": 1e-10,
+            "eps_inside_sqrt": True,
+            "initial_accumulator_value": 1.0,
+            "form": "velocity",
+        },
     ),
     OptimizerEntry("adam", Adam, "Adam with bias correction"),
-    OptimizerEntry("amsgrad", Adam, "Adam with AMSGrad's running maximum", dict(amsgrad=True)),
+    OptimizerEntry("amsgrad", Adam, "Adam with AMSGrad's running maximum", {"amsgrad": True}),
     OptimizerEntry("adamw", AdamW, "Adam with decoupled weight decay"),
     OptimizerEntry("nadam", NAdam, "Adam with Nesterov momentum (Dozat)"),
     OptimizerEntry("adamax", Adamax, "Adam with the infinity norm"),
@@ -96,7 +98,9 @@ def resolve(name: str, convention: str = "pytorch", **hyperparameters: Any) -> d
     return kwargs
 
 
-def create(name: str, params: Any, *, convention: str = "pytorch", **hyperparameters: Any) -> Optimizer:
+def create(
+    name: str, params: Any, *, convention: str = "pytorch", **hyperparameters: Any
+) -> Optimizer:
     """Build optimizer ``name`` over ``params`` under ``convention``.
 
     Args:

@@ -136,22 +136,22 @@ class RMSprop(RuleOptimizer):
         check_non_negative("initial_accumulator_value", initial_accumulator_value)
         check_bool("bias_correction", bias_correction)
         check_bool("decoupled_weight_decay", decoupled_weight_decay)
-        defaults = dict(
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-            foreach=foreach,
-            fused=fused,
-            eps_inside_sqrt=eps_inside_sqrt,
-            form=form,
-            initial_accumulator_value=initial_accumulator_value,
-            bias_correction=bias_correction,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
+        defaults = {
+            "lr": lr,
+            "alpha": alpha,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "momentum": momentum,
+            "centered": centered,
+            "maximize": maximize,
+            "foreach": foreach,
+            "fused": fused,
+            "eps_inside_sqrt": eps_inside_sqrt,
+            "form": form,
+            "initial_accumulator_value": initial_accumulator_value,
+            "bias_correction": bias_correction,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
         super().__init__(params, defaults)
 
     def _active_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:

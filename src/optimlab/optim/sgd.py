@@ -126,18 +126,18 @@ class SGD(RuleOptimizer):
             check_unit_interval("momentum", momentum)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-            foreach=foreach,
-            fused=fused,
-            form=form,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+            "foreach": foreach,
+            "fused": fused,
+            "form": form,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
         super().__init__(params, defaults)
 
     def _active_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
@@ -190,6 +190,11 @@ class NAG(SGD):
     """
 
     def __init__(
-        self, params: Any, lr: float = 1e-3, momentum: float = 0.9, nesterov: bool = True, **kwargs: Any
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        **kwargs: Any,
     ) -> None:
         super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov, **kwargs)
