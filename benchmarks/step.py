@@ -272,8 +272,13 @@ def run(
     tensors: int = 196,
     torch_paths: bool = True,
     progress: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """The whole benchmark; returns a JSON-serialisable dict (see the module docstring)."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"Invalid threads: {threads!r} (expected at least 1)")
+        torch.set_num_threads(threads)
     if dtype not in DTYPES:
         raise ValueError(f"Invalid dtype: {dtype!r} (expected one of {', '.join(DTYPES)})")
     names = list(optimizers or optim.available())
@@ -390,6 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--optimizers", default="", help="comma-separated names (default: all)")
     ap.add_argument("--conventions", default="", help="comma-separated (default: all)")
     ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-torch", action="store_true", help="skip torch.optim's paths")
     ap.add_argument("--json", default=None, help="write the full result here")
     args = ap.parse_args(argv)
@@ -405,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tensors=args.tensors,
         torch_paths=not args.no_torch,
         progress=lambda msg: console.log(msg),
+        threads=args.threads,
     )
     console.print(table(result))
     if args.json:

@@ -48,6 +48,7 @@ def step_command(
     torch_paths: Annotated[
         bool, typer.Option("--torch/--no-torch", help="time torch.optim")
     ] = True,
+    threads: Annotated[Optional[int], typer.Option(help="torch threads (default: torch's)")] = None,  # noqa: UP045
     json: Annotated[Optional[Path], typer.Option("--json", help="write the results here")] = None,  # noqa: UP045
 ) -> None:
     """Median step time of every optimizer path and of torch.optim's, with achieved GB/s."""
@@ -65,6 +66,7 @@ def step_command(
             tensors=tensors,
             torch_paths=torch_paths,
             progress=lambda msg: console.log(msg),
+            threads=threads,
         )
     except ValueError as e:
         raise UserError(str(e)) from None
