@@ -795,14 +795,13 @@ def _run_trial(storage: RDBStorage, cfg: TuneConfig, study: optuna.Study, trial_
         return study.tell(trial, value)
 
 
-def start_local_workers(storage_url: str, name: str, n: int, *, threads: int | None = None
+def start_local_workers(storage_url: str, name: str, n: int, *, threads: int = 1
                         ) -> list[subprocess.Popen]:
     """Start ``n`` worker processes (``optimlab tune --worker``) on this machine.
 
     The URL goes through the environment, not the command line, so a process list never shows
-    a password; each gets ``threads`` torch threads (default: the CPUs divided among them).
+    a password; each uses ``threads`` torch threads.
     """
-    threads = threads or max(1, (os.cpu_count() or 1) // n)
     procs = []
     for i in range(n):
         env = dict(os.environ)
@@ -815,14 +814,16 @@ def start_local_workers(storage_url: str, name: str, n: int, *, threads: int | N
 
 
 def wait_for_budget(storage: RDBStorage, name: str, cfg: TuneConfig, *,
-                    procs: Sequence[subprocess.Popen] = (),
+                    procs: Sequence[subprocess.Popen] = (), remote: bool = False,
                     progress: Callable[[int, int], None] | None = None,
                     poll_s: float = 1.0) -> None:
     """Block until every sub-study has ``budget`` finished trials.
 
-    When local worker processes are given and all have exited with budget unmet, the trials
-    left are run in this process; :class:`UserError` if none is left (a trial failed more than
-    ``max_retry`` times). Without local workers it waits for remote ones, however long.
+    With ``remote`` (workers on other machines do the work) it waits however long it takes.
+    Otherwise, once the local worker processes ``procs`` (if any) have exited with the budget
+    unmet, the trials left (a dead worker's retry, an error's slot) are run in this process, so
+    that an error surfaces with its own message; :class:`UserError` if none is left to run (a
+    trial failed more than ``max_retry`` times).
     """
     subs = cfg.studies(name)
     total = cfg.budget * len(subs)
@@ -834,20 +835,20 @@ def wait_for_budget(storage: RDBStorage, name: str, cfg: TuneConfig, *,
             last = done
         if done >= total:
             return
-        if procs and all(p.poll() is not None for p in procs):
+        if not remote and all(p.poll() is not None for p in procs):
             pending = 0
             for sub, _, _ in subs:
                 c = counts(storage, sub)
                 pending += c["WAITING"] + c["RUNNING"]
             if pending == 0:
+                codes = ", ".join(str(p.returncode) for p in procs)
                 raise UserError(
-                    f"Tuning stopped with {done} of {total} trials finished: the local workers "
-                    f"exited ({', '.join(str(p.returncode) for p in procs)}) and no trial is left "
-                    f"to run (a trial failed more than {cfg.max_retry} times; see the study)"
+                    f"Tuning stopped with {done} of {total} trials finished and none left to run "
+                    f"(a trial failed more than {cfg.max_retry} times"
+                    + (f"; workers exited with {codes}" if procs else "") + ")"
                 )
-            # trials left behind (a dead worker's retry, an error's slot): run them here, so
-            # that an error surfaces with its own message
             work(storage.url, name, worker_id="0")
+            continue
         time.sleep(poll_s)
 
 
@@ -896,11 +897,11 @@ def final_record(result: Any) -> dict[str, Any]:
 
 
 def run_finals(storage: RDBStorage, name: str, cfg: TuneConfig, *, workers: int = 1,
-               progress: Callable[[int, int], None] | None = None) -> None:
+               threads: int = 1, progress: Callable[[int, int], None] | None = None) -> None:
     """Re-run each sub-study's best trial over the evaluation seeds; store one record per seed.
 
     Seeds already stored are skipped, so an interrupted evaluation resumes. With ``workers > 1``
-    the runs go to a pool of that many processes.
+    the runs go to a pool of that many processes, each with ``threads`` torch threads.
     """
     jobs = []
     for sub, task, _ in cfg.studies(name):
@@ -927,7 +928,6 @@ def run_finals(storage: RDBStorage, name: str, cfg: TuneConfig, *, workers: int 
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         futures = {pool.submit(_final_run, *args, threads): (study_id, args[2])
                    for study_id, args in jobs}
