@@ -3,8 +3,9 @@
 optax has no default learning rate: both sides get the same explicit ``lr``; every other
 hyperparameter is left to the two libraries' defaults in the ``defaults`` cases (that is what
 checks the ``optax`` convention table), and set explicitly in the others. Parameters and every
-state tensor are compared after each of 40 steps, to 1e-10 relative, on the same shapes as the
-torch parity (0-d and empty included) and with gradients of size 1 and 1e-9.
+state tensor are compared after each of 40 steps, to 1e-10 relative (measured: at most 1.4e-12,
+where optax computes beta1**t as a power and NAdam's mu_product is a running product), on the
+same shapes as the torch parity (0-d and empty included) and with gradients of size 1 and 1e-9.
 
 Skipped, with the reason, where jax or optax cannot be imported.
 """

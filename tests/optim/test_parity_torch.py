@@ -7,10 +7,10 @@ gradients of three magnitudes: 1, 1e-6 and 1e-9 (at 1e-9 the square root of the 
 below every eps, so an eps in the wrong place fails the comparison). Parameters AND every state
 tensor are compared after each of the 50 steps.
 
-Tolerances: float64 to 1e-10 relative (the rule is the same arithmetic; the remaining differences
-are the order of a few roundings). float32 to 1e-5 relative: torch's for-loop and our rule round
-in a different order (``lerp`` vs ``mul+add``), and 50 steps of float32 rounding (eps 6e-8)
-compound to ~1e-6 on the parameters.
+Tolerances: float64 to 1e-10 relative (the required bound; measured: bitwise for every case but
+NAdam, whose largest difference is 2.6e-16). float32 to 1e-6 relative: every case is bitwise
+except NAdam, where torch keeps ``mu_product`` in the default dtype (float32) and ours is always
+float64, so its step sizes differ in the 8th digit (measured 1.1e-7 after 50 steps).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ CASES = [
     ),
 ]
 
-TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+TOL = {torch.float64: 1e-10, torch.float32: 1e-6}
 
 
 def _compare(case, dtype: torch.dtype, scale: float, foreach: bool) -> None:
