@@ -356,3 +356,36 @@ def test_deepcopy_and_pickle(name):
         clone.step()
     opt.step()
     assert torch.equal(clone.param_groups[0]["params"][0], p)
+
+
+# ---- B3: tensor betas; E4: non-contiguous parameters ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["adam", "amsgrad", "adamw", "nadam", "adamax"])
+def test_tensor_betas_equal_float_betas(name):
+    betas = (torch.tensor(0.8, dtype=torch.float64), torch.tensor(0.99, dtype=torch.float64))
+    _same_run(
+        lambda ps: optim.create(name, ps, betas=betas),
+        lambda ps: optim.create(name, ps, betas=(0.8, 0.99)),
+        steps=5,
+    )
+
+
+@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "forloop"])
+@pytest.mark.parametrize("name", NAMES)
+def test_non_contiguous_params_equal_contiguous_copies(name, foreach):
+    gen = torch.Generator().manual_seed(16)
+    base = torch.randn(4, 3, dtype=torch.float64, generator=gen)
+    strided = base.t().requires_grad_(True)  # a leaf with strides (1, 3)
+    dense = base.t().contiguous().requires_grad_(True)
+    assert not strided.is_contiguous() and dense.is_contiguous()
+    opt_s = optim.create(name, [strided], foreach=foreach, weight_decay=0.01)
+    opt_d = optim.create(name, [dense], foreach=foreach, weight_decay=0.01)
+    for _ in range(5):
+        g = torch.randn(3, 4, dtype=torch.float64, generator=gen)
+        strided.grad, dense.grad = g.t().contiguous().t(), g.clone()
+        opt_s.step()
+        opt_d.step()
+        assert torch.equal(strided.detach(), dense.detach())
+    for key, value in opt_s.state[strided].items():
+        assert torch.equal(value, opt_d.state[dense][key]), key

@@ -193,3 +193,36 @@ def test_int_step_loads():
     q.grad = torch.ones(2)
     opt2.step()
     assert float(opt2.state[q]["step"]) == 2
+
+
+@pytest.mark.parametrize("name", optim.available())
+def test_state_without_newer_group_keys_loads(name):
+    """C3: a checkpoint whose groups predate some keys (``maximize``, ``foreach``, ``form``...)
+    loads, keeps the values the optimizer was built with, and steps as an unbroken run."""
+    params0 = initial_params(((3,), (2, 2)), seed=17)
+    grad_fn = make_grad_fn(1.0, seed=18)
+    straight = [p.clone().requires_grad_(True) for p in params0]
+    ref = optim.create(name, straight, convention="keras")
+    _steps(ref, straight, grad_fn, 0, 10)
+
+    first = [p.clone().requires_grad_(True) for p in params0]
+    opt = optim.create(name, first, convention="keras")
+    _steps(opt, first, grad_fn, 0, 5)
+    sd = opt.state_dict()
+    for group in sd["param_groups"]:
+        for key in (
+            "maximize",
+            "foreach",
+            "fused",
+            "form",
+            "eps_inside_sqrt",
+            "decoupled_weight_decay",
+        ):
+            group.pop(key, None)
+    resumed = [p.detach().clone().requires_grad_(True) for p in first]
+    opt2 = optim.create(name, resumed, convention="keras")
+    opt2.load_state_dict(sd)
+    assert opt2.param_groups[0].keys() == opt.param_groups[0].keys()
+    _steps(opt2, resumed, grad_fn, 5, 5)
+    for a, b in zip(resumed, straight):
+        assert torch.equal(a, b)
