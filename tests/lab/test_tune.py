@@ -233,6 +233,36 @@ def test_one_worker_with_the_same_seed_replays_the_same_trials(tmp_path):
     assert other != [p for p, _, _ in params[0]]
 
 
+def test_concurrent_claims_on_sqlite_give_each_waiting_trial_to_exactly_one_worker(tmp_path):
+    # four connections race over 60 waiting trials; with Python's lazy sqlite3 transactions
+    # (plain RDBStorage) about a third of the trials are claimed twice, BEGIN IMMEDIATE fixes it
+    import threading
+
+    import optuna
+
+    url = tune.default_storage_url(tmp_path)
+    storage = tune.open_storage(url)
+    study = optuna.create_study(study_name="race", storage=storage)
+    for slot in range(60):
+        study.enqueue_trial({}, user_attrs={"slot": slot})
+    study_id = storage.get_study_id_from_name("race")
+    claims: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def claim_all() -> None:
+        mine = tune.open_storage(url)
+        barrier.wait()
+        while (trial_id := tune._claim(mine, study_id)) is not None:
+            claims.append(trial_id)
+
+    threads = [threading.Thread(target=claim_all) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claims) == 60 and len(set(claims)) == 60
+
+
 # ---- the test split is never used for selection ---------------------------------------------------
 def test_tuning_never_reads_the_test_split(tmp_path):
     url, _cfg = make_study(tmp_path, tasks=["synth-poisoned"], optimizers="sgd", budget=3)
