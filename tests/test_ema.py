@@ -128,3 +128,23 @@ def test_state_dict_round_trip_continues_identically(make):
         assert torch.equal(resumed.value, straight.value)
     else:
         assert resumed.value == straight.value
+
+
+def test_state_dict_is_a_copy_both_ways():
+    avg = EWMA(0.5)
+    avg.update(torch.ones(2))
+    saved = avg.state_dict()
+    avg.update(torch.full((2,), 3.0))
+    assert torch.equal(saved["average"], torch.full((2,), 0.5)), "update changed a saved state"
+    other = EWMA(0.9)
+    other.load_state_dict(saved)
+    other.update(torch.full((2,), 5.0))
+    assert torch.equal(saved["average"], torch.full((2,), 0.5)), "update changed a loaded dict"
+    assert other.count == 2
+
+
+def test_load_state_dict_rejects_an_invalid_beta():
+    state = EWMA(0.5).state_dict()
+    state["beta"] = 1.0
+    with pytest.raises(ValueError, match=r"Invalid beta value: 1\.0"):
+        EWMA(0.5).load_state_dict(state)

@@ -61,15 +61,23 @@ class EWMA:
         return self.average / bias_correction(self.beta, self.count)
 
     def state_dict(self) -> dict[str, Any]:
+        """The state as primitives and a tensor: a copy, which later updates leave untouched."""
         return {
             "beta": self.beta,
             "bias_correction": self.bias_correction,
             "count": self.count,
-            "average": self.average,
+            "average": _copy(self.average),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.beta = state["beta"]
-        self.bias_correction = state["bias_correction"]
-        self.count = state["count"]
-        self.average = state["average"]
+        """Restore a :meth:`state_dict`; the average is copied, so the given dict stays as it is
+        while this average goes on updating in place."""
+        check_unit_interval("beta", state["beta"])
+        self.beta = float(state["beta"])
+        self.bias_correction = bool(state["bias_correction"])
+        self.count = int(state["count"])
+        self.average = _copy(state["average"])
+
+
+def _copy(value: Any) -> Any:
+    return value.clone() if isinstance(value, torch.Tensor) else value
