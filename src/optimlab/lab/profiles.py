@@ -11,6 +11,7 @@ over seeds with Holm's correction for the multiple comparisons.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -219,7 +220,10 @@ def verdict(
     sign = 1.0 if higher_is_better else -1.0
     best = max(present, key=lambda k: sign * mean(present[k]))
     others = [k for k in present if k != best]
-    raw = [welch_p_value(present[best], present[k]) for k in others]
+    with warnings.catch_warnings():
+        # scipy warns on near-identical seeds (tiny variances); the p-value is still defined
+        warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+        raw = [welch_p_value(present[best], present[k]) for k in others]
     adjusted = holm_adjust(raw)
     comparisons = tuple(
         Comparison(
