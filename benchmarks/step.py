@@ -318,7 +318,9 @@ def run(
 def _summarise(r: dict[str, Any], axpy_gbs: float) -> None:
     p = r["paths"]
     default = p["optimlab.default"]
-    r["default_fraction_of_axpy"] = default["gbs"] / axpy_gbs
+    # against the axpy timed in the same rounds as this configuration (same machine load)
+    r["default_fraction_of_axpy"] = default["gbs"] / p["machine.axpy"]["gbs"]
+    r["default_fraction_of_run_axpy"] = default["gbs"] / axpy_gbs
     theirs = {k: v["median_ms"] for k, v in p.items() if k.startswith("torch.")}
     if theirs:
         best = min(theirs, key=theirs.get)
@@ -377,6 +379,42 @@ def table(result: dict[str, Any]):
             f"{r['state_bytes_per_param']:.1f}",
         )
     return t
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The table of ``result`` as Markdown (for RESULTS.md)."""
+    cols = ["optimizer", "conv", "B/param", "ours foreach", "ours forloop", "ours fused"]
+    cols += ["default (path)", "torch loop", "torch foreach", "torch fused", "default GB/s"]
+    cols += ["% axpy", "x torch best", "x torch fused", "setup s", "state B/param"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+    def ms(r: dict[str, Any], key: str) -> str:
+        v = r["paths"].get(key)
+        return f"{v['median_ms']:.2f}" if v else "-"
+
+    for r in result["results"]:
+        d = r["paths"]["optimlab.default"]
+        best, fused = r.get("speedup_vs_torch_best"), r.get("speedup_vs_torch_fused")
+        row = [
+            r["optimizer"],
+            r["convention"],
+            str(r["bytes_per_param"]),
+            ms(r, "optimlab.foreach"),
+            ms(r, "optimlab.forloop"),
+            ms(r, "optimlab.fused"),
+            f"{d['median_ms']:.2f} ({r['default_impl']})",
+            ms(r, "torch.forloop"),
+            ms(r, "torch.foreach"),
+            ms(r, "torch.fused"),
+            f"{d['gbs']:.1f}",
+            f"{100 * r['default_fraction_of_axpy']:.0f}%",
+            f"{best:.2f}" if best else "-",
+            f"{fused:.2f}" if fused else "-",
+            f"{r['fused_setup_s']:.2f}",
+            f"{r['state_bytes_per_param']:.1f}",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:
