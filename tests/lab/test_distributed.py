@@ -45,9 +45,17 @@ def _model() -> nn.Module:
     return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
 
 
-def _register() -> None:
-    register(Task("synth-dp", "synthetic task for data-parallel tests", _data, _model,
-                  F.cross_entropy, batch_size=16, epochs=EPOCHS, optimizers=("sgd",)))
+TASK = Task("synth-dp", "synthetic task for data-parallel tests", _data, _model,
+            F.cross_entropy, batch_size=16, epochs=EPOCHS, optimizers=("sgd",))
+
+
+@pytest.fixture
+def synth_task(monkeypatch):
+    # registered only while a test runs: other modules of this process see the catalog alone
+    from optimlab.lab import tasks
+
+    tasks.task_names()
+    monkeypatch.setitem(tasks._TASKS, TASK.name, TASK)
 
 
 def _spec(text: str) -> runner.RunSpec:
@@ -56,7 +64,7 @@ def _spec(text: str) -> runner.RunSpec:
 
 def _rank(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
-    _register()
+    register(TASK)  # a fresh process: its own registry
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
@@ -88,8 +96,7 @@ def test_shards_cover_a_batch_once_and_differ_by_at_most_one_row():
             assert max(sizes) - min(sizes) <= 1
 
 
-def test_two_gloo_processes_equal_one_process(tmp_path):
-    _register()
+def test_two_gloo_processes_equal_one_process(tmp_path, synth_task):
     torch.set_num_threads(1)
     out = tmp_path / "ranks.pt"
     mp.start_processes(_rank, args=(2, _free_port(), str(out)), nprocs=2, join=True,
@@ -112,9 +119,8 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
         assert moved > 1e-3
 
 
-def test_one_process_matches_the_runner():
+def test_one_process_matches_the_runner(synth_task):
     # same initial weights, same batches: distributed.train is the runner's loop, sharded
-    _register()
     ref = runner.run(_spec("adam:lr=0.01"))
     mine = distributed.train(_spec("adam:lr=0.01"))["result"]
     torch.testing.assert_close(torch.tensor(mine.step_losses), torch.tensor(ref.step_losses),

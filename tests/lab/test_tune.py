@@ -67,17 +67,30 @@ def _mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(outputs, F.one_hot(targets, 3).to(outputs.dtype))
 
 
-def register_synthetic() -> None:
+#: the synthetic tasks, added to the registry only while a test of this module runs
+SYNTHETIC = {
+    name: Task(name=name, description="synthetic blobs for the tuner's tests", load=load,
+               model=_model, loss=loss, batch_size=30, epochs=2, optimizers=("sgd", "adam"))
     for name, load, loss in (("synth-blobs", _blobs, F.cross_entropy),
                              ("synth-leaky", _leaky, F.cross_entropy),
                              ("synth-poisoned", _poisoned, F.cross_entropy),
-                             ("synth-mse", _blobs, _mse)):
-        register(Task(name=name, description="synthetic blobs for the tuner's tests", load=load,
-                      model=_model, loss=loss, batch_size=30, epochs=2,
-                      optimizers=("sgd", "adam")))
+                             ("synth-mse", _blobs, _mse))
+}
 
 
-register_synthetic()
+def add_synthetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the synthetic tasks until ``monkeypatch`` is undone (the registry stays clean
+    for the other test modules of this process)."""
+    from optimlab.lab import tasks
+
+    tasks.task_names()  # load the catalog first
+    for name, task in SYNTHETIC.items():
+        monkeypatch.setitem(tasks._TASKS, name, task)
+
+
+@pytest.fixture(autouse=True)
+def _synthetic_tasks(monkeypatch):
+    add_synthetic(monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -326,11 +339,13 @@ def finished_study(tmp_path_factory):
     """Two tasks x two optimizers, tuned and evaluated over 2 seeds (shared by the report tests)."""
     tmp = tmp_path_factory.mktemp("study")
     name = '<script>alert("x")</script>'
-    url, cfg = make_study(tmp, name=name, tasks=["synth-blobs", "synth-leaky"], budget=2,
-                          seeds=2, epochs=1)
-    tune.work(url, name)
-    storage = tune.open_storage(url)
-    tune.run_finals(storage, name, cfg)
+    with pytest.MonkeyPatch.context() as mp:
+        add_synthetic(mp)
+        url, cfg = make_study(tmp, name=name, tasks=["synth-blobs", "synth-leaky"], budget=2,
+                              seeds=2, epochs=1)
+        tune.work(url, name)
+        storage = tune.open_storage(url)
+        tune.run_finals(storage, name, cfg)
     return tmp, storage, name, cfg
 
 
@@ -418,5 +433,7 @@ def test_cli_mistakes_are_one_line_and_exit_2(args, message, tmp_path, capsys, m
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "worker":
     import os
 
+    for _task in SYNTHETIC.values():
+        register(_task)
     torch.set_num_threads(1)
     tune.work(os.environ[tune.STORAGE_ENV], sys.argv[2], worker_id=sys.argv[3])

@@ -22,13 +22,17 @@ HERE = Path(__file__).resolve().parent
 POSTGRES_ENV = "OPTIMLAB_TEST_POSTGRES_URL"
 
 
-def _create(url: str, name: str, **kw) -> tune.TuneConfig:
+@pytest.fixture(autouse=True)
+def _synthetic_tasks(monkeypatch):
     sys.path.insert(0, str(HERE))
     try:
-        import test_tune  # registers the synthetic tasks in this process
+        import test_tune
     finally:
         sys.path.remove(str(HERE))
-    assert test_tune.CENTERS is not None
+    test_tune.add_synthetic(monkeypatch)
+
+
+def _create(url: str, name: str, **kw) -> tune.TuneConfig:
     args = {"tasks": ["synth-blobs"], "optimizers": "sgd,adam", "budget": 3, "epochs": 1, "seeds": 2,
                 "heartbeat_interval": 1, "grace_period": 2}
     args.update(kw)
