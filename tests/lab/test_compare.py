@@ -91,3 +91,25 @@ def test_a_new_comparison_replaces_the_folder(tmp_path):
     with Store.open(tmp_path) as store:
         assert [r.optimizer for r in store.runs()] == ["adam"]
         assert store.get_experiment()["optimizers"] == ["adam"]
+
+
+def test_parallel_runs_give_the_numbers_of_sequential_runs(tmp_path):
+    import sqlite3
+
+    config = CompareConfig(task="digits-mlp", optimizers=("sgd:lr=0.05", "adam", "nag:lr=0.02"),
+                           seeds=2, epochs=2)
+    one = compare(config, tmp_path / "one", report=False, jobs=1)
+    two = compare(config, tmp_path / "two", report=False, jobs=2)
+    assert [r.spec for r in one.results] == [r.spec for r in two.results]
+    for a, b in zip(one.results, two.results):
+        assert a.step_losses == b.step_losses
+        assert [(e.test_loss, e.test_accuracy) for e in a.epochs] == [
+            (e.test_loss, e.test_accuracy) for e in b.epochs
+        ]
+
+    def rows(folder):
+        with sqlite3.connect(folder / "results.db") as db:
+            return db.execute("SELECT run_id, step, loss FROM steps ORDER BY run_id, step").fetchall()
+
+    assert rows(tmp_path / "one") == rows(tmp_path / "two")
+    assert len(rows(tmp_path / "two")) == sum(len(r.step_losses) for r in two.results)

@@ -9,6 +9,7 @@ moment leaves either the previous checkpoint or the new one, never a torn file.
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import os
 import random
@@ -63,10 +64,14 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def remove_stale_temps(folder: Path) -> None:
-    """Delete temp files left by a write that was killed (they are never read)."""
-    if folder.is_dir():
-        for tmp in folder.glob(".*.tmp"):
+def remove_stale_temps(path: Path) -> None:
+    """Delete the temp files a killed write of checkpoint ``path`` left (they are never read).
+
+    Only this checkpoint's temps: runs trained at once share the folder, and another run's
+    temp may be in the middle of its write.
+    """
+    if path.parent.is_dir():
+        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             with contextlib.suppress(OSError):
                 tmp.unlink()
 

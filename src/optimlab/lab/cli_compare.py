@@ -74,14 +74,16 @@ def _progress_listener(console: Console):
             self.overall = self.progress.add_task("runs", total=1)
             self.current = self.progress.add_task("", total=1, visible=False)
             self._last = 0.0
+            self.active: dict[int, str] = {}  # runs in training (several with --jobs)
 
         def start(self, total_runs: int, to_run: int) -> None:
             self.progress.start()
             self.progress.update(self.overall, total=total_runs, completed=total_runs - to_run)
 
         def run_started(self, index: int, spec: Any, total_steps: int | None) -> None:
-            label = f"{spec.optimizer_label()} seed {spec.seed}"
-            self.progress.reset(self.current, total=total_steps or 1, description=label, visible=True)
+            self.active[index] = f"{spec.optimizer_label()} seed {spec.seed}"
+            self.progress.reset(self.current, total=total_steps or 1, visible=True,
+                                description=", ".join(self.active.values()))
 
         def run_progress(self, steps_done: int, total_steps: int) -> None:
             now = time.monotonic()
@@ -90,6 +92,8 @@ def _progress_listener(console: Console):
                 self.progress.update(self.current, completed=steps_done, total=total_steps)
 
         def run_finished(self, index: int, spec: Any, result: Any) -> None:
+            self.active.pop(index, None)
+            self.progress.update(self.current, description=", ".join(self.active.values()))
             if result is not None:
                 self.progress.advance(self.overall)
 
@@ -141,11 +145,16 @@ def compare_command(
     nproc: Annotated[int, typer.Option(
         "--nproc", help="Train each run data-parallel over N processes (torchrun + DDP)."
     )] = 1,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j",
+        help="Runs trained at once, each in its own process (default: one per CPU). "
+        "Every run depends only on its seed, so the numbers do not change.",
+    )] = None,
 ) -> None:
     """Train every optimizer on one task over several seeds; write results.db and a report."""
     import torch
 
-    from .compare import CompareConfig, compare
+    from .compare import CompareConfig, compare, default_jobs
     from .spec import split_specs
     from .tasks import DataOptions
 
@@ -162,7 +171,8 @@ def compare_command(
     try:
         outcome = compare(config, out_dir, data=DataOptions(data_dir=data_dir, download=download),
                           resume=resume, force=force, listener=listener,
-                          run_fn=_data_parallel(nproc))
+                          run_fn=_data_parallel(nproc),
+                          jobs=default_jobs() if jobs is None else jobs)
     except KeyboardInterrupt:
         if listener is not None:
             listener.stop()  # the bars must be gone before the message

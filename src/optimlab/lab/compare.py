@@ -10,8 +10,13 @@ runs that are no longer part of the plan are removed.
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import os
 import shutil
+import signal
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +131,94 @@ def _describe_change(old: dict[str, Any], new: dict[str, Any], keys: list[str]) 
     return "; ".join(f"{k}: {show(old.get(k))} -> {show(new.get(k))}" for k in keys)
 
 
+def default_jobs() -> int:
+    """Runs trained at once by default: one per CPU this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _die_with_parent() -> None:
+    """Worker processes end when the comparing process dies, even by kill -9 (Linux).
+
+    Without this an orphaned worker would go on writing the store while a ``--resume`` trains
+    the same run.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    if os.getppid() == 1:  # the parent is already gone
+        os._exit(1)
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    _die_with_parent()
+    torch.set_num_threads(threads)
+
+
+def _run_in_worker(spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path) -> RunResult:
+    with Store.open(out) as store:
+        return run(spec, data=data, store=store, checkpoint_dir=ckpt_dir)
+
+
+def _run_parallel(
+    todo: list[tuple[int, RunSpec]],
+    jobs: int,
+    data: DataOptions,
+    out: Path,
+    ckpt_dir: Path,
+    listener: CompareListener,
+    outcome: CompareOutcome,
+) -> None:
+    """Train the runs of ``todo`` in ``jobs`` worker processes, each with its own store connection.
+
+    Every run depends only on its own spec and seed, so the numbers are those of a sequential
+    comparison. Workers are forked (the dataset cache is inherited) when the parent runs torch on
+    one thread, as the CLI does; otherwise they are spawned, since forking after an OpenMP pool
+    has started is unsafe.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    method = "fork" if threads == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    results: dict[int, RunResult] = {}
+    with ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_worker_init,
+        initargs=(threads,),
+    ) as pool:
+        pending = {}
+        queue = list(todo)
+
+        def submit() -> None:
+            index, spec = queue.pop(0)
+            listener.run_started(index, spec, None)
+            pending[pool.submit(_run_in_worker, spec, data, out, ckpt_dir)] = (index, spec)
+
+        try:
+            while queue and len(pending) < jobs:
+                submit()
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index, spec = pending.pop(future)
+                    results[index] = future.result()
+                    listener.run_finished(index, spec, results[index])
+                    if queue:
+                        submit()
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    outcome.results.extend(results[i] for i in sorted(results))
+
+
 def compare(
     config: CompareConfig,
     out: Path,
@@ -136,8 +229,11 @@ def compare(
     listener: CompareListener | None = None,
     report: bool = True,
     run_fn: Callable[..., RunResult] | None = None,
+    jobs: int = 1,
 ) -> CompareOutcome:
     """Run every planned run of ``config`` not done yet, store it in ``out``, write the report.
+
+    ``jobs > 1`` trains that many runs at once in worker processes (not with ``run_fn``).
 
     Raises:
         UserError: bad configuration, missing data, or ``resume`` of a changed configuration
@@ -176,6 +272,10 @@ def compare(
         done = {r.run_id for r in store.runs() if r.status in ("finished", "diverged")}
         todo = [s for s in plan if s.run_id() not in done]
         listener.start(len(plan), len(todo))
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise UserError(f"Invalid jobs {jobs!r} (expected a whole number >= 1)")
+        parallel = run_fn is None and min(jobs, len(todo)) > 1
+        queued: list[tuple[int, RunSpec]] = []
         for index, spec in enumerate(plan):
             run_id = spec.run_id()
             if run_id in done:
@@ -183,11 +283,16 @@ def compare(
                 outcome.skipped.append(spec)
                 listener.run_finished(index, spec, None)
                 continue
+            if parallel:
+                queued.append((index, spec))
+                continue
             listener.run_started(index, spec, None)
             result = (run_fn or run)(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
                          progress=listener.run_progress)
             outcome.results.append(result)
             listener.run_finished(index, spec, result)
+        if queued:
+            _run_parallel(queued, min(jobs, len(queued)), data, out, ckpt_dir, listener, outcome)
     if ckpt_dir.exists() and not any(ckpt_dir.iterdir()):
         ckpt_dir.rmdir()
     if report:

@@ -379,7 +379,7 @@ def run(
 
     ckpt = checkpoint_path(checkpoint_dir, run_id) if checkpoint_dir is not None else None
     if ckpt is not None:
-        remove_stale_temps(ckpt.parent)
+        remove_stale_temps(ckpt)
     if ckpt is not None and ckpt.is_file():
         state.restore(load_checkpoint(ckpt), ckpt)
     else:
