@@ -61,7 +61,7 @@ def render_in_chromium(path: Path, budget_ms: int = 10000) -> tuple[list[str], s
         proc = subprocess.run(
             [exe, *_CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile",
              f"--virtual-time-budget={budget_ms}", "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=120,
+            check=False, capture_output=True, text=True, timeout=120,
         )
     dom = proc.stdout
     errors: list[str] = []

@@ -5,4 +5,4 @@ from .ema import EWMA
 
 __version__ = "0.1.0"
 
-__all__ = ["EWMA", "optim", "__version__"]
+__all__ = ["EWMA", "__version__", "optim"]

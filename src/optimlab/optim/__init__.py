@@ -13,17 +13,17 @@ from .rmsprop import RMSprop
 from .sgd import NAG, SGD, Momentum
 
 __all__ = [
-    "SGD",
-    "Momentum",
+    "CONVENTIONS",
     "NAG",
-    "Adagrad",
+    "SGD",
     "Adadelta",
-    "RMSprop",
+    "Adagrad",
     "Adam",
     "AdamW",
-    "NAdam",
     "Adamax",
-    "CONVENTIONS",
+    "Momentum",
+    "NAdam",
+    "RMSprop",
     "available",
     "conventions",
     "create",
