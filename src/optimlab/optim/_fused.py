@@ -13,8 +13,9 @@ runs that same rule a third way:
    ``(param, grad, *state, scalars)`` and compiled with ``torch.compile`` (Inductor: one C++/OpenMP
    loop on CPU, one Triton kernel on CUDA). The changing scalars arrive in one float64 tensor, so a
    new learning rate or step count never triggers a recompile. Kernels are cached per (structure,
-   dtype, device) for the whole process and shared by every optimizer; sizes are dynamic, so one
-   kernel serves every model. Inductor's FX graph cache (``TORCHINDUCTOR_CACHE_DIR``, default
+   dtype, device, size class) for the whole process and shared by every optimizer; sizes are
+   dynamic, so one kernel serves every model of its size class (below ``PARALLEL_MIN_NUMEL``
+   elements a single-threaded loop, from there an OpenMP one). Inductor's FX graph cache (``TORCHINDUCTOR_CACHE_DIR``, default
    under the system temporary directory) keeps compiled kernels across processes.
 3. **Run on flat storage.** :class:`FlatBucket` keeps the parameters, gradients and each state
    buffer of a (param group, device, dtype) in contiguous buffers: ``p.data``, ``p.grad`` and
@@ -46,6 +47,9 @@ BACKEND = os.environ.get("OPTIMLAB_FUSED_BACKEND", "inductor")
 
 #: elements per (device, dtype) bucket from which ``fused=None`` picks the fused path
 AUTO_FUSED_MIN_NUMEL = int(os.environ.get("OPTIMLAB_FUSED_MIN_NUMEL", "1000000"))
+
+#: flat buffers from this many elements get a multi-threaded (OpenMP) kernel on CPU
+PARALLEL_MIN_NUMEL = 1 << 16
 
 _ALIGN_BYTES = 64  # each parameter starts on a cache line inside the flat buffer
 _STEP = operator.itemgetter("step")
@@ -323,7 +327,8 @@ class KernelCache:
             ``"compiled"``, ``"eager"`` (first use) or ``"failed"`` (compiling is impossible).
         """
         device, dtype = inputs[0].device, inputs[0].dtype
-        key = (structure, dtype, device.type, device.index, BACKEND)
+        parallel = inputs[0].numel() >= PARALLEL_MIN_NUMEL
+        key = (structure, dtype, device.type, device.index, BACKEND, parallel)
         with self._lock:
             kernel = self._kernels.get(key)
             if kernel is None:
@@ -344,11 +349,15 @@ class KernelCache:
         if kernel.compiled is not None:
             try:
                 if kernel.calls == 2 and BACKEND == "inductor":
-                    # One small kernel per graph: compiling in this process is faster than
-                    # starting Inductor's pool of compile workers (seconds on a small machine).
                     from torch._inductor import config as inductor_config
 
-                    with inductor_config.patch(compile_threads=1):
+                    # One small kernel per graph: compiling in this process is faster than
+                    # starting Inductor's pool of compile workers (seconds on a small machine).
+                    # Sizes are dynamic, so Inductor would decide on OpenMP from the first
+                    # caller's size (and its disk cache would hand that choice to every later
+                    # size); the size class decides instead, and is part of the cache key.
+                    chunk = 1 if parallel else 1 << 62
+                    with inductor_config.patch(compile_threads=1, **{"cpp.min_chunk_size": chunk}):
                         kernel.compiled(*inputs, scalars)
                 else:
                     kernel.compiled(*inputs, scalars)
