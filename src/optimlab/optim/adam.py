@@ -370,8 +370,8 @@ class NAdam(RuleOptimizer):
         mu_next = nadam_momentum(beta1, step + 1, *schedule)
         # tensors of one bucket share their step count, hence their product of mu_i
         mu_product = float(states[0]["mu_product"]) * mu
-        for s in states:
-            s["mu_product"].fill_(mu_product)
+        # one multi-tensor op: every product was equal, so each becomes exactly mu_product
+        torch._foreach_mul_([s["mu_product"] for s in states], mu)
         nadam_rule(
             params,
             grads,
