@@ -41,9 +41,14 @@ def _one_thread():
 
 @pytest.fixture(scope="module", autouse=True)
 def _toy_task():
+    from optimlab.lab import tasks
+
     get_task("iris-softmax")  # load the catalog first, then add the toy task
     register(Task(TOY, "synthetic 5 -> 3 classes", _toy_load, _toy_model, nn.functional.cross_entropy,
                   batch_size=16, epochs=3, optimizers=("sgd:lr=0.1", "adam:lr=0.01")))
+    yield
+    # other modules of the same worker see the catalog only
+    tasks._TASKS.pop(TOY, None)
 
 
 def test_same_seed_gives_identical_numbers():
