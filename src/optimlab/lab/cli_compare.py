@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,7 +30,11 @@ LIST_CHOICES = ("tasks", "optimizers")
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # piped or logged (make demo, CI): rich's 80-column default folds every spec
+        console = Console(stderr=stderr, highlight=False, width=140)
+    return console
 
 
 def _summary_table(rows: list[SummaryRow], title: str):
