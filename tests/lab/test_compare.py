@@ -112,4 +112,6 @@ def test_parallel_runs_give_the_numbers_of_sequential_runs(tmp_path):
             return db.execute("SELECT run_id, step, loss FROM steps ORDER BY run_id, step").fetchall()
 
     assert rows(tmp_path / "one") == rows(tmp_path / "two")
+    with Store.open(tmp_path / "two") as store:
+        assert [r.run_id for r in store.runs()] == [r.spec.run_id() for r in one.results]
     assert len(rows(tmp_path / "two")) == sum(len(r.step_losses) for r in two.results)

@@ -293,6 +293,7 @@ def compare(
             listener.run_finished(index, spec, result)
         if queued:
             _run_parallel(queued, min(jobs, len(queued)), data, out, ckpt_dir, listener, outcome)
+            store.set_order([spec.run_id() for spec in plan])
     if ckpt_dir.exists() and not any(ckpt_dir.iterdir()):
         ckpt_dir.rmdir()
     if report:

@@ -211,6 +211,14 @@ class Store:
                  time.time()),
             )
 
+    def set_order(self, run_ids: list[str]) -> None:
+        """Give the runs the comparison's order (runs trained at once start in any order)."""
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE runs SET position = ? WHERE run_id = ?",
+                [(i, run_id) for i, run_id in enumerate(run_ids)],
+            )
+
     def truncate(self, run_id: str, *, after_step: int, after_epoch: int) -> None:
         """Delete the run's rows past a checkpoint (step > after_step, epoch > after_epoch)."""
         with self._transaction():
