@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -154,16 +155,31 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _worker_init(threads: int) -> None:
+_PROGRESS: Any = None  # a worker's queue for (plan index, steps done, total steps)
+
+
+def _worker_init(threads: int, progress: Any) -> None:
     import torch
 
+    global _PROGRESS
     _die_with_parent()
     torch.set_num_threads(threads)
+    _PROGRESS = progress
 
 
-def _run_in_worker(spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path) -> RunResult:
+def _run_in_worker(index: int, spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path) -> RunResult:
+    last = [0.0]
+
+    def report(steps_done: int, total_steps: int) -> None:
+        # a few updates a second are enough for a progress bar
+        now = time.monotonic()
+        if now - last[0] > 0.1 or steps_done == total_steps:
+            last[0] = now
+            _PROGRESS.put((index, steps_done, total_steps))
+
     with Store.open(out) as store:
-        return run(spec, data=data, store=store, checkpoint_dir=ckpt_dir)
+        return run(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
+                   progress=report if _PROGRESS is not None else None)
 
 
 def _run_parallel(
@@ -186,12 +202,24 @@ def _run_parallel(
 
     threads = torch.get_num_threads()
     method = "fork" if threads == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    progress = context.SimpleQueue()
+    steps: dict[int, tuple[int, int]] = {}  # plan index -> (steps done, total) of runs in training
     results: dict[int, RunResult] = {}
+
+    def drain() -> None:
+        """Pass the workers' step counts to the listener, summed over the runs in training."""
+        updated = False
+        while not progress.empty():
+            index, done_steps, total_steps = progress.get()
+            if index in steps:
+                steps[index] = (done_steps, total_steps)
+                updated = True
+        if updated:
+            listener.run_progress(sum(d for d, _ in steps.values()), sum(t for _, t in steps.values()))
+
     with ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=multiprocessing.get_context(method),
-        initializer=_worker_init,
-        initargs=(threads,),
+        max_workers=jobs, mp_context=context, initializer=_worker_init, initargs=(threads, progress)
     ) as pool:
         pending = {}
         queue = list(todo)
@@ -199,15 +227,18 @@ def _run_parallel(
         def submit() -> None:
             index, spec = queue.pop(0)
             listener.run_started(index, spec, None)
-            pending[pool.submit(_run_in_worker, spec, data, out, ckpt_dir)] = (index, spec)
+            steps[index] = (0, 1)
+            pending[pool.submit(_run_in_worker, index, spec, data, out, ckpt_dir)] = (index, spec)
 
         try:
             while queue and len(pending) < jobs:
                 submit()
             while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                drain()
                 for future in done:
                     index, spec = pending.pop(future)
+                    steps.pop(index, None)
                     results[index] = future.result()
                     listener.run_finished(index, spec, results[index])
                     if queue:
