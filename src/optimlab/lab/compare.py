@@ -10,6 +10,7 @@ runs that are no longer part of the plan are removed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -243,9 +244,15 @@ def _run_parallel(
                     listener.run_finished(index, spec, results[index])
                     if queue:
                         submit()
-        except BaseException:
+        except BaseException as e:
             for future in pending:
                 future.cancel()
+            if isinstance(e, KeyboardInterrupt):
+                # a signal sent to this process alone (kill -INT) reaches the workers too, so that
+                # they stop at their next consistent point instead of finishing their runs
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    with contextlib.suppress(OSError):
+                        os.kill(process.pid, signal.SIGINT)
             raise
     outcome.results.extend(results[i] for i in sorted(results))
 
