@@ -335,6 +335,47 @@ def _summarise(r: dict[str, Any], axpy_gbs: float) -> None:
 # ---- output ------------------------------------------------------------------------------------
 
 
+COLUMNS = (
+    "optimizer", "conv", "B/param", "ours foreach", "ours forloop", "ours fused", "default (path)",
+    "torch loop", "torch foreach", "torch fused", "default GB/s", "% axpy", "x torch best",
+    "x torch fused", "setup s", "state B/param",
+)
+
+
+def rows(result: dict[str, Any]) -> list[list[str]]:
+    """The cells of every row of ``result``, in :data:`COLUMNS` order (shared by both tables)."""
+
+    def ms(r: dict[str, Any], key: str) -> str:
+        v = r["paths"].get(key)
+        return f"{v['median_ms']:.2f}" if v else "-"
+
+    def ratio(x: float | None) -> str:
+        return f"{x:.2f}" if x else "-"
+
+    out = []
+    for r in result["results"]:
+        d = r["paths"]["optimlab.default"]
+        out.append([
+            r["optimizer"],
+            r["convention"],
+            str(r["bytes_per_param"]),
+            ms(r, "optimlab.foreach"),
+            ms(r, "optimlab.forloop"),
+            ms(r, "optimlab.fused"),
+            f"{d['median_ms']:.2f} ({r['default_impl']})",
+            ms(r, "torch.forloop"),
+            ms(r, "torch.foreach"),
+            ms(r, "torch.fused"),
+            f"{d['gbs']:.1f}",
+            f"{100 * r['default_fraction_of_axpy']:.0f}%",
+            ratio(r.get("speedup_vs_torch_best")),
+            ratio(r.get("speedup_vs_torch_fused")),
+            f"{r['fused_setup_s']:.2f}",
+            f"{r['state_bytes_per_param']:.1f}",
+        ])
+    return out
+
+
 def table(result: dict[str, Any]):
     """A rich table of ``result`` (one row per optimizer and convention)."""
     from rich.table import Table
@@ -347,73 +388,17 @@ def table(result: dict[str, Any]):
             f"axpy {bw['axpy']:.1f} GB/s, copy {bw['copy']:.1f} GB/s (median ms)"
         )
     )
-    for col in ("optimizer", "conv", "B/param", "foreach", "forloop", "fused", "default"):
+    for col in COLUMNS:
         t.add_column(col, justify="left" if col in ("optimizer", "conv") else "right")
-    for col in ("torch loop", "torch foreach", "torch fused", "GB/s", "% axpy", "x torch best"):
-        t.add_column(col, justify="right")
-    t.add_column("setup s", justify="right")
-    t.add_column("state B/p", justify="right")
-
-    def ms(r: dict[str, Any], key: str) -> str:
-        v = r["paths"].get(key)
-        return f"{v['median_ms']:.2f}" if v else "-"
-
-    for r in result["results"]:
-        d = r["paths"]["optimlab.default"]
-        best = r.get("speedup_vs_torch_best")
-        t.add_row(
-            r["optimizer"],
-            r["convention"],
-            str(r["bytes_per_param"]),
-            ms(r, "optimlab.foreach"),
-            ms(r, "optimlab.forloop"),
-            ms(r, "optimlab.fused"),
-            f"{d['median_ms']:.2f} ({r['default_impl']})",
-            ms(r, "torch.forloop"),
-            ms(r, "torch.foreach"),
-            ms(r, "torch.fused"),
-            f"{d['gbs']:.1f}",
-            f"{100 * r['default_fraction_of_axpy']:.0f}%",
-            f"{best:.2f}" if best else "-",
-            f"{r['fused_setup_s']:.2f}",
-            f"{r['state_bytes_per_param']:.1f}",
-        )
+    for row in rows(result):
+        t.add_row(*row)
     return t
 
 
 def markdown(result: dict[str, Any]) -> str:
     """The table of ``result`` as Markdown (for RESULTS.md)."""
-    cols = ["optimizer", "conv", "B/param", "ours foreach", "ours forloop", "ours fused"]
-    cols += ["default (path)", "torch loop", "torch foreach", "torch fused", "default GB/s"]
-    cols += ["% axpy", "x torch best", "x torch fused", "setup s", "state B/param"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-
-    def ms(r: dict[str, Any], key: str) -> str:
-        v = r["paths"].get(key)
-        return f"{v['median_ms']:.2f}" if v else "-"
-
-    for r in result["results"]:
-        d = r["paths"]["optimlab.default"]
-        best, fused = r.get("speedup_vs_torch_best"), r.get("speedup_vs_torch_fused")
-        row = [
-            r["optimizer"],
-            r["convention"],
-            str(r["bytes_per_param"]),
-            ms(r, "optimlab.foreach"),
-            ms(r, "optimlab.forloop"),
-            ms(r, "optimlab.fused"),
-            f"{d['median_ms']:.2f} ({r['default_impl']})",
-            ms(r, "torch.forloop"),
-            ms(r, "torch.foreach"),
-            ms(r, "torch.fused"),
-            f"{d['gbs']:.1f}",
-            f"{100 * r['default_fraction_of_axpy']:.0f}%",
-            f"{best:.2f}" if best else "-",
-            f"{fused:.2f}" if fused else "-",
-            f"{r['fused_setup_s']:.2f}",
-            f"{r['state_bytes_per_param']:.1f}",
-        ]
-        lines.append("| " + " | ".join(row) + " |")
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows(result)]
     return "\n".join(lines)
 
 
