@@ -46,11 +46,13 @@ def _grads(params, step):
     ]
 
 
-def _run(name, convention, dtype, steps, maximize=False, none_grad_at=None, **hp):
+def _run(
+    name, convention, dtype, steps, maximize=False, none_grad_at=None, shapes=(SHAPES_A, SHAPES_B), **hp
+):
     """Two optimizers, foreach and fused, on equal copies; returns both and their params."""
     runs = []
     for flags in ({"foreach": True}, {"fused": True}):
-        a, b = _params(SHAPES_A, dtype, 0), _params(SHAPES_B, dtype, 1)
+        a, b = _params(shapes[0], dtype, 0), _params(shapes[1], dtype, 1)
         groups = [
             {"params": a},
             {"params": b, "lr": torch.tensor(3e-3, dtype=torch.float64)},
@@ -85,7 +87,9 @@ def _assert_same(runs, dtype):
 
 @pytest.fixture
 def uncompiled(monkeypatch):
+    """The rule's own fused graphs, run uncompiled, everywhere (no torch kernels)."""
     monkeypatch.setattr(_fused, "BACKEND", "none")
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
 
 
 @pytest.mark.parametrize("convention", optim.conventions())
@@ -96,6 +100,88 @@ def test_fused_equals_foreach_every_optimizer_and_convention(uncompiled, name, c
         _assert_same(runs, dtype)
         assert {g["impl"] for g in runs[1][0].param_groups} == {"fused"}
         assert {g["impl"] for g in runs[0][0].param_groups} == {"foreach"}
+
+
+# ---- torch's own fused kernels, where the rule's arithmetic is theirs --------------------------
+
+#: the (name, convention) cells whose default settings torch's fused CPU kernels compute
+TORCH_KERNEL_CELLS = {
+    "pytorch": {"sgd", "momentum", "nag", "adagrad", "adam", "amsgrad", "adamw"},
+    "keras": {"sgd"},  # Keras's momentum is the velocity form; its Adam family uses eps-hat
+    "optax": {"sgd", "momentum", "nag", "adam", "adamw"},  # optax's eps sits inside the root
+    "paper": {"sgd", "adagrad", "adam", "amsgrad", "adamw"},  # the seeds' momentum is the EMA
+}
+
+
+@pytest.mark.parametrize("convention", optim.conventions())
+def test_torch_kernels_serve_exactly_the_cells_with_their_arithmetic(convention):
+    served = set()
+    for name in optim.available():
+        opt = optim.create(name, [torch.zeros(3, requires_grad=True)], convention=convention)
+        if opt._torch_kernel(opt.param_groups[0]) is not None:
+            served.add(name)
+    assert served == TORCH_KERNEL_CELLS[convention]
+
+
+TORCH_KERNEL_CASES = [
+    (name, conv, {}) for conv, names in TORCH_KERNEL_CELLS.items() for name in sorted(names)
+] + [
+    ("adam", "pytorch", {"weight_decay": 0.1}),
+    ("adam", "pytorch", {"amsgrad": True, "weight_decay": 0.05}),
+    ("adamw", "pytorch", {"weight_decay": 0.3, "betas": (0.5, 0.9)}),
+    ("sgd", "pytorch", {"momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01}),
+    ("nag", "pytorch", {"weight_decay": 0.01}),
+    ("sgd", "keras", {"weight_decay": 0.2, "decoupled_weight_decay": False}),
+    ("adagrad", "pytorch", {"lr_decay": 0.1, "initial_accumulator_value": 0.3, "weight_decay": 0.1}),
+]
+
+
+@pytest.mark.parametrize(
+    "name, convention, hp",
+    TORCH_KERNEL_CASES,
+    ids=[f"{c[0]}-{c[1]}-{'-'.join(c[2]) or 'defaults'}" for c in TORCH_KERNEL_CASES],
+)
+@pytest.mark.parametrize("maximize", [False, True], ids=["min", "max"])
+def test_torch_kernel_equals_foreach(name, convention, hp, maximize):
+    for dtype in (torch.float32, torch.float64):
+        runs = _run(name, convention, dtype, steps=4, maximize=maximize, **hp)
+        _assert_same(runs, dtype)
+        assert {g["impl"] for g in runs[1][0].param_groups} == {"fused-torch"}
+
+
+def test_torch_kernel_is_not_used_where_the_arithmetic_differs():
+    for name, convention, hp in [
+        ("adam", "pytorch", {"eps_inside_sqrt": True}),
+        ("adam", "pytorch", {"eps_hat": True}),
+        ("amsgrad", "optax", {}),  # the maximum of the bias-corrected v
+        ("momentum", "pytorch", {"form": "velocity"}),
+        ("sgd", "pytorch", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+        ("adagrad", "pytorch", {"eps_inside_sqrt": True}),
+        ("nadam", "pytorch", {}),
+    ]:
+        opt = optim.create(name, [torch.zeros(3, requires_grad=True)], convention=convention, **hp)
+        assert opt._torch_kernel(opt.param_groups[0]) is None, (name, convention, hp)
+
+
+def test_torch_kernel_takes_other_dtypes_and_devices_to_the_rule(uncompiled, monkeypatch):
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", True)
+    params = [torch.randn(5, dtype=torch.bfloat16, requires_grad=True)]
+    opt = optim.create("adam", params, fused=True)
+    params[0].grad = torch.ones_like(params[0])
+    opt.step()
+    assert opt.param_groups[0]["impl"] == "fused"  # the compiled rule, not torch's kernel
+
+
+def test_default_takes_torch_kernel_at_any_size():
+    tiny = [torch.zeros(3, requires_grad=True)]
+    opt = optim.create("adam", tiny)
+    tiny[0].grad = torch.ones(3)
+    opt.step()
+    assert opt.param_groups[0]["impl"] == "fused-torch"
+    nadam = optim.create("nadam", [torch.zeros(3, requires_grad=True)])
+    nadam.param_groups[0]["params"][0].grad = torch.ones(3)
+    nadam.step()
+    assert nadam.param_groups[0]["impl"] == "foreach"  # below the compile threshold
 
 
 @pytest.mark.parametrize(
@@ -139,7 +225,8 @@ COMPILED_CASES = [
 @pytest.mark.parametrize(
     "name, convention, hp, dtypes", COMPILED_CASES, ids=[f"{c[0]}-{c[1]}" for c in COMPILED_CASES]
 )
-def test_compiled_equals_foreach(name, convention, hp, dtypes):
+def test_compiled_equals_foreach(monkeypatch, name, convention, hp, dtypes):
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
     if not _fused.compiler_available(torch.device("cpu")):
         pytest.skip("no C++ compiler for Inductor")
     for dtype in dtypes:
@@ -241,7 +328,7 @@ def test_replaced_parameter_storage_rebuilds_the_bucket(uncompiled):
     assert next(model.parameters()).data_ptr() == bucket.param.data_ptr()
 
 
-def test_default_picks_fused_only_for_large_buckets(uncompiled, monkeypatch):
+def test_default_compiles_only_for_large_buckets(uncompiled, monkeypatch):
     monkeypatch.setattr(_fused, "compiler_available", lambda device: True)
     import optimlab.optim._base as base
 
@@ -280,6 +367,7 @@ def test_complex_parameters_use_the_reference_path(uncompiled):
 
 
 def test_failed_compile_warns_once_and_stays_correct(monkeypatch):
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
     def broken(*args, **kwargs):
         raise RuntimeError("no compiler in this test")
 
@@ -294,7 +382,8 @@ def test_failed_compile_warns_once_and_stays_correct(monkeypatch):
     assert runs[1][0].param_groups[0]["impl"] == "fused-eager"
 
 
-def test_no_recompile_and_no_allocation_with_changing_lr():
+def test_no_recompile_and_no_allocation_with_changing_lr(monkeypatch):
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
     if not _fused.compiler_available(torch.device("cpu")):
         pytest.skip("no C++ compiler for Inductor")
     params = _params(SHAPES_A, torch.float32, 0)
@@ -343,3 +432,24 @@ def test_cuda_compiled_equals_foreach():
             runs.append((opt, params))
         _assert_same(runs, torch.float32)
         assert runs[1][0].param_groups[0]["impl"] == "fused"
+
+
+def test_compiled_kernel_is_called_without_dynamo_after_compiling(monkeypatch):
+    """From the third step on, Inductor's kernel is called directly (no dynamo frame or guard
+    evaluation); one kernel serves every bucket length of its size class."""
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
+    if not _fused.compiler_available(torch.device("cpu")):
+        pytest.skip("no C++ compiler for Inductor")
+    runs_a = _run("adamax", "pytorch", torch.float32, steps=3)
+    kernels = [k for k in _fused.KERNELS._kernels.values() if k.direct is not None]
+    assert kernels, "no kernel captured Inductor's compiled graph"
+    for k in kernels:
+        # dynamo's wrapper is no longer reachable; calling it would fail the test
+        monkeypatch.setattr(k, "compiled", lambda *a: pytest.fail("went through dynamo"))
+    _assert_same(runs_a, torch.float32)
+    graphs = counters["stats"]["unique_graphs"]
+    # other bucket lengths reuse the same kernels, directly
+    runs_b = _run("adamax", "pytorch", torch.float32, steps=5, shapes=(((9, 11), (4,), (130,)), ((70,),)))
+    _assert_same(runs_b, torch.float32)
+    assert runs_b[1][0].param_groups[0]["impl"] == "fused"
+    assert counters["stats"]["unique_graphs"] == graphs, "a new length was compiled again"

@@ -17,7 +17,15 @@ from ._rules import ArrayLike, TensorList, Tensorwise
 from ._validate import check_bool
 
 #: the ways a step can run; the one last used is in each param group's ``"impl"``
-IMPLS = ("foreach", "forloop", "fused", "fused-eager")
+IMPLS = ("foreach", "forloop", "fused", "fused-torch", "fused-eager")
+
+#: torch's fused kernel for a group: called as ``kernel(param, grad, buffers, step_tensor,
+#: step)`` on one flat buffer each (``buffers`` by name, ``step_tensor`` already advanced)
+TorchKernel = Callable[[Tensor, Tensor, dict[str, Tensor], Tensor, int], None]
+
+#: the dtypes torch's fused kernels run in the parameters' own precision (bfloat16 and float16
+#: are computed in float32 there, unlike the rule), hence the ones they stand in for the rule
+_TORCH_KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 def scalar(value: Any) -> float:
@@ -66,12 +74,17 @@ class RuleOptimizer(Optimizer):
       those buffers. ``zero_grad(set_to_none=False)`` then keeps the gradients there (one memset,
       no copy in the next step); after ``set_to_none=True`` the step first copies the fresh
       gradients in.
-    * neither given (``None``): fused on CPU and CUDA for buckets of at least
+      Where torch's own fused CPU kernel has the rule's arithmetic for the group's settings
+      (:meth:`_torch_kernel`), the fused path calls it over the flat buffers instead of
+      compiling.
+    * neither given (``None``): the fused path with torch's kernel at any size (it costs no
+      compile); otherwise fused on CPU and CUDA for buckets of at least
       ``_fused.AUTO_FUSED_MIN_NUMEL`` elements (1M; below that a compile costs more than it
       saves in a typical run), where a compiler is available; the multi-tensor path otherwise.
 
     Each step records the path it took in the group's ``"impl"`` (``"foreach"``, ``"forloop"``,
-    ``"fused"``, ``"fused-eager"`` where compiling failed, or several joined by ``+``).
+    ``"fused"``, ``"fused-torch"``, ``"fused-eager"`` where compiling failed, or several joined
+    by ``+``).
     """
 
     #: names of the per-element state tensors, in the order the rule takes them
@@ -122,6 +135,11 @@ class RuleOptimizer(Optimizer):
     def _active_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         """The buffers the rule uses for this group's settings (all of ``buffers`` by default)."""
         return self.buffers
+
+    def _torch_kernel(self, group: dict[str, Any]) -> TorchKernel | None:
+        """torch's fused kernel with exactly the rule's arithmetic for this group's settings,
+        or None (the default: the rule is compiled instead)."""
+        return None
 
     # ---- the step --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -203,17 +221,29 @@ class RuleOptimizer(Optimizer):
         return state
 
     # ---- the fused path --------------------------------------------------------------------------
-    def _wants_fused(self, group: dict[str, Any], device: torch.device, numel: int) -> bool:
-        """``fused=True``, or ``fused=None`` and ``foreach=None`` on a large enough bucket."""
+    def _wants_fused(
+        self, group: dict[str, Any], key: tuple, numel: int, kernel: TorchKernel | None
+    ) -> bool:
+        """``fused=True``; or ``fused=None`` and ``foreach=None`` where torch's kernel serves,
+        or on a bucket large enough to repay a compile."""
         if group.get("fused"):
             return True
+        if group.get("fused") is not None or group.get("foreach") is not None:
+            return False
+        device = key[0]
+        if kernel is not None and self._torch_kernel_serves(key):
+            return True
         return (
-            group.get("fused") is None
-            and group.get("foreach") is None
-            and device.type in ("cpu", "cuda")
+            device.type in ("cpu", "cuda")
             and numel >= _fused.AUTO_FUSED_MIN_NUMEL
             and compiler_available(device)
         )
+
+    @staticmethod
+    def _torch_kernel_serves(key: tuple) -> bool:
+        """Whether torch's fused kernels stand in for the rule on a (device, dtype) bucket."""
+        device, dtype = key
+        return _fused.TORCH_KERNELS and device.type == "cpu" and dtype in _TORCH_KERNEL_DTYPES
 
     def _flat_buckets(self, group: dict[str, Any]) -> dict[tuple, FlatBucket]:
         return self._flat_entry(group).buckets
@@ -236,8 +266,9 @@ class RuleOptimizer(Optimizer):
             plan = entry.plan(fresh=True)
             entry.buckets.clear()
         done: set[int] = set()
+        kernel = self._torch_kernel(group)
         for key, ps, numel in plan:
-            if not self._wants_fused(group, key[0], numel):
+            if not self._wants_fused(group, key, numel, kernel):
                 entry.buckets.pop(key, None)
                 continue
             bucket = entry.buckets.get(key)
@@ -258,6 +289,11 @@ class RuleOptimizer(Optimizer):
                 continue
             bucket.steps += 1
             bucket.step = step + 1
+            done.update(bucket.ids)
+            if kernel is not None and self._torch_kernel_serves(key):
+                kernel(bucket.param, bucket.grad, bucket.buffers, bucket.step_views[0], step + 1)
+                impls.add("fused-torch")
+                continue
             tape = Tape(2 + len(names))
             params, grads, *bufs = tape.inputs()
             self._update(
@@ -275,7 +311,6 @@ class RuleOptimizer(Optimizer):
                 tape.structure(), [bucket.param, bucket.grad, *bucket.buffers.values()], scalars
             )
             impls.add("fused-eager" if ran == "failed" else "fused")
-            done.update(bucket.ids)
         return done
 
     def zero_grad(self, set_to_none: bool = True) -> None:

@@ -26,6 +26,14 @@ A structure is compiled the second time it is seen; the first time (for example 
 which copies the gradient into the momentum buffer) the graph runs eagerly on the flat buffers.
 Where compiling is impossible (no C++ compiler, a device Inductor does not support) the eager
 graph is used from then on, after one warning.
+
+Where torch ships a fused CPU kernel whose arithmetic is the rule's for the group's settings
+(``torch._fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_`` and ``_fused_adagrad_``: Adam, AdamW,
+AMSGrad, SGD with or without heavy-ball momentum or Nesterov, Adagrad, in torch's conventions),
+the optimizer names it (``RuleOptimizer._torch_kernel``) and the fused path calls it once over
+the same flat buffers instead (``"fused-torch"``). It needs no compiler and no warm-up, so
+``fused=None`` takes it at every model size; the tests hold it to the rule like the compiled
+kernels.
 """
 
 from __future__ import annotations
@@ -47,6 +55,10 @@ BACKEND = os.environ.get("OPTIMLAB_FUSED_BACKEND", "inductor")
 
 #: elements per (device, dtype) bucket from which ``fused=None`` picks the fused path
 AUTO_FUSED_MIN_NUMEL = int(os.environ.get("OPTIMLAB_FUSED_MIN_NUMEL", "1000000"))
+
+#: whether the fused path calls torch's own fused kernel where its arithmetic is the rule's
+#: (``OPTIMLAB_FUSED_TORCH=0`` compiles the rule for those settings too)
+TORCH_KERNELS = os.environ.get("OPTIMLAB_FUSED_TORCH", "1") != "0"
 
 #: flat buffers from this many elements get a multi-threaded (OpenMP) kernel on CPU
 PARALLEL_MIN_NUMEL = 1 << 16
@@ -290,15 +302,66 @@ def compiler_available(device: torch.device) -> bool:
 
 
 class _Kernel:
-    """The compiled (or, until compiled, eager) replay of one structure for one dtype/device."""
+    """The compiled (or, until compiled, eager) replay of one structure for one dtype/device.
 
-    __slots__ = ("calls", "compiled", "failed", "graph")
+    ``compiled`` is the ``torch.compile`` wrapper: every call goes through dynamo's frame and
+    guards. Compiling also captures what Inductor returned for the graph (``direct``) and how
+    dynamo fed it (``arg_spec``): from the third call on, the kernel is called straight, without
+    the ~0.1-0.3 ms of dynamo's per-call work. The guards that skips are ours by construction:
+    the cache key fixes structure, dtype, device and size class, and the inputs are always 1-d
+    contiguous flat buffers of one length and the scalar vector of the structure's length.
+    """
+
+    __slots__ = ("arg_spec", "calls", "compiled", "direct", "failed", "graph", "pending")
 
     def __init__(self, graph: fx.GraphModule) -> None:
         self.graph = graph
         self.compiled: Callable[..., Any] | None = None
+        self.direct: Callable[..., Any] | None = None
+        self.arg_spec: tuple[tuple[str, int], ...] | None = None
+        self.pending: tuple[Sequence[Tensor], Tensor] | None = None
         self.calls = 0
         self.failed = False
+
+    def capture(self, gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Callable[..., Any]:
+        """The ``torch.compile`` backend of this kernel: Inductor, keeping what it returns."""
+        from torch._inductor.compile_fx import compile_fx
+
+        compiled = compile_fx(gm, example_inputs)
+        if self.direct is not None or self.pending is None:
+            # a second graph for one kernel (a guard failed): keep to dynamo's dispatch
+            self.direct = self.arg_spec = None
+            return compiled
+        inputs, scalars = self.pending
+        self.arg_spec = _arg_spec(example_inputs, [*inputs, scalars])
+        if self.arg_spec is not None:
+            self.direct = compiled
+        return compiled
+
+    def call_direct(self, inputs: Sequence[Tensor], scalars: Tensor) -> None:
+        values = [*inputs, scalars]
+        sizes = (inputs[0].numel(), scalars.numel())
+        self.direct(*[values[i] if kind == "t" else sizes[i] for kind, i in self.arg_spec])
+
+
+def _arg_spec(example_inputs: Sequence[Any], values: list[Tensor]) -> tuple | None:
+    """How to rebuild the compiled graph's arguments from the flat inputs: ``("t", i)`` for
+    input ``i``, ``("n", 0)`` for the buffers' length, ``("n", 1)`` for the scalars' length.
+    None where an argument cannot be told apart (then every call goes through dynamo)."""
+    numel, n_scalars = values[0].numel(), values[-1].numel()
+    spec = []
+    for e in example_inputs:
+        if isinstance(e, Tensor):
+            found = [i for i, v in enumerate(values) if v is e]
+            if len(found) != 1:
+                return None
+            spec.append(("t", found[0]))
+            continue
+        hint = e if isinstance(e, int) else getattr(getattr(e, "node", None), "hint", None)
+        if not isinstance(hint, int) or numel == n_scalars or hint not in (numel, n_scalars):
+            return None
+        spec.append(("n", 0 if hint == numel else 1))
+    return tuple(spec)
 
 
 class KernelCache:
@@ -327,8 +390,10 @@ class KernelCache:
             ``"compiled"``, ``"eager"`` (first use) or ``"failed"`` (compiling is impossible).
         """
         device, dtype = inputs[0].device, inputs[0].dtype
-        parallel = inputs[0].numel() >= PARALLEL_MIN_NUMEL
-        key = (structure, dtype, device.type, device.index, BACKEND, parallel)
+        numel = inputs[0].numel()
+        # a size class of its own past 2**31 elements, where 32-bit indexing no longer holds
+        size_class = (numel >= PARALLEL_MIN_NUMEL, numel >= 1 << 31)
+        key = (structure, dtype, device.type, device.index, BACKEND, size_class)
         with self._lock:
             kernel = self._kernels.get(key)
             if kernel is None:
@@ -342,10 +407,16 @@ class KernelCache:
         ):
             if compiler_available(device):
                 kernel.compiled = torch.compile(
-                    kernel.graph, backend=BACKEND, dynamic=True, fullgraph=True
+                    kernel.graph,
+                    backend=kernel.capture if BACKEND == "inductor" else BACKEND,
+                    dynamic=True,
+                    fullgraph=True,
                 )
             else:
                 self._fail(kernel, device, "no C++ compiler or unsupported device")
+        if kernel.direct is not None:
+            kernel.call_direct(inputs, scalars)
+            return "compiled"
         if kernel.compiled is not None:
             try:
                 if kernel.calls == 2 and BACKEND == "inductor":
@@ -356,9 +427,15 @@ class KernelCache:
                     # Sizes are dynamic, so Inductor would decide on OpenMP from the first
                     # caller's size (and its disk cache would hand that choice to every later
                     # size); the size class decides instead, and is part of the cache key.
-                    chunk = 1 if parallel else 1 << 62
-                    with inductor_config.patch(compile_threads=1, **{"cpp.min_chunk_size": chunk}):
-                        kernel.compiled(*inputs, scalars)
+                    chunk = 1 if size_class[0] else 1 << 62
+                    kernel.pending = (inputs, scalars)
+                    try:
+                        with inductor_config.patch(
+                            compile_threads=1, **{"cpp.min_chunk_size": chunk}
+                        ):
+                            kernel.compiled(*inputs, scalars)
+                    finally:
+                        kernel.pending = None
                 else:
                     kernel.compiled(*inputs, scalars)
                 return "compiled"

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ._base import RuleOptimizer, scalar
+from ._base import RuleOptimizer, TorchKernel, scalar
 from ._rules import ArrayLike, apply_weight_decay, full_state_like, sqrt_denominator
 from ._validate import check_bool, check_lr, check_non_negative
 
@@ -100,6 +100,23 @@ class Adagrad(RuleOptimizer):
 
     def _new_buffer(self, name, p, group) -> torch.Tensor:
         return full_state_like(p, group["initial_accumulator_value"])
+
+    def _torch_kernel(self, group: dict[str, Any]) -> TorchKernel | None:
+        # torch's fused Adagrad: eps outside the root, L2 weight decay
+        if group["eps_inside_sqrt"] or (group["decoupled_weight_decay"] and group["weight_decay"]):
+            return None
+        kwargs = {
+            "lr": scalar(group["lr"]),
+            "lr_decay": group["lr_decay"],
+            "weight_decay": group["weight_decay"],
+            "eps": group["eps"],
+            "maximize": group["maximize"],
+        }
+
+        def kernel(param, grad, buffers, step_tensor, step) -> None:
+            torch._fused_adagrad_([param], [grad], [buffers["sum"]], [step_tensor], **kwargs)
+
+        return kernel
 
     def _update(self, group, step, params, grads, buffers, states) -> None:
         adagrad_rule(

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ._base import RuleOptimizer, scalar
+from ._base import RuleOptimizer, TorchKernel, scalar
 from ._rules import ArrayLike, apply_weight_decay, bias_correction, ema_, ema_sq_, sqrt_denominator
 from ._validate import (
     check_betas,
@@ -232,6 +232,34 @@ class Adam(RuleOptimizer):
 
     def _active_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return self.buffers if group["amsgrad"] else self.buffers[:2]
+
+    def _torch_kernel(self, group: dict[str, Any]) -> TorchKernel | None:
+        # torch's fused Adam/AdamW: the rule's arithmetic with eps outside the root, no
+        # eps-hat, and AMSGrad on the raw second moment
+        if group["eps_inside_sqrt"] or group["eps_hat"]:
+            return None
+        if group["amsgrad"] and group["amsgrad_max"] != "raw":
+            return None
+        op = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+        beta1, beta2 = (scalar(b) for b in group["betas"])
+        kwargs = {
+            "amsgrad": group["amsgrad"],
+            "lr": scalar(group["lr"]),
+            "beta1": beta1,
+            "beta2": beta2,
+            "weight_decay": group["weight_decay"],
+            "eps": group["eps"],
+            "maximize": group["maximize"],
+        }
+
+        def kernel(param, grad, buffers, step_tensor, step) -> None:
+            maxes = [buffers["max_exp_avg_sq"]] if group["amsgrad"] else []
+            op(
+                [param], [grad], [buffers["exp_avg"]], [buffers["exp_avg_sq"]], maxes,
+                [step_tensor], **kwargs,
+            )
+
+        return kernel
 
     def _update(self, group, step, params, grads, buffers, states) -> None:
         beta1, beta2 = (scalar(b) for b in group["betas"])

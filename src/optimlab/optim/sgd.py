@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import RuleOptimizer, scalar
+import torch
+
+from ._base import RuleOptimizer, TorchKernel, scalar
 from ._rules import ArrayLike, apply_weight_decay, ema_
 from ._validate import check_bool, check_choice, check_lr, check_non_negative, check_unit_interval
 
@@ -142,6 +144,29 @@ class SGD(RuleOptimizer):
 
     def _active_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return self.buffers if group["momentum"] != 0 else ()
+
+    def _torch_kernel(self, group: dict[str, Any]) -> TorchKernel | None:
+        # torch's fused SGD: the heavy-ball form (or no momentum, where the forms agree) with
+        # L2 weight decay
+        momentum = group["momentum"]
+        if momentum != 0 and group["form"] != "heavy_ball":
+            return None
+        if group["decoupled_weight_decay"] and group["weight_decay"] != 0:
+            return None
+        kwargs = {
+            "weight_decay": group["weight_decay"],
+            "momentum": momentum,
+            "lr": scalar(group["lr"]),
+            "dampening": group["dampening"],
+            "nesterov": group["nesterov"],
+            "maximize": group["maximize"],
+        }
+
+        def kernel(param, grad, buffers, step_tensor, step) -> None:
+            bufs = [buffers["momentum_buffer"]] if momentum != 0 else []
+            torch._fused_sgd_([param], [grad], bufs, is_first_step=step == 1, **kwargs)
+
+        return kernel
 
     def _update(self, group, step, params, grads, buffers, states) -> None:
         sgd_rule(
