@@ -253,7 +253,11 @@ def _train(model, opt, steps, set_to_none=True):
         opt.step()
 
 
-def test_views_backward_and_zero_grad_keep_the_flat_buffers(uncompiled):
+@pytest.mark.parametrize("torch_kernels", [False, True], ids=["compiled-rule", "torch-kernel"])
+def test_views_backward_and_zero_grad_keep_the_flat_buffers(uncompiled, monkeypatch, torch_kernels):
+    # torch's kernel takes fresh gradients where they lie, and moves gradients that outlive a
+    # step (zero_grad(set_to_none=False)) into the flat buffer the second time it sees them
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", torch_kernels)
     model = _mlp()
     opt = optim.Adam(model.parameters(), lr=1e-2, fused=True)
     _train(model, opt, 2, set_to_none=False)
@@ -277,15 +281,22 @@ def test_views_backward_and_zero_grad_keep_the_flat_buffers(uncompiled):
 
 
 @pytest.mark.parametrize("set_to_none", [True, False])
-def test_training_loop_matches_foreach(uncompiled, set_to_none):
+@pytest.mark.parametrize("name, impl", [("nadam", "fused"), ("adam", "fused-torch"), ("nag", "fused-torch")])
+def test_training_loop_matches_foreach(monkeypatch, set_to_none, name, impl):
+    monkeypatch.setattr(_fused, "BACKEND", "none")
     ref, fused = _mlp(torch.float64), _mlp(torch.float64)
-    opt_ref = optim.create("nadam", ref.parameters(), foreach=True)
-    opt_fused = optim.create("nadam", fused.parameters(), fused=True)
+    opt_ref = optim.create(name, ref.parameters(), foreach=True)
+    opt_fused = optim.create(name, fused.parameters(), fused=True)
     _train(ref, opt_ref, 5, set_to_none)
     _train(fused, opt_fused, 5, set_to_none)
+    assert opt_fused.param_groups[0]["impl"] == impl
     for p, q in zip(ref.parameters(), fused.parameters()):
         torch.testing.assert_close(q, p, **TOL[torch.float64])
         torch.testing.assert_close(q.grad, p.grad, **TOL[torch.float64])
+    if impl == "fused-torch" and set_to_none:
+        # torch's kernel took autograd's fresh gradients where they lay: nothing was copied
+        (bucket,) = opt_fused._flat_buckets(opt_fused.param_groups[0]).values()
+        assert all(p.grad is not v for p, v in zip(fused.parameters(), bucket.grad_views))
 
 
 def test_state_dict_round_trip_between_paths(uncompiled):
@@ -453,3 +464,21 @@ def test_compiled_kernel_is_called_without_dynamo_after_compiling(monkeypatch):
     _assert_same(runs_b, torch.float32)
     assert runs_b[1][0].param_groups[0]["impl"] == "fused"
     assert counters["stats"]["unique_graphs"] == graphs, "a new length was compiled again"
+
+
+def test_torch_kernel_with_gradients_laid_out_unlike_their_parameters():
+    """A transposed parameter whose gradient is contiguous: the gradient is copied into the
+    flat buffer (with the parameter's strides) before torch's kernel runs over it."""
+    runs = []
+    for flags in ({"foreach": True}, {"fused": True}):
+        p = torch.arange(12.0, dtype=torch.float64).reshape(4, 3).t().requires_grad_(True)
+        q = torch.ones(5, dtype=torch.float64, requires_grad=True)
+        opt = optim.create("adam", [p, q], **flags)
+        for t in range(3):
+            p.grad = torch.full((3, 4), 0.1 * (t + 1), dtype=torch.float64) + p.detach()
+            q.grad = torch.full((5,), -0.2, dtype=torch.float64)
+            assert p.grad.stride() != p.stride()
+            opt.step()
+        runs.append((opt, [p, q]))
+    _assert_same(runs, torch.float64)
+    assert runs[1][0].param_groups[0]["impl"] == "fused-torch"

@@ -19,9 +19,12 @@ from ._validate import check_bool
 #: the ways a step can run; the one last used is in each param group's ``"impl"``
 IMPLS = ("foreach", "forloop", "fused", "fused-torch", "fused-eager")
 
-#: torch's fused kernel for a group: called as ``kernel(param, grad, buffers, step_tensor,
-#: step)`` on one flat buffer each (``buffers`` by name, ``step_tensor`` already advanced)
-TorchKernel = Callable[[Tensor, Tensor, dict[str, Tensor], Tensor, int], None]
+#: torch's fused kernel for a group, called as ``kernel(params, grads, buffers, steps, step)``
+#: with lists of tensors (``buffers`` by name; ``steps`` the 0-d counters, already advanced to
+#: ``step``): one flat buffer each, or one view per parameter (:meth:`FlatBucket.kernel_lists`)
+TorchKernel = Callable[
+    [list[Tensor], list[Tensor], dict[str, list[Tensor]], list[Tensor], int], None
+]
 
 #: the dtypes torch's fused kernels run in the parameters' own precision (bfloat16 and float16
 #: are computed in float32 there, unlike the rule), hence the ones they stand in for the rule
@@ -283,15 +286,19 @@ class RuleOptimizer(Optimizer):
                     members, names, self.state, lambda n, p: self._new_buffer(n, p, group)
                 )
             step = bucket.uniform_step()
-            if step is None or not bucket.gather_grads():
+            native = kernel is not None and self._torch_kernel_serves(key)
+            # torch's kernel also takes per-parameter lists: gradients autograd just allocated
+            # are used where they lie instead of being copied into the flat buffer
+            lists = bucket.kernel_lists() if native and step is not None else None
+            if step is None or (lists is None and (native or not bucket.gather_grads())):
                 # a missing gradient: this step runs on the views, parameter by parameter state
                 bucket.step = None
                 continue
             bucket.steps += 1
             bucket.step = step + 1
             done.update(bucket.ids)
-            if kernel is not None and self._torch_kernel_serves(key):
-                kernel(bucket.param, bucket.grad, bucket.buffers, bucket.step_views[0], step + 1)
+            if native:
+                kernel(*lists, step + 1)
                 impls.add("fused-torch")
                 continue
             tape = Tape(2 + len(names))

@@ -42,6 +42,7 @@ import operator
 import os
 import shutil
 import threading
+import weakref
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -532,6 +533,7 @@ class FlatBucket:
                 p.grad = self.grad_views[i]
             p.data = self.param_views[i]
         self.data_ptrs = [p.data_ptr() for p in params]
+        self._seen_grads: list[weakref.ref] | None = None
         self.state_ref = state
         self.state_dicts = [state[p] for p in params]
         self.ids = frozenset(map(id, params))
@@ -577,6 +579,33 @@ class FlatBucket:
         for i in moved:
             self.params[i].grad = self.grad_views[i]
         return True
+
+    def kernel_lists(self) -> tuple | None:
+        """``(params, grads, buffers, steps)`` for torch's fused kernels, without copying.
+
+        Gradients in the flat buffer: one tensor each (the flat buffers). Gradients autograd
+        allocated afresh (``zero_grad(set_to_none=True)``), with the parameters' strides: one
+        view per parameter, and the fresh gradients, so nothing is copied. Gradient tensors that
+        outlive a step are moved into the flat buffer the second time they are seen, and so
+        are gradients laid out unlike their parameters. None where a gradient is missing.
+        """
+        grads = [p.grad for p in self.params]
+        if not all(map(operator.is_, grads, self.grad_views)):
+            seen, self._seen_grads = self._seen_grads, None
+            if seen is not None and all(map(operator.is_, (r() for r in seen), grads)):
+                # the same gradient tensors as last step (zero_grad(set_to_none=False), or
+                # gradients assigned once): move them into the flat buffer, once
+                if not self.gather_grads():
+                    return None
+            elif any(g is None or g.layout != torch.strided for g in grads):
+                return None
+            elif any(g.stride() != v.stride() for g, v in zip(grads, self.grad_views)):
+                self.gather_grads()  # copied into the flat buffer with the parameters' strides
+            else:
+                self._seen_grads = [weakref.ref(g) for g in grads]
+                return self.param_views, grads, self.buffer_views, self.step_views
+        bufs = {n: [b] for n, b in self.buffers.items()}
+        return [self.param], [self.grad], bufs, self.step_views[:1]
 
     def uniform_step(self) -> int | None:
         """The step count all parameters share, or None if they differ."""

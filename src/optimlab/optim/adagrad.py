@@ -113,8 +113,8 @@ class Adagrad(RuleOptimizer):
             "maximize": group["maximize"],
         }
 
-        def kernel(param, grad, buffers, step_tensor, step) -> None:
-            torch._fused_adagrad_([param], [grad], [buffers["sum"]], [step_tensor], **kwargs)
+        def kernel(params, grads, buffers, steps, step) -> None:
+            torch._fused_adagrad_(params, grads, buffers["sum"], steps, **kwargs)
 
         return kernel
 

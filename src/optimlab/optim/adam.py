@@ -252,12 +252,9 @@ class Adam(RuleOptimizer):
             "maximize": group["maximize"],
         }
 
-        def kernel(param, grad, buffers, step_tensor, step) -> None:
-            maxes = [buffers["max_exp_avg_sq"]] if group["amsgrad"] else []
-            op(
-                [param], [grad], [buffers["exp_avg"]], [buffers["exp_avg_sq"]], maxes,
-                [step_tensor], **kwargs,
-            )
+        def kernel(params, grads, buffers, steps, step) -> None:
+            maxes = buffers["max_exp_avg_sq"] if group["amsgrad"] else []
+            op(params, grads, buffers["exp_avg"], buffers["exp_avg_sq"], maxes, steps, **kwargs)
 
         return kernel
 

@@ -162,9 +162,9 @@ class SGD(RuleOptimizer):
             "maximize": group["maximize"],
         }
 
-        def kernel(param, grad, buffers, step_tensor, step) -> None:
-            bufs = [buffers["momentum_buffer"]] if momentum != 0 else []
-            torch._fused_sgd_([param], [grad], bufs, is_first_step=step == 1, **kwargs)
+        def kernel(params, grads, buffers, steps, step) -> None:
+            bufs = buffers["momentum_buffer"] if momentum != 0 else []
+            torch._fused_sgd_(params, grads, bufs, is_first_step=step == 1, **kwargs)
 
         return kernel
 
