@@ -42,8 +42,8 @@ import operator
 import os
 import shutil
 import threading
-import weakref
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
