@@ -47,9 +47,20 @@ def _grads(params, step):
 
 
 def _run(
-    name, convention, dtype, steps, maximize=False, none_grad_at=None, shapes=(SHAPES_A, SHAPES_B), **hp
+    name,
+    convention,
+    dtype,
+    steps,
+    maximize=False,
+    none_grad_at=None,
+    shapes=(SHAPES_A, SHAPES_B),
+    persistent=False,
+    **hp,
 ):
-    """Two optimizers, foreach and fused, on equal copies; returns both and their params."""
+    """Two optimizers, foreach and fused, on equal copies; returns both and their params.
+
+    ``persistent``: gradients are written into the same tensors every step (as autograd does
+    after ``zero_grad(set_to_none=False)``) instead of being fresh tensors."""
     runs = []
     for flags in ({"foreach": True}, {"fused": True}):
         a, b = _params(shapes[0], dtype, 0), _params(shapes[1], dtype, 1)
@@ -60,7 +71,10 @@ def _run(
         opt = optim.create(name, groups, convention=convention, maximize=maximize, **flags, **hp)
         for t in range(steps):
             for p, g in zip(a + b, _grads(a + b, t)):
-                p.grad = g
+                if persistent and p.grad is not None:
+                    p.grad.copy_(g)
+                else:
+                    p.grad = g
             if none_grad_at is not None and t in none_grad_at:
                 b[0].grad = None
             opt.step()
@@ -142,11 +156,39 @@ TORCH_KERNEL_CASES = [
     ids=[f"{c[0]}-{c[1]}-{'-'.join(c[2]) or 'defaults'}" for c in TORCH_KERNEL_CASES],
 )
 @pytest.mark.parametrize("maximize", [False, True], ids=["min", "max"])
-def test_torch_kernel_equals_foreach(name, convention, hp, maximize):
+@pytest.mark.parametrize("persistent", [False, True], ids=["fresh-grads", "flat-grads"])
+def test_torch_kernel_equals_foreach(name, convention, hp, maximize, persistent):
+    # fresh gradients: torch's kernel over one view per parameter; persistent ones: over the
+    # flat buffers, from the second step on
     for dtype in (torch.float32, torch.float64):
-        runs = _run(name, convention, dtype, steps=4, maximize=maximize, **hp)
+        runs = _run(name, convention, dtype, steps=4, maximize=maximize, persistent=persistent, **hp)
         _assert_same(runs, dtype)
-        assert {g["impl"] for g in runs[1][0].param_groups} == {"fused-torch"}
+        opt, params = runs[1]
+        assert {g["impl"] for g in opt.param_groups} == {"fused-torch"}
+        flat = [b.grad_views for b in opt._flat_buckets(opt.param_groups[0]).values()]
+        in_flat = [any(p.grad is v for v in views) for views in flat for p in params]
+        assert any(in_flat) == persistent
+
+
+def test_torch_kernel_allocates_nothing_per_step():
+    params = _params(SHAPES_A, torch.float32, 0)
+    opt = optim.create("adam", params, fused=True, lr=torch.tensor(0.01))
+    for t in range(2):
+        for p, g in zip(params, _grads(params, t)):
+            p.grad = g
+        opt.step()
+    for fresh in (False, True):
+        if fresh:
+            for p in params:
+                p.grad = p.grad.clone()
+        with torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+        ) as prof:
+            for _ in range(3):
+                opt.step()
+        assert opt.param_groups[0]["impl"] == "fused-torch"
+        allocated = sum(max(e.cpu_memory_usage, 0) for e in prof.events())
+        assert allocated < 2 * 1024, allocated
 
 
 def test_torch_kernel_is_not_used_where_the_arithmetic_differs():
