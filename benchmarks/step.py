@@ -28,6 +28,7 @@ asserted by tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -35,7 +36,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +93,24 @@ def layout(params: int, tensors: int = 196) -> list[tuple[int, ...]]:
 # ---- measurement helpers -----------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2: torch 2.13's profiler logs two lines per use from C++."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _peak_extra_bytes(fn: Callable[[], Any]) -> int:
     """Peak of the memory one call allocates beyond what it frees (CPU profiler events)."""
     acts = [torch.profiler.ProfilerActivity.CPU]
-    with torch.profiler.profile(activities=acts, profile_memory=True) as prof:
+    with _quiet_stderr(), torch.profiler.profile(activities=acts, profile_memory=True) as prof:
         fn()
     deltas = []
     for e in prof.events():

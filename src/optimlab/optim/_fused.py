@@ -15,8 +15,10 @@ runs that same rule a third way:
    new learning rate or step count never triggers a recompile. Kernels are cached per (structure,
    dtype, device, size class) for the whole process and shared by every optimizer; sizes are
    dynamic, so one kernel serves every model of its size class (below ``PARALLEL_MIN_NUMEL``
-   elements a single-threaded loop, from there an OpenMP one). Inductor's FX graph cache (``TORCHINDUCTOR_CACHE_DIR``, default
-   under the system temporary directory) keeps compiled kernels across processes.
+   elements a single-threaded loop, from there an OpenMP one). Inductor's FX graph cache
+   (``TORCHINDUCTOR_CACHE_DIR``, default under the system temporary directory) keeps compiled
+   kernels across processes. Once compiled, the kernel Inductor returned is called directly,
+   without dynamo's per-call frame and guard evaluation (see :class:`_Kernel`).
 3. **Run on flat storage.** :class:`FlatBucket` keeps the parameters, gradients and each state
    buffer of a (param group, device, dtype) in contiguous buffers: ``p.data``, ``p.grad`` and
    ``state[p][name]`` become views into them, so ``state_dict`` still shows per-parameter
