@@ -18,7 +18,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from optimlab import optim
-from optimlab.optim import _fused
+from optimlab.optim import _cc, _fused
 
 SHAPES_A = ((5, 7), (13,), (3, 4, 2), (), (0,))
 SHAPES_B = ((6,), (2, 3))
@@ -106,6 +106,16 @@ def uncompiled(monkeypatch):
     monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
 
 
+@pytest.fixture
+def torch_kernels(monkeypatch):
+    """torch's fused kernels where they serve, the rule uncompiled elsewhere (no C backend)."""
+    monkeypatch.setattr(_fused, "BACKEND", "none")
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", True)
+
+
+needs_cc = pytest.mark.skipif(_cc.compiler() is None, reason="no C compiler")
+
+
 @pytest.mark.parametrize("convention", optim.conventions())
 @pytest.mark.parametrize("name", optim.available())
 def test_fused_equals_foreach_every_optimizer_and_convention(uncompiled, name, convention):
@@ -114,6 +124,112 @@ def test_fused_equals_foreach_every_optimizer_and_convention(uncompiled, name, c
         _assert_same(runs, dtype)
         assert {g["impl"] for g in runs[1][0].param_groups} == {"fused"}
         assert {g["impl"] for g in runs[0][0].param_groups} == {"foreach"}
+
+
+# ---- the C backend: every rule compiled, as fused=True runs it on CPU ----------------------------
+
+
+@pytest.fixture
+def c_backend(monkeypatch):
+    if _cc.compiler() is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setattr(_fused, "BACKEND", "auto")
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
+
+
+@pytest.mark.parametrize("convention", optim.conventions())
+@pytest.mark.parametrize("name", optim.available())
+def test_c_compiled_equals_foreach_every_optimizer_and_convention(c_backend, name, convention):
+    # fresh gradients every step: the kernel runs over one segment per parameter
+    for dtype in (torch.float32, torch.float64):
+        runs = _run(name, convention, dtype, steps=4)
+        _assert_same(runs, dtype)
+        assert {g["impl"] for g in runs[1][0].param_groups} == {"fused"}
+    built = [k for k in _fused.KERNELS._kernels.values() if k.ckernel is not None]
+    assert built, "no C kernel was built"
+
+
+@pytest.mark.parametrize(
+    "name, hp",
+    [
+        ("adam", {"weight_decay": 0.1, "amsgrad": True}),
+        ("sgd", {"momentum": 0.9, "dampening": 0.1}),
+        ("rmsprop", {"centered": True, "momentum": 0.5}),
+        ("adamax", {}),
+        ("nadam", {"decoupled_weight_decay": True, "weight_decay": 0.1}),
+    ],
+)
+def test_c_compiled_maximize_and_flat_gradients(c_backend, name, hp):
+    # gradients that persist between steps: the kernel runs over the flat buffers
+    for dtype in (torch.float32, torch.float64):
+        runs = _run(name, "pytorch", dtype, steps=4, maximize=True, persistent=True, **hp)
+        _assert_same(runs, dtype)
+        opt, params = runs[1]
+        flat = [b.grad_views for b in opt._flat_buckets(opt.param_groups[0]).values()]
+        assert any(p.grad is v for views in flat for v in views for p in params)
+
+
+def test_c_compiled_nan_and_inf_propagate_like_foreach(c_backend):
+    """maximum, sqrt and division meet NaN and inf as torch's kernels do."""
+    runs = []
+    for flags in ({"foreach": True}, {"fused": True}):
+        p = torch.tensor([1.0, -2.0, 3.0, 0.5, 0.0], dtype=torch.float64, requires_grad=True)
+        opt = optim.create("amsgrad", [p], **flags)
+        for g in ([0.1, float("nan"), 1.0, -1.0, 0.0], [float("inf"), 0.2, -0.3, 0.0, 1e-300]):
+            p.grad = torch.tensor(g, dtype=torch.float64)
+            opt.step()
+        runs.append((opt, [p]))
+    (ref, (a,)), (fused, (b,)) = runs
+    torch.testing.assert_close(b, a, equal_nan=True)
+    for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        torch.testing.assert_close(fused.state[b][key], ref.state[a][key], equal_nan=True)
+
+
+def test_c_kernel_is_cached_on_disk_and_shared(c_backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTIMLAB_KERNEL_CACHE", str(tmp_path))
+    _fused.KERNELS.clear()
+    runs = _run("adadelta", "keras", torch.float32, steps=3)
+    _assert_same(runs, torch.float32)
+    built = sorted(tmp_path.glob("step-*.so"))
+    assert built and not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob("*.c"))
+    stamps = [f.stat().st_mtime_ns for f in built]
+    _fused.KERNELS.clear()  # a new process: the kernels come from the disk cache
+    _assert_same(_run("adadelta", "keras", torch.float32, steps=3), torch.float32)
+    assert sorted(tmp_path.glob("step-*.so")) == built
+    assert [f.stat().st_mtime_ns for f in built] == stamps
+
+
+def test_c_build_failure_warns_once_and_stays_correct(c_backend, monkeypatch):
+    def broken(structure, dtype):
+        raise RuntimeError("cc failed: test")
+
+    _fused.KERNELS.clear()
+    monkeypatch.setattr(_cc, "build", broken)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runs = _run("rmsprop", "keras", torch.float64, steps=4)
+    _assert_same(runs, torch.float64)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and "cannot be compiled" in messages[0]
+    assert runs[1][0].param_groups[0]["impl"] == "fused-eager"
+    _fused.KERNELS.clear()
+
+
+def test_default_compiles_in_c_from_its_threshold(c_backend, monkeypatch):
+    monkeypatch.setattr(_fused, "AUTO_C_MIN_NUMEL", 100)
+    for numel, expected in ((10, "foreach"), (200, "fused")):
+        params = [torch.zeros(numel, requires_grad=True)]
+        opt = optim.create("nadam", params)
+        params[0].grad = torch.ones_like(params[0])
+        opt.step()
+        assert opt.param_groups[0]["impl"] == expected
+    # below the threshold, torch's kernel where one serves (it needs no build)
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", True)
+    params = [torch.zeros(10, requires_grad=True)]
+    opt = optim.create("adam", params)
+    params[0].grad = torch.ones_like(params[0])
+    opt.step()
+    assert opt.param_groups[0]["impl"] == "fused-torch"
 
 
 # ---- torch's own fused kernels, where the rule's arithmetic is theirs --------------------------
@@ -157,7 +273,7 @@ TORCH_KERNEL_CASES = [
 )
 @pytest.mark.parametrize("maximize", [False, True], ids=["min", "max"])
 @pytest.mark.parametrize("persistent", [False, True], ids=["fresh-grads", "flat-grads"])
-def test_torch_kernel_equals_foreach(name, convention, hp, maximize, persistent):
+def test_torch_kernel_equals_foreach(torch_kernels, name, convention, hp, maximize, persistent):
     # fresh gradients: torch's kernel over one view per parameter; persistent ones: over the
     # flat buffers, from the second step on
     for dtype in (torch.float32, torch.float64):
@@ -170,7 +286,7 @@ def test_torch_kernel_equals_foreach(name, convention, hp, maximize, persistent)
         assert any(in_flat) == persistent
 
 
-def test_torch_kernel_allocates_nothing_per_step():
+def test_torch_kernel_allocates_nothing_per_step(torch_kernels):
     params = _params(SHAPES_A, torch.float32, 0)
     opt = optim.create("adam", params, fused=True, lr=torch.tensor(0.01))
     for t in range(2):
@@ -205,8 +321,7 @@ def test_torch_kernel_is_not_used_where_the_arithmetic_differs():
         assert opt._torch_kernel(opt.param_groups[0]) is None, (name, convention, hp)
 
 
-def test_torch_kernel_takes_other_dtypes_and_devices_to_the_rule(uncompiled, monkeypatch):
-    monkeypatch.setattr(_fused, "TORCH_KERNELS", True)
+def test_torch_kernel_takes_other_dtypes_and_devices_to_the_rule(torch_kernels):
     params = [torch.randn(5, dtype=torch.bfloat16, requires_grad=True)]
     opt = optim.create("adam", params, fused=True)
     params[0].grad = torch.ones_like(params[0])
@@ -214,7 +329,8 @@ def test_torch_kernel_takes_other_dtypes_and_devices_to_the_rule(uncompiled, mon
     assert opt.param_groups[0]["impl"] == "fused"  # the compiled rule, not torch's kernel
 
 
-def test_default_takes_torch_kernel_at_any_size():
+def test_default_takes_torch_kernel_at_any_size(monkeypatch):
+    monkeypatch.setattr(_fused, "AUTO_C_MIN_NUMEL", 10**9)
     tiny = [torch.zeros(3, requires_grad=True)]
     opt = optim.create("adam", tiny)
     tiny[0].grad = torch.ones(3)
@@ -267,7 +383,9 @@ COMPILED_CASES = [
 @pytest.mark.parametrize(
     "name, convention, hp, dtypes", COMPILED_CASES, ids=[f"{c[0]}-{c[1]}" for c in COMPILED_CASES]
 )
-def test_compiled_equals_foreach(monkeypatch, name, convention, hp, dtypes):
+def test_inductor_compiled_equals_foreach(monkeypatch, name, convention, hp, dtypes):
+    # Inductor builds the kernels on CUDA and for other dtypes; here it is made to on CPU
+    monkeypatch.setattr(_fused, "BACKEND", "inductor")
     monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
     if not _fused.compiler_available(torch.device("cpu")):
         pytest.skip("no C++ compiler for Inductor")
@@ -426,6 +544,7 @@ def test_failed_compile_warns_once_and_stays_correct(monkeypatch):
 
     monkeypatch.setattr(_fused, "BACKEND", "broken-for-test")
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
+    _fused.KERNELS.clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         runs = _run("adagrad", "keras", torch.float64, steps=4)
@@ -435,7 +554,9 @@ def test_failed_compile_warns_once_and_stays_correct(monkeypatch):
     assert runs[1][0].param_groups[0]["impl"] == "fused-eager"
 
 
-def test_no_recompile_and_no_allocation_with_changing_lr(monkeypatch):
+@pytest.mark.parametrize("backend", ["inductor", pytest.param("auto", marks=needs_cc)])
+def test_no_recompile_and_no_allocation_with_changing_lr(monkeypatch, backend):
+    monkeypatch.setattr(_fused, "BACKEND", backend)
     monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
     if not _fused.compiler_available(torch.device("cpu")):
         pytest.skip("no C++ compiler for Inductor")
@@ -490,6 +611,7 @@ def test_cuda_compiled_equals_foreach():
 def test_compiled_kernel_is_called_without_dynamo_after_compiling(monkeypatch):
     """From the third step on, Inductor's kernel is called directly (no dynamo frame or guard
     evaluation); one kernel serves every bucket length of its size class."""
+    monkeypatch.setattr(_fused, "BACKEND", "inductor")
     monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
     if not _fused.compiler_available(torch.device("cpu")):
         pytest.skip("no C++ compiler for Inductor")
@@ -508,9 +630,12 @@ def test_compiled_kernel_is_called_without_dynamo_after_compiling(monkeypatch):
     assert counters["stats"]["unique_graphs"] == graphs, "a new length was compiled again"
 
 
-def test_torch_kernel_with_gradients_laid_out_unlike_their_parameters():
+@pytest.mark.parametrize("backend", ["torch-kernel", pytest.param("c", marks=needs_cc)])
+def test_gradients_laid_out_unlike_their_parameters(monkeypatch, backend):
     """A transposed parameter whose gradient is contiguous: the gradient is copied into the
-    flat buffer (with the parameter's strides) before torch's kernel runs over it."""
+    flat buffer (with the parameter's strides) before the kernel runs over it."""
+    monkeypatch.setattr(_fused, "BACKEND", "none" if backend == "torch-kernel" else "auto")
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", backend == "torch-kernel")
     runs = []
     for flags in ({"foreach": True}, {"fused": True}):
         p = torch.arange(12.0, dtype=torch.float64).reshape(4, 3).t().requires_grad_(True)
@@ -523,4 +648,4 @@ def test_torch_kernel_with_gradients_laid_out_unlike_their_parameters():
             opt.step()
         runs.append((opt, [p, q]))
     _assert_same(runs, torch.float64)
-    assert runs[1][0].param_groups[0]["impl"] == "fused-torch"
+    assert runs[1][0].param_groups[0]["impl"] == ("fused-torch" if backend != "c" else "fused")

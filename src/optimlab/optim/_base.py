@@ -224,23 +224,36 @@ class RuleOptimizer(Optimizer):
         return state
 
     # ---- the fused path --------------------------------------------------------------------------
-    def _wants_fused(
-        self, group: dict[str, Any], key: tuple, numel: int, kernel: TorchKernel | None
-    ) -> bool:
-        """``fused=True``; or ``fused=None`` and ``foreach=None`` where torch's kernel serves,
-        or on a bucket large enough to repay a compile."""
-        if group.get("fused"):
-            return True
-        if group.get("fused") is not None or group.get("foreach") is not None:
-            return False
-        device = key[0]
-        if kernel is not None and self._torch_kernel_serves(key):
-            return True
-        return (
+    def _fused_route(
+        self, group: dict[str, Any], key: tuple, numel: int, kernel: Callable[[], TorchKernel | None]
+    ) -> str | None:
+        """How a (device, dtype) bucket of ``numel`` elements steps, or None (not fused).
+
+        ``"torch"``: torch's fused kernel; ``"rule"``: the rule's compiled kernel (C on CPU for
+        float32/float64, Inductor elsewhere). With ``fused=True``, the compiled rule where the C
+        backend serves, else torch's kernel, else the rule through Inductor. With ``fused=None``
+        and ``foreach=None``: the C-compiled rule from ``AUTO_C_MIN_NUMEL`` elements (its build
+        is cached on disk), torch's kernel at any size (no build at all), the Inductor-compiled
+        rule from ``AUTO_FUSED_MIN_NUMEL`` (it costs seconds of imports per process).
+        """
+        device, dtype = key
+        c = _fused.c_serves(device, dtype)
+        fused = group.get("fused")
+        if fused is None and group.get("foreach") is not None or fused is False:
+            return None
+        if c and (fused or numel >= _fused.AUTO_C_MIN_NUMEL):
+            return "rule"
+        if self._torch_kernel_serves(key) and kernel() is not None:
+            return "torch"
+        if fused:
+            return "rule"
+        if (
             device.type in ("cpu", "cuda")
             and numel >= _fused.AUTO_FUSED_MIN_NUMEL
             and compiler_available(device)
-        )
+        ):
+            return "rule"
+        return None
 
     @staticmethod
     def _torch_kernel_serves(key: tuple) -> bool:
@@ -269,9 +282,16 @@ class RuleOptimizer(Optimizer):
             plan = entry.plan(fresh=True)
             entry.buckets.clear()
         done: set[int] = set()
-        kernel = self._torch_kernel(group)
+        kernels: list[TorchKernel | None] = []
+
+        def kernel() -> TorchKernel | None:
+            if not kernels:
+                kernels.append(self._torch_kernel(group))
+            return kernels[0]
+
         for key, ps, numel in plan:
-            if not self._wants_fused(group, key, numel, kernel):
+            route = self._fused_route(group, key, numel, kernel)
+            if route is None:
                 entry.buckets.pop(key, None)
                 continue
             bucket = entry.buckets.get(key)
@@ -286,19 +306,19 @@ class RuleOptimizer(Optimizer):
                     members, names, self.state, lambda n, p: self._new_buffer(n, p, group)
                 )
             step = bucket.uniform_step()
-            native = kernel is not None and self._torch_kernel_serves(key)
-            # torch's kernel also takes per-parameter lists: gradients autograd just allocated
-            # are used where they lie instead of being copied into the flat buffer
-            lists = bucket.kernel_lists() if native and step is not None else None
-            if step is None or (lists is None and (native or not bucket.gather_grads())):
+            # torch's kernels and C kernels also take one tensor per parameter: gradients that
+            # autograd just allocated are used where they lie instead of being copied
+            segmented = route == "torch" or _fused.c_serves(*key)
+            lists = bucket.kernel_lists() if segmented and step is not None else None
+            if step is None or (lists is None and (segmented or not bucket.gather_grads())):
                 # a missing gradient: this step runs on the views, parameter by parameter state
                 bucket.step = None
                 continue
             bucket.steps += 1
             bucket.step = step + 1
             done.update(bucket.ids)
-            if native:
-                kernel(*lists, step + 1)
+            if route == "torch":
+                kernel()(*lists, step + 1)
                 impls.add("fused-torch")
                 continue
             tape = Tape(2 + len(names))
@@ -311,12 +331,12 @@ class RuleOptimizer(Optimizer):
                 dict(zip(names, bufs)),
                 bucket.state_dicts,
             )
-            scalars = torch.tensor(tape.scalars, dtype=torch.float64)
-            if bucket.device.type == "cuda":
-                scalars = scalars.to(bucket.device, non_blocking=True)
-            ran = KERNELS.run(
-                tape.structure(), [bucket.param, bucket.grad, *bucket.buffers.values()], scalars
-            )
+            if lists is None:
+                segments = [[bucket.param, bucket.grad, *bucket.buffers.values()]]
+            else:
+                views, grad_list, buffer_lists, _ = lists
+                segments = list(zip(views, grad_list, *(buffer_lists[n] for n in names)))
+            ran = KERNELS.run(tape.structure(), segments, tape.scalars)
             impls.add("fused-eager" if ran == "failed" else "fused")
         return done
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import operator
 import os
 import shutil
+import subprocess
 import threading
 import warnings
 import weakref
@@ -52,12 +53,19 @@ from typing import Any
 import torch
 from torch import Tensor, fx
 
-#: the ``torch.compile`` backend of fused kernels: "inductor", or "none" to run the graphs
-#: uncompiled (still one pass per operation over flat buffers; for debugging and quick tests)
-BACKEND = os.environ.get("OPTIMLAB_FUSED_BACKEND", "inductor")
+from . import _cc
 
-#: elements per (device, dtype) bucket from which ``fused=None`` picks the fused path
+#: how fused kernels are built: "auto" (the C backend, :mod:`._cc`, on CPU for float32 and
+#: float64; ``torch.compile`` with Inductor elsewhere), "inductor" (``torch.compile`` everywhere),
+#: or "none" to run the graphs uncompiled (still one pass per operation over flat buffers; for
+#: debugging and quick tests)
+BACKEND = os.environ.get("OPTIMLAB_FUSED_BACKEND", "auto")
+
+#: elements per (device, dtype) bucket from which ``fused=None`` compiles the rule with Inductor
 AUTO_FUSED_MIN_NUMEL = int(os.environ.get("OPTIMLAB_FUSED_MIN_NUMEL", "1000000"))
+
+#: elements per CPU float32/float64 bucket from which ``fused=None`` compiles the rule in C
+AUTO_C_MIN_NUMEL = int(os.environ.get("OPTIMLAB_FUSED_C_MIN_NUMEL", "16384"))
 
 #: whether the fused path calls torch's own fused kernel where its arithmetic is the rule's
 #: (``OPTIMLAB_FUSED_TORCH=0`` compiles the rule for those settings too)
@@ -290,11 +298,16 @@ def build_graph(structure: tuple, dtype: torch.dtype) -> fx.GraphModule:
 # ---- kernels -----------------------------------------------------------------------------------
 
 
+def c_serves(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the C backend builds the kernels of (``device``, ``dtype``) buffers."""
+    return BACKEND in ("auto", "c") and _cc.usable(device, dtype)
+
+
 def compiler_available(device: torch.device) -> bool:
     """Whether ``torch.compile`` can build fused kernels for ``device`` here."""
     if BACKEND == "none":
         return False
-    if BACKEND != "inductor":
+    if BACKEND not in ("auto", "c", "inductor"):
         return True
     if device.type == "cuda":
         return torch.cuda.is_available()
@@ -315,10 +328,13 @@ class _Kernel:
     contiguous flat buffers of one length and the scalar vector of the structure's length.
     """
 
-    __slots__ = ("arg_spec", "calls", "compiled", "direct", "failed", "graph", "pending")
+    __slots__ = (
+        "arg_spec", "calls", "ckernel", "compiled", "direct", "failed", "graph", "pending"
+    )
 
     def __init__(self, graph: fx.GraphModule) -> None:
         self.graph = graph
+        self.ckernel: _cc.CKernel | None = None
         self.compiled: Callable[..., Any] | None = None
         self.direct: Callable[..., Any] | None = None
         self.arg_spec: tuple[tuple[str, int], ...] | None = None
@@ -376,32 +392,70 @@ class KernelCache:
         self._warned: set[str] = set()
 
     def clear(self) -> None:
+        """Forget every kernel (and which devices were warned about)."""
         with self._lock:
             self._kernels.clear()
+            self._warned.clear()
 
     def __len__(self) -> int:
         return len(self._kernels)
 
     def compiled_count(self) -> int:
         """How many kernels have been compiled (not counting eager ones)."""
-        return sum(k.compiled is not None for k in self._kernels.values())
+        return sum(
+            k.compiled is not None or k.ckernel is not None for k in self._kernels.values()
+        )
 
-    def run(self, structure: tuple, inputs: Sequence[Tensor], scalars: Tensor) -> str:
-        """Run ``structure`` on ``inputs``.
+    def run(self, structure: tuple, segments: Sequence[Sequence[Tensor]], scalars: list[float]) -> str:
+        """Run ``structure`` on ``segments`` (each: the tape's inputs, tensors of one length)
+        with the scalar slot values ``scalars``.
+
+        Several segments (one per parameter) only where :func:`c_serves`; otherwise one (the
+        flat buffers).
 
         Returns:
             ``"compiled"``, ``"eager"`` (first use) or ``"failed"`` (compiling is impossible).
         """
-        device, dtype = inputs[0].device, inputs[0].dtype
-        numel = inputs[0].numel()
-        # a size class of its own past 2**31 elements, where 32-bit indexing no longer holds
-        size_class = (numel >= PARALLEL_MIN_NUMEL, numel >= 1 << 31)
-        key = (structure, dtype, device.type, device.index, BACKEND, size_class)
+        first = segments[0][0]
+        device, dtype = first.device, first.dtype
+        if c_serves(device, dtype):
+            return self._run_c(structure, segments, scalars, device, dtype)
+        (inputs,) = segments
+        scalar_tensor = torch.tensor(scalars, dtype=torch.float64)
+        if device.type == "cuda":
+            scalar_tensor = scalar_tensor.to(device, non_blocking=True)
+        return self._run_compiled(structure, inputs, scalar_tensor)
+
+    def _kernel(self, key: tuple, structure: tuple, dtype: torch.dtype) -> _Kernel:
         with self._lock:
             kernel = self._kernels.get(key)
             if kernel is None:
                 kernel = self._kernels[key] = _Kernel(build_graph(structure, dtype))
         kernel.calls += 1
+        return kernel
+
+    def _run_c(self, structure, segments, scalars, device, dtype) -> str:
+        kernel = self._kernel((structure, dtype, "c"), structure, dtype)
+        if kernel.ckernel is None and not kernel.failed and kernel.calls >= 2:
+            try:
+                kernel.ckernel = _cc.build(structure, dtype)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                self._fail(kernel, device, str(e).splitlines()[0][:200])
+        if kernel.ckernel is not None:
+            kernel.ckernel(segments, scalars)
+            return "compiled"
+        scalar_tensor = torch.tensor(scalars, dtype=torch.float64)
+        for inputs in segments:
+            kernel.graph(*inputs, scalar_tensor)
+        return "failed" if kernel.failed else "eager"
+
+    def _run_compiled(self, structure: tuple, inputs: Sequence[Tensor], scalars: Tensor) -> str:
+        device, dtype = inputs[0].device, inputs[0].dtype
+        numel = inputs[0].numel()
+        # a size class of its own past 2**31 elements, where 32-bit indexing no longer holds
+        size_class = (numel >= PARALLEL_MIN_NUMEL, numel >= 1 << 31)
+        key = (structure, dtype, device.type, device.index, BACKEND, size_class)
+        kernel = self._kernel(key, structure, dtype)
         if (
             kernel.compiled is None
             and not kernel.failed
@@ -409,9 +463,10 @@ class KernelCache:
             and BACKEND != "none"
         ):
             if compiler_available(device):
+                inductor = BACKEND in ("auto", "c", "inductor")
                 kernel.compiled = torch.compile(
                     kernel.graph,
-                    backend=kernel.capture if BACKEND == "inductor" else BACKEND,
+                    backend=kernel.capture if inductor else BACKEND,
                     dynamic=True,
                     fullgraph=True,
                 )
@@ -422,7 +477,7 @@ class KernelCache:
             return "compiled"
         if kernel.compiled is not None:
             try:
-                if kernel.calls == 2 and BACKEND == "inductor":
+                if kernel.calls == 2 and BACKEND in ("auto", "c", "inductor"):
                     from torch._inductor import config as inductor_config
 
                     # One small kernel per graph: compiling in this process is faster than
