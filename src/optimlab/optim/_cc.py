@@ -95,7 +95,6 @@ def c_source(structure: tuple, dtype: torch.dtype) -> str:
     current = {i: f"x{i}[i]" for i in range(n_inputs)}  # C expression of each tape value
     loaded: set[int] = set()
     mutated: set[int] = set()
-    counter = 0
 
     def value(a: tuple) -> str:
         kind, v = a
@@ -112,7 +111,7 @@ def c_source(structure: tuple, dtype: torch.dtype) -> str:
     def is_one(a: tuple) -> bool:
         return a == ("c", 1)
 
-    for op, out, *args in ops:
+    for counter, (op, out, *args) in enumerate(ops):
         x = value(args[0])
         rest = args[1:]
         if op == "mul":
@@ -151,7 +150,6 @@ def c_source(structure: tuple, dtype: torch.dtype) -> str:
         else:  # pragma: no cover - Recorder only writes the names above
             raise ValueError(f"unknown tape operation {op!r}")
         name = f"t{counter}"
-        counter += 1
         lines.append(f"const T {name} = {expr};")
         current[out] = name
         if out < n_inputs and out == args[0][1]:
@@ -285,7 +283,11 @@ def build(structure: tuple, dtype: torch.dtype) -> CKernel:
         try:
             Path(src).write_text(source, encoding="utf-8")
             done = subprocess.run(
-                [cc, *flags, src, "-o", tmp, "-lm"], capture_output=True, text=True, timeout=120
+                [cc, *flags, src, "-o", tmp, "-lm"],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
             if done.returncode == 0:
                 os.replace(tmp, path)  # atomic: a concurrent build of the same key is identical
