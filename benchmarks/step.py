@@ -4,10 +4,10 @@ For each optimizer and convention, on a realistic layout (default ~10M parameter
 tensors: a few large matrices and many small vectors, shaped like a small transformer), this
 measures the median step time of
 
-* optimlab: ``foreach`` (multi-tensor), ``forloop`` (one tensor at a time), ``fused`` (over flat
-  buffers: the compiled rule, or torch's fused kernel where its arithmetic is the rule's), and
-  the default (``create(name, params)``, whatever path it picks); where ``fused`` calls torch's
-  kernel, ``compiled`` also times the compiled rule for the same cell;
+* optimlab: ``foreach`` (multi-tensor), ``forloop`` (one tensor at a time), ``fused`` (the rule
+  compiled over flat buffers: C on CPU, Inductor elsewhere), and the default
+  (``create(name, params)``, whatever path it picks); where torch has a fused kernel with the
+  rule's arithmetic, ``torch_kernel`` times the fused path calling it over the same buffers;
 * torch.optim, for the same algorithm with torch's defaults: ``forloop``, ``foreach`` and
   ``fused`` where torch has a fused kernel;
 * the machine: STREAM-style copy (``y.copy_(x)``, 2 words per element) and in-place axpy
@@ -43,7 +43,7 @@ from typing import Any
 import torch
 
 from optimlab import optim
-from optimlab.optim import _fused
+from optimlab.optim import _cc, _fused
 from optimlab.optim.conventions import convention_defaults
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
@@ -154,6 +154,8 @@ def _machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "fused_backend": _fused.BACKEND,
+        "c_backend": _cc.describe(),
     }
 
 
@@ -195,15 +197,16 @@ def _ours(
     return optim.create(name, params, convention=convention, **flags.get(how, {}))
 
 
-def _without_torch_kernels(step: Callable[[], Any]) -> Callable[[], Any]:
-    """``step`` run with the fused path compiling the rule instead of calling torch's kernel."""
+def _with_torch_kernel(step: Callable[[], Any]) -> Callable[[], Any]:
+    """``step`` run with the fused path calling torch's kernel instead of a compiled rule."""
 
     def run() -> Any:
-        saved, _fused.TORCH_KERNELS = _fused.TORCH_KERNELS, False
+        saved = _fused.BACKEND, _fused.TORCH_KERNELS
+        _fused.BACKEND, _fused.TORCH_KERNELS = "none", True
         try:
             return step()
         finally:
-            _fused.TORCH_KERNELS = saved
+            _fused.BACKEND, _fused.TORCH_KERNELS = saved
 
     return run
 
@@ -252,13 +255,14 @@ def bench_config(
             extra["fused_impl"] = opt.param_groups[0]["impl"]
         extra.setdefault("peak_extra_bytes", {})[f"optimlab.{how}"] = _peak_extra_bytes(opt.step)
         paths.append(_Path(f"optimlab.{how}", opt.step, words, itemsize))
-        if how == "fused" and extra["fused_impl"] == "fused-torch":
-            # the same cell with the rule compiled, as every cell without a torch kernel runs
-            compiled = _ours(name, convention, how, _clone_params(base, grads))
-            step = _without_torch_kernels(compiled.step)
+        if how == "fused" and opt._torch_kernel(opt.param_groups[0]) is not None:
+            # the same cell through torch's fused kernel over the flat buffers (the fused path
+            # where no C compiler is available)
+            other = _ours(name, convention, how, _clone_params(base, grads))
+            step = _with_torch_kernel(other.step)
             step()
             step()
-            paths.append(_Path("optimlab.compiled", step, words, itemsize))
+            paths.append(_Path("optimlab.torch_kernel", step, words, itemsize))
 
     # torch.optim ------------------------------------------------------------------------------
     if torch_paths and name in TORCH_EQUIVALENT:
@@ -374,7 +378,7 @@ def _summarise(r: dict[str, Any], axpy_gbs: float) -> None:
 
 
 COLUMNS = (
-    "optimizer", "conv", "B/param", "ours foreach", "ours forloop", "ours fused", "ours compiled",
+    "optimizer", "conv", "B/param", "ours foreach", "ours forloop", "ours fused", "ours torch kernel",
     "default (path)",
     "torch loop", "torch foreach", "torch fused", "default GB/s", "% axpy", "x torch best",
     "x torch fused", "setup s", "state B/param",
@@ -400,8 +404,8 @@ def rows(result: dict[str, Any]) -> list[list[str]]:
             str(r["bytes_per_param"]),
             ms(r, "optimlab.foreach"),
             ms(r, "optimlab.forloop"),
-            ms(r, "optimlab.fused") + (" (torch)" if r.get("fused_impl") == "fused-torch" else ""),
-            ms(r, "optimlab.compiled"),
+            ms(r, "optimlab.fused"),
+            ms(r, "optimlab.torch_kernel"),
             f"{d['median_ms']:.2f} ({r['default_impl']})",
             ms(r, "torch.forloop"),
             ms(r, "torch.foreach"),

@@ -45,7 +45,7 @@ C_TYPES = {torch.float32: ("float", "f"), torch.float64: ("double", "")}
 PARALLEL_MIN_NUMEL = 1 << 16
 
 #: elements a sub-range advances before the loop moves to the next interleaved sub-range
-_BLOCK = 512
+_BLOCK = 128
 
 _FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared")
 _OPENMP = ("-fopenmp",)
