@@ -73,17 +73,16 @@ class RuleOptimizer(Optimizer):
     * ``foreach=False``: the same rule runs on one tensor at a time;
     * ``fused=True``: the same rule, compiled into one loop over flat buffers that hold the
       parameters, gradients and state of each (param group, device, dtype); see
-      :mod:`optimlab.optim._fused`. Parameters, gradients and state tensors become views into
-      those buffers. ``zero_grad(set_to_none=False)`` then keeps the gradients there (one memset,
-      no copy in the next step); after ``set_to_none=True`` the step first copies the fresh
-      gradients in.
-      Where torch's own fused CPU kernel has the rule's arithmetic for the group's settings
-      (:meth:`_torch_kernel`), the fused path calls it over the flat buffers instead of
-      compiling.
-    * neither given (``None``): the fused path with torch's kernel at any size (it costs no
-      compile); otherwise fused on CPU and CUDA for buckets of at least
-      ``_fused.AUTO_FUSED_MIN_NUMEL`` elements (1M; below that a compile costs more than it
-      saves in a typical run), where a compiler is available; the multi-tensor path otherwise.
+      :mod:`optimlab.optim._fused` (C on CPU for float32/float64, Inductor elsewhere).
+      Parameters, gradients and state tensors become views into those buffers.
+      ``zero_grad(set_to_none=False)`` then keeps the gradients there (one memset, no copy in
+      the next step); gradients allocated afresh (``set_to_none=True``) are read where they lie.
+      Without a C compiler, where torch's own fused CPU kernel has the rule's arithmetic for the
+      group's settings (:meth:`_torch_kernel`), the fused path calls it over the flat buffers.
+    * neither given (``None``): see :meth:`_fused_route`: the C-compiled rule from
+      ``_fused.AUTO_C_MIN_NUMEL`` elements (16,384), torch's kernel below that where one
+      serves, Inductor from ``_fused.AUTO_FUSED_MIN_NUMEL`` (1M; it costs seconds of imports per
+      process), the multi-tensor path otherwise.
 
     Each step records the path it took in the group's ``"impl"`` (``"foreach"``, ``"forloop"``,
     ``"fused"``, ``"fused-torch"``, ``"fused-eager"`` where compiling failed, or several joined

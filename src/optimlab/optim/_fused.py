@@ -9,33 +9,38 @@ runs that same rule a third way:
    ``-lr/bc1``...). A float argument becomes a runtime *slot*; an ``int`` literal of the rule
    (``value=1``, ``alpha=-1``) is part of the structure. The tape's structure (operations and
    their wiring) does not change from step to step, only the slot values do.
-2. **Compile.** The structure is turned into a ``torch.fx`` graph over flat buffers
-   ``(param, grad, *state, scalars)`` and compiled with ``torch.compile`` (Inductor: one C++/OpenMP
-   loop on CPU, one Triton kernel on CUDA). The changing scalars arrive in one float64 tensor, so a
-   new learning rate or step count never triggers a recompile. Kernels are cached per (structure,
-   dtype, device, size class) for the whole process and shared by every optimizer; sizes are
-   dynamic, so one kernel serves every model of its size class (below ``PARALLEL_MIN_NUMEL``
-   elements a single-threaded loop, from there an OpenMP one). Inductor's FX graph cache
-   (``TORCHINDUCTOR_CACHE_DIR``, default under the system temporary directory) keeps compiled
-   kernels across processes. Once compiled, the kernel Inductor returned is called directly,
-   without dynamo's per-call frame and guard evaluation (see :class:`_Kernel`).
+2. **Compile.** On CPU, for float32 and float64, the structure is written out as one C loop and
+   built by the system C compiler (:mod:`._cc`; ~0.2 s, cached on disk, called through
+   ``ctypes``). Elsewhere (CUDA, other dtypes, or ``OPTIMLAB_FUSED_BACKEND=inductor``) it becomes
+   a ``torch.fx`` graph over flat buffers ``(param, grad, *state, scalars)`` compiled with
+   ``torch.compile`` (Inductor: a C++/OpenMP loop on CPU, a Triton kernel on CUDA). Either way
+   the changing scalars are passed as data, so a new learning rate or step count never rebuilds
+   anything. Kernels are cached per (structure, dtype, device[, size class]) for the whole
+   process and shared by every optimizer; sizes are dynamic, so one kernel serves every model
+   (for Inductor: of its size class, below ``PARALLEL_MIN_NUMEL`` elements a single-threaded
+   loop, from there an OpenMP one). Inductor's FX graph cache (``TORCHINDUCTOR_CACHE_DIR``,
+   default under the system temporary directory) keeps its kernels across processes. Once
+   compiled, the kernel Inductor returned is called directly, without dynamo's per-call frame
+   and guard evaluation (see :class:`_Kernel`).
 3. **Run on flat storage.** :class:`FlatBucket` keeps the parameters, gradients and each state
    buffer of a (param group, device, dtype) in contiguous buffers: ``p.data``, ``p.grad`` and
    ``state[p][name]`` become views into them, so ``state_dict`` still shows per-parameter
-   tensors and autograd accumulates straight into the flat gradient buffer.
+   tensors and autograd accumulates straight into the flat gradient buffer. Gradients autograd
+   allocates afresh each step are read where they lie by the kernels that take one segment per
+   parameter (C and torch's); Inductor's kernels get them copied into the flat buffer.
 
 A structure is compiled the second time it is seen; the first time (for example SGD's first step,
 which copies the gradient into the momentum buffer) the graph runs eagerly on the flat buffers.
-Where compiling is impossible (no C++ compiler, a device Inductor does not support) the eager
+Where compiling is impossible (no C compiler, a device Inductor does not support) the eager
 graph is used from then on, after one warning.
 
 Where torch ships a fused CPU kernel whose arithmetic is the rule's for the group's settings
 (``torch._fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_`` and ``_fused_adagrad_``: Adam, AdamW,
 AMSGrad, SGD with or without heavy-ball momentum or Nesterov, Adagrad, in torch's conventions),
 the optimizer names it (``RuleOptimizer._torch_kernel``) and the fused path calls it once over
-the same flat buffers instead (``"fused-torch"``). It needs no compiler and no warm-up, so
-``fused=None`` takes it at every model size; the tests hold it to the rule like the compiled
-kernels.
+the same buffers instead (``"fused-torch"``) where no C kernel is built: with ``fused=True``
+and no C compiler, and with ``fused=None`` below ``AUTO_C_MIN_NUMEL`` elements (it needs no build
+at all). The tests hold it to the rule like the compiled kernels.
 """
 
 from __future__ import annotations
