@@ -232,15 +232,21 @@ class RuleOptimizer(Optimizer):
         float32/float64, Inductor elsewhere). With ``fused=True``, the compiled rule where the C
         backend serves, else torch's kernel, else the rule through Inductor. With ``fused=None``
         and ``foreach=None``: the C-compiled rule from ``AUTO_C_MIN_NUMEL`` elements (its build
-        is cached on disk), torch's kernel at any size (no build at all), the Inductor-compiled
-        rule from ``AUTO_FUSED_MIN_NUMEL`` (it costs seconds of imports per process).
+        is cached on disk; from ``AUTO_FUSED_MIN_NUMEL`` for a rule without state, which the
+        multi-tensor path runs in one operation anyway), torch's kernel at any size (no build at
+        all), the Inductor-compiled rule from ``AUTO_FUSED_MIN_NUMEL`` (it costs seconds of
+        imports per process).
         """
         device, dtype = key
         c = _fused.c_serves(device, dtype)
         fused = group.get("fused")
         if fused is None and group.get("foreach") is not None or fused is False:
             return None
-        if c and (fused or numel >= _fused.AUTO_C_MIN_NUMEL):
+        # a rule without state (plain SGD) is one multi-tensor operation already: compiling it
+        # only pays on large buckets
+        stateful = bool(self._active_buffers(group))
+        c_min = _fused.AUTO_C_MIN_NUMEL if stateful else _fused.AUTO_FUSED_MIN_NUMEL
+        if c and (fused or numel >= c_min):
             return "rule"
         if self._torch_kernel_serves(key) and kernel() is not None:
             return "torch"
@@ -313,8 +319,7 @@ class RuleOptimizer(Optimizer):
                 # a missing gradient: this step runs on the views, parameter by parameter state
                 bucket.step = None
                 continue
-            bucket.steps += 1
-            bucket.step = step + 1
+            bucket.advance()
             done.update(bucket.ids)
             if route == "torch":
                 kernel()(*lists, step + 1)

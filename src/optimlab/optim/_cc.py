@@ -47,6 +47,10 @@ PARALLEL_MIN_NUMEL = 1 << 16
 #: elements a sub-range advances before the loop moves to the next interleaved sub-range
 _BLOCK = 128
 
+#: a thread's share from which it is walked as interleaved sub-ranges (below, it sits in cache
+#: and the plain loop is faster)
+INTERLEAVE_MIN_NUMEL = 1 << 18
+
 _FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared")
 _OPENMP = ("-fopenmp",)
 
@@ -180,7 +184,7 @@ static void range(const double* restrict s, {params}, int64_t lo, int64_t hi) {{
 /* [lo, hi) as {k} interleaved sub-ranges, so that more memory streams are in flight */
 static void chunk(void* const* x, const double* s, int64_t lo, int64_t hi) {{
     const int64_t part = ((hi - lo) / {k}) / 64 * 64;
-    if ({k} > 1 && part >= {4 * _BLOCK}) {{
+    if ({k} > 1 && hi - lo >= {INTERLEAVE_MIN_NUMEL}) {{
         for (int64_t j = 0; j < part; j += {_BLOCK}) {{
             const int64_t je = j + {_BLOCK} < part ? j + {_BLOCK} : part;
             for (int64_t k = 0; k < {k}; k++) {{
@@ -276,7 +280,7 @@ def build(structure: tuple, dtype: torch.dtype) -> CKernel:
         path = folder / f"step-{key}.so"
         if path.exists():
             return CKernel(path, structure[0])
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".so.tmp")
         os.close(fd)
         src = tmp[: -len(".so.tmp")] + ".c"

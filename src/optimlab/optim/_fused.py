@@ -669,6 +669,14 @@ class FlatBucket:
         bufs = {n: [b] for n, b in self.buffers.items()}
         return [self.param], [self.grad], bufs, self.step_views[:1]
 
+    def advance(self) -> None:
+        """Add one to every parameter's step counter (through NumPy's view of the same memory:
+        ~1 us, against a few for a torch operation's dispatch)."""
+        counters = self.steps.numpy()
+        counters += 1
+        if self.step is not None:
+            self.step += 1
+
     def uniform_step(self) -> int | None:
         """The step count all parameters share, or None if they differ."""
         if self.step is None:
