@@ -199,6 +199,19 @@ def test_c_kernel_is_cached_on_disk_and_shared(c_backend, tmp_path, monkeypatch)
     assert [f.stat().st_mtime_ns for f in built] == stamps
 
 
+def test_c_kernels_go_to_a_temporary_folder_when_the_cache_cannot_be_written(
+    c_backend, tmp_path, monkeypatch
+):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("OPTIMLAB_KERNEL_CACHE", str(blocked / "kernels"))
+    monkeypatch.setattr(_cc.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    _fused.KERNELS.clear()
+    _assert_same(_run("adamax", "optax", torch.float64, steps=3), torch.float64)
+    assert list((tmp_path / "tmp").glob("optimlab-kernels-*/step-*.so"))
+    _fused.KERNELS.clear()
+
+
 def test_c_build_failure_warns_once_and_stays_correct(c_backend, monkeypatch):
     def broken(structure, dtype):
         raise RuntimeError("cc failed: test")

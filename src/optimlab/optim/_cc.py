@@ -24,6 +24,8 @@ A call costs a few microseconds (``ctypes`` releases the GIL while the loop runs
 from __future__ import annotations
 
 import ctypes
+import functools
+import getpass
 import hashlib
 import os
 import platform
@@ -220,6 +222,7 @@ void step(int64_t nseg, void* const* ptrs, const int64_t* lens, const double* s,
 # ---- building and loading ----------------------------------------------------------------------
 
 
+@functools.cache
 def _cpu_id() -> str:
     model = platform.processor()
     try:
@@ -273,14 +276,13 @@ def build(structure: tuple, dtype: torch.dtype) -> CKernel:
     if cc is None:
         raise RuntimeError("no C compiler (cc, gcc or clang) on PATH")
     source = c_source(structure, dtype)
-    folder = cache_dir()
+    folder = _writable(cache_dir())
     errors = []
     for flags in (_FLAGS + _OPENMP, _FLAGS, ("-O2", "-fPIC", "-shared")):
         key = hashlib.sha256("\n".join([source, cc, *flags, _cpu_id()]).encode()).hexdigest()[:32]
         path = folder / f"step-{key}.so"
         if path.exists():
             return CKernel(path, structure[0])
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".so.tmp")
         os.close(fd)
         src = tmp[: -len(".so.tmp")] + ".c"
@@ -302,6 +304,26 @@ def build(structure: tuple, dtype: torch.dtype) -> CKernel:
                 if os.path.exists(leftover):
                     os.remove(leftover)
     raise RuntimeError(f"{cc} failed: {errors[-1] if errors else 'unknown error'}")
+
+
+def _writable(folder: Path) -> Path:
+    """``folder``, created if need be (owner-only), or a per-user temporary folder where it
+    cannot be written (a read-only home, say)."""
+    for candidate in (folder, Path(tempfile.gettempdir()) / f"optimlab-kernels-{_user()}"):
+        try:
+            candidate.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if os.access(candidate, os.W_OK):
+                return candidate
+        except OSError:
+            continue
+    raise RuntimeError(f"cannot write compiled kernels to {folder}")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        return str(os.getuid()) if hasattr(os, "getuid") else "user"
 
 
 def usable(device: torch.device, dtype: torch.dtype) -> bool:
