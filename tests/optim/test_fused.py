@@ -228,21 +228,32 @@ def test_c_build_failure_warns_once_and_stays_correct(c_backend, monkeypatch):
     _fused.KERNELS.clear()
 
 
-def test_default_compiles_in_c_from_its_threshold(c_backend, monkeypatch):
+def test_default_route_by_size(c_backend, monkeypatch):
+    """fused=None: C from AUTO_C_MIN_NUMEL, torch's kernel below AUTO_FUSED_MIN_NUMEL where one
+    serves, the C loop above it; rules without state compile only past AUTO_FUSED_MIN_NUMEL."""
     monkeypatch.setattr(_fused, "AUTO_C_MIN_NUMEL", 100)
-    for numel, expected in ((10, "foreach"), (200, "fused")):
+    monkeypatch.setattr(_fused, "AUTO_FUSED_MIN_NUMEL", 1000)
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", True)
+    cases = [
+        ("nadam", 10, "foreach"),
+        ("nadam", 200, "fused"),
+        ("adam", 10, "fused-torch"),
+        ("adam", 2000, "fused"),
+        ("sgd", 200, "fused-torch"),
+        ("sgd", 2000, "fused"),
+    ]
+    for name, numel, expected in cases:
         params = [torch.zeros(numel, requires_grad=True)]
-        opt = optim.create("nadam", params)
+        opt = optim.create(name, params)
         params[0].grad = torch.ones_like(params[0])
         opt.step()
-        assert opt.param_groups[0]["impl"] == expected
-    # below the threshold, torch's kernel where one serves (it needs no build)
-    monkeypatch.setattr(_fused, "TORCH_KERNELS", True)
-    params = [torch.zeros(10, requires_grad=True)]
-    opt = optim.create("adam", params)
+        assert opt.param_groups[0]["impl"] == expected, (name, numel)
+    monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
+    params = [torch.zeros(200, requires_grad=True)]
+    opt = optim.create("sgd", params)
     params[0].grad = torch.ones_like(params[0])
     opt.step()
-    assert opt.param_groups[0]["impl"] == "fused-torch"
+    assert opt.param_groups[0]["impl"] == "foreach"  # stateless: one foreach op below 1000
 
 
 # ---- torch's own fused kernels, where the rule's arithmetic is theirs --------------------------

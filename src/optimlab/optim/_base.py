@@ -77,12 +77,12 @@ class RuleOptimizer(Optimizer):
       Parameters, gradients and state tensors become views into those buffers.
       ``zero_grad(set_to_none=False)`` then keeps the gradients there (one memset, no copy in
       the next step); gradients allocated afresh (``set_to_none=True``) are read where they lie.
-      Without a C compiler, where torch's own fused CPU kernel has the rule's arithmetic for the
-      group's settings (:meth:`_torch_kernel`), the fused path calls it over the flat buffers.
-    * neither given (``None``): see :meth:`_fused_route`: the C-compiled rule from
-      ``_fused.AUTO_C_MIN_NUMEL`` elements (16,384), torch's kernel below that where one
-      serves, Inductor from ``_fused.AUTO_FUSED_MIN_NUMEL`` (1M; it costs seconds of imports per
-      process), the multi-tensor path otherwise.
+      Where torch's own fused CPU kernel has the rule's arithmetic for the group's settings
+      (:meth:`_torch_kernel`), the fused path calls it over the same buffers instead on buckets
+      under 1M elements, or at any size without a C compiler.
+    * neither given (``None``): the same, from ``_fused.AUTO_C_MIN_NUMEL`` elements (16,384) for
+      the C-compiled rule and ``_fused.AUTO_FUSED_MIN_NUMEL`` (1M) for Inductor (it costs
+      seconds of imports per process); the multi-tensor path otherwise (:meth:`_fused_route`).
 
     Each step records the path it took in the group's ``"impl"`` (``"foreach"``, ``"forloop"``,
     ``"fused"``, ``"fused-torch"``, ``"fused-eager"`` where compiling failed, or several joined
@@ -229,27 +229,34 @@ class RuleOptimizer(Optimizer):
         """How a (device, dtype) bucket of ``numel`` elements steps, or None (not fused).
 
         ``"torch"``: torch's fused kernel; ``"rule"``: the rule's compiled kernel (C on CPU for
-        float32/float64, Inductor elsewhere). With ``fused=True``, the compiled rule where the C
-        backend serves, else torch's kernel, else the rule through Inductor. With ``fused=None``
-        and ``foreach=None``: the C-compiled rule from ``AUTO_C_MIN_NUMEL`` elements (its build
-        is cached on disk; from ``AUTO_FUSED_MIN_NUMEL`` for a rule without state, which the
-        multi-tensor path runs in one operation anyway), torch's kernel at any size (no build at
-        all), the Inductor-compiled rule from ``AUTO_FUSED_MIN_NUMEL`` (it costs seconds of
-        imports per process).
+        float32/float64, Inductor elsewhere). Measured on CPU (``benchmarks/``): below about 1M
+        elements torch's kernel, where one has the rule's arithmetic, costs less per call than
+        recording the rule; from there the C loop is faster. Hence, with ``fused=True`` or
+        ``fused=None``: torch's kernel below ``AUTO_FUSED_MIN_NUMEL`` elements where it serves
+        (and at any size without the C backend); the C-compiled rule otherwise, from
+        ``AUTO_C_MIN_NUMEL`` elements with ``fused=None`` (its build is cached on disk; from
+        ``AUTO_FUSED_MIN_NUMEL`` for a rule without state, which the multi-tensor path runs in
+        one operation anyway). Elsewhere ``fused=True`` compiles the rule with Inductor, and
+        ``fused=None`` does so from ``AUTO_FUSED_MIN_NUMEL`` (it costs seconds of imports per
+        process).
         """
         device, dtype = key
-        c = _fused.c_serves(device, dtype)
         fused = group.get("fused")
         if fused is None and group.get("foreach") is not None or fused is False:
             return None
+        c = _fused.c_serves(device, dtype)
+        if (
+            self._torch_kernel_serves(key)
+            and (numel < _fused.AUTO_FUSED_MIN_NUMEL or not c)
+            and kernel() is not None
+        ):
+            return "torch"
         # a rule without state (plain SGD) is one multi-tensor operation already: compiling it
         # only pays on large buckets
         stateful = bool(self._active_buffers(group))
         c_min = _fused.AUTO_C_MIN_NUMEL if stateful else _fused.AUTO_FUSED_MIN_NUMEL
         if c and (fused or numel >= c_min):
             return "rule"
-        if self._torch_kernel_serves(key) and kernel() is not None:
-            return "torch"
         if fused:
             return "rule"
         if (
