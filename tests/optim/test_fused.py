@@ -230,7 +230,7 @@ def test_c_build_failure_warns_once_and_stays_correct(c_backend, monkeypatch):
 
 def test_default_route_by_size(c_backend, monkeypatch):
     """fused=None: C from AUTO_C_MIN_NUMEL, torch's kernel below AUTO_FUSED_MIN_NUMEL where one
-    serves, the C loop above it; rules without state compile only past AUTO_FUSED_MIN_NUMEL."""
+    serves, the C loop above it; rules without state fuse only past AUTO_FUSED_MIN_NUMEL."""
     monkeypatch.setattr(_fused, "AUTO_C_MIN_NUMEL", 100)
     monkeypatch.setattr(_fused, "AUTO_FUSED_MIN_NUMEL", 1000)
     monkeypatch.setattr(_fused, "TORCH_KERNELS", True)
@@ -239,8 +239,9 @@ def test_default_route_by_size(c_backend, monkeypatch):
         ("nadam", 200, "fused"),
         ("adam", 10, "fused-torch"),
         ("adam", 2000, "fused"),
-        ("sgd", 200, "fused-torch"),
+        ("sgd", 200, "foreach"),  # stateless: one multi-tensor operation below 1000
         ("sgd", 2000, "fused"),
+        ("momentum", 200, "fused-torch"),
     ]
     for name, numel, expected in cases:
         params = [torch.zeros(numel, requires_grad=True)]
@@ -250,10 +251,10 @@ def test_default_route_by_size(c_backend, monkeypatch):
         assert opt.param_groups[0]["impl"] == expected, (name, numel)
     monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
     params = [torch.zeros(200, requires_grad=True)]
-    opt = optim.create("sgd", params)
+    opt = optim.create("momentum", params)
     params[0].grad = torch.ones_like(params[0])
     opt.step()
-    assert opt.param_groups[0]["impl"] == "foreach"  # stateless: one foreach op below 1000
+    assert opt.param_groups[0]["impl"] == "fused"  # no torch kernel: the C loop
 
 
 # ---- torch's own fused kernels, where the rule's arithmetic is theirs --------------------------

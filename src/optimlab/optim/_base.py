@@ -234,15 +234,20 @@ class RuleOptimizer(Optimizer):
         recording the rule; from there the C loop is faster. Hence, with ``fused=True`` or
         ``fused=None``: torch's kernel below ``AUTO_FUSED_MIN_NUMEL`` elements where it serves
         (and at any size without the C backend); the C-compiled rule otherwise, from
-        ``AUTO_C_MIN_NUMEL`` elements with ``fused=None`` (its build is cached on disk; from
-        ``AUTO_FUSED_MIN_NUMEL`` for a rule without state, which the multi-tensor path runs in
-        one operation anyway). Elsewhere ``fused=True`` compiles the rule with Inductor, and
+        ``AUTO_C_MIN_NUMEL`` elements with ``fused=None`` (its build is cached on disk).
+        ``fused=None`` leaves a rule without state (plain SGD), which the multi-tensor path runs
+        in one operation anyway, on that path below ``AUTO_FUSED_MIN_NUMEL``. Elsewhere ``fused=True`` compiles the rule with Inductor, and
         ``fused=None`` does so from ``AUTO_FUSED_MIN_NUMEL`` (it costs seconds of imports per
         process).
         """
         device, dtype = key
         fused = group.get("fused")
         if fused is None and group.get("foreach") is not None or fused is False:
+            return None
+        # a rule without state (plain SGD) is one multi-tensor operation already: a fused
+        # path only pays on large buckets
+        stateful = bool(self._active_buffers(group))
+        if not fused and not stateful and numel < _fused.AUTO_FUSED_MIN_NUMEL:
             return None
         c = _fused.c_serves(device, dtype)
         if (
@@ -251,11 +256,7 @@ class RuleOptimizer(Optimizer):
             and kernel() is not None
         ):
             return "torch"
-        # a rule without state (plain SGD) is one multi-tensor operation already: compiling it
-        # only pays on large buckets
-        stateful = bool(self._active_buffers(group))
-        c_min = _fused.AUTO_C_MIN_NUMEL if stateful else _fused.AUTO_FUSED_MIN_NUMEL
-        if c and (fused or numel >= c_min):
+        if c and (fused or numel >= _fused.AUTO_C_MIN_NUMEL):
             return "rule"
         if fused:
             return "rule"
