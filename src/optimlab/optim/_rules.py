@@ -5,11 +5,13 @@ in-place arithmetic vocabulary below (``mul_``, ``add_``, ``addcmul_``, ``addcdi
 ``sqrt``, ``maximum_``...). Two backends implement that vocabulary:
 
 * :class:`TensorList` runs every operation as one ``torch._foreach_*`` call over a list of tensors
-  (the multi-tensor path, the default);
-* :class:`Tensorwise` runs it with ordinary tensor operations on a single tensor (the per-tensor path,
-  and the form that ``torch.compile`` fuses into one kernel).
+  (the multi-tensor path);
+* :class:`Tensorwise` runs it with ordinary tensor operations on a single tensor (the per-tensor
+  path).
 
-The rule is therefore written once and is the single source of truth for every path.
+A third, ``_fused.Recorder``, records the operations instead, and the fused path compiles the
+record into one loop (C on CPU, Inductor elsewhere). The rule is therefore written once and is the
+single source of truth for every path.
 """
 
 from __future__ import annotations
