@@ -96,10 +96,15 @@ def test_changed_configuration_is_refused_unless_forced(tmp_path):
         assert {r.status for r in store.runs()} == {"finished"} and len(store.runs()) == 4
 
 
+#: epochs per run of the interrupted comparison: enough that the signals land mid-comparison
+#: even when the fused steps make digits-mlp's epochs a few milliseconds long
+EPOCHS = 10
+
+
 def _cli(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "optimlab", "compare", "--task", "digits-mlp",
-            "--optimizers", "adam:lr=0.001,sgd:lr=0.05,rmsprop:lr=0.001", "--epochs", "4", "--seeds", "2",
-            "--out", str(out), "--quiet", *extra]
+            "--optimizers", "adam:lr=0.001,sgd:lr=0.05,rmsprop:lr=0.001", "--epochs", str(EPOCHS),
+            "--seeds", "2", "--out", str(out), "--quiet", *extra]
 
 
 def _epochs_stored(out: Path) -> int:
@@ -137,7 +142,7 @@ def _summary(out: Path) -> list[dict[str, str]]:
 @pytest.mark.slow
 def test_ctrl_c_then_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     out = tmp_path / "interrupted"
-    total_epochs = 3 * 2 * 4
+    total_epochs = 3 * 2 * EPOCHS
     # 1. Ctrl-C: exits 130 after leaving checkpoint and rows consistent
     rc = _interrupt_when(out, _cli(out), signal.SIGINT, min_epochs=3)
     assert rc == 130
@@ -156,7 +161,7 @@ def test_ctrl_c_then_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
 
     reference = tmp_path / "reference"
     config = CompareConfig(task="digits-mlp", optimizers=("adam:lr=0.001", "sgd:lr=0.05", "rmsprop:lr=0.001"),
-                           seeds=2, epochs=4)
+                           seeds=2, epochs=EPOCHS)
     outcome = compare(config, reference, report=False)
     render_report(reference, figures=False)
     assert _summary(out) == _summary(reference)
@@ -173,3 +178,29 @@ def test_ctrl_c_then_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert db.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == total_epochs
     db.close()
     assert not list((out / "checkpoints").glob("*")) if (out / "checkpoints").exists() else True
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("spec", ["nadam:lr=0.002", "adam:lr=0.001", "momentum:lr=0.01,momentum=0.9"])
+def test_resume_in_a_new_process_is_exact_on_the_fused_paths(tmp_path, spec):
+    """mnist-mlp's 159k parameters take the fused paths by default (the C loop for NAdam,
+    torch's kernels for Adam and momentum). A resumed run rebuilds the flat buffers and, in a
+    new process, its kernels: every step must still round as in the run that never stopped."""
+    from optimlab.optim import _fused
+
+    run_spec = RunSpec("mnist-mlp", spec, seed=0, epochs=3)
+    reference = run(run_spec).step_losses
+
+    def stop_after_first_epoch(record):
+        if record.epoch == 2:  # epoch 2's checkpoint is never written: resume from epoch 1
+            raise _Stop
+
+    with pytest.raises(_Stop), Store.open(tmp_path) as store:
+        run(run_spec, store=store, checkpoint_dir=tmp_path / "ck", on_epoch=stop_after_first_epoch)
+    _fused.KERNELS.clear()  # what a new process starts with
+    with Store.open(tmp_path) as store:
+        resumed = run(run_spec, store=store, checkpoint_dir=tmp_path / "ck")
+    assert resumed.step_losses == reference

@@ -322,7 +322,11 @@ class RuleOptimizer(Optimizer):
             # torch's kernels and C kernels also take one tensor per parameter: gradients that
             # autograd just allocated are used where they lie instead of being copied
             segmented = route == "torch" or _fused.c_serves(*key)
-            lists = bucket.kernel_lists() if segmented and step is not None else None
+            lists = (
+                bucket.kernel_lists(per_parameter=route == "torch")
+                if segmented and step is not None
+                else None
+            )
             if step is None or (lists is None and (segmented or not bucket.gather_grads())):
                 # a missing gradient: this step runs on the views, parameter by parameter state
                 bucket.step = None

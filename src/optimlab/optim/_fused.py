@@ -29,10 +29,11 @@ runs that same rule a third way:
    allocates afresh each step are read where they lie by the kernels that take one segment per
    parameter (C and torch's); Inductor's kernels get them copied into the flat buffer.
 
-A structure is compiled the second time it is seen; the first time (for example SGD's first step,
-which copies the gradient into the momentum buffer) the graph runs eagerly on the flat buffers.
-Where compiling is impossible (no C compiler, a device Inductor does not support) the eager
-graph is used from then on, after one warning.
+A structure is compiled the first time it is seen (also one used once, such as SGD's first
+step, which copies the gradient into the momentum buffer): a compiled loop and the eager graph
+may round differently, and a run resumed in a new process must take the same path at every step
+as one that never stopped. Where compiling is impossible (no C compiler, a device Inductor does
+not support) the eager graph is used from then on, after one warning.
 
 Where torch ships a fused CPU kernel whose arithmetic is the rule's for the group's settings
 (``torch._fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_`` and ``_fused_adagrad_``: Adam, AdamW,
@@ -389,7 +390,7 @@ def _arg_spec(example_inputs: Sequence[Any], values: list[Tensor]) -> tuple | No
 
 
 class KernelCache:
-    """Process-wide kernels keyed by (structure, dtype, device); compiled on the second use."""
+    """Process-wide kernels keyed by (structure, dtype, device); compiled on first use."""
 
     def __init__(self) -> None:
         self._kernels: dict[tuple, _Kernel] = {}
@@ -419,7 +420,7 @@ class KernelCache:
         flat buffers).
 
         Returns:
-            ``"compiled"``, ``"eager"`` (first use) or ``"failed"`` (compiling is impossible).
+            ``"compiled"``, or ``"failed"`` where compiling is impossible (the eager graph ran).
         """
         first = segments[0][0]
         device, dtype = first.device, first.dtype
@@ -441,7 +442,7 @@ class KernelCache:
 
     def _run_c(self, structure, segments, scalars, device, dtype) -> str:
         kernel = self._kernel((structure, dtype, "c"), structure, dtype)
-        if kernel.ckernel is None and not kernel.failed and kernel.calls >= 2:
+        if kernel.ckernel is None and not kernel.failed:
             try:
                 kernel.ckernel = _cc.build(structure, dtype)
             except (RuntimeError, OSError, subprocess.SubprocessError) as e:
@@ -464,7 +465,6 @@ class KernelCache:
         if (
             kernel.compiled is None
             and not kernel.failed
-            and kernel.calls >= 2
             and BACKEND != "none"
         ):
             if compiler_available(device):
@@ -482,7 +482,7 @@ class KernelCache:
             return "compiled"
         if kernel.compiled is not None:
             try:
-                if kernel.calls == 2 and BACKEND in ("auto", "c", "inductor"):
+                if kernel.calls == 1 and BACKEND in ("auto", "c", "inductor"):
                     from torch._inductor import config as inductor_config
 
                     # One small kernel per graph: compiling in this process is faster than
@@ -642,7 +642,7 @@ class FlatBucket:
             self.params[i].grad = self.grad_views[i]
         return True
 
-    def kernel_lists(self) -> tuple | None:
+    def kernel_lists(self, per_parameter: bool = False) -> tuple | None:
         """``(params, grads, buffers, steps)`` for torch's fused kernels, without copying.
 
         Gradients in the flat buffer: one tensor each (the flat buffers). Gradients autograd
@@ -650,6 +650,13 @@ class FlatBucket:
         view per parameter, and the fresh gradients, so nothing is copied. Gradient tensors that
         outlive a step are moved into the flat buffer the second time they are seen, and so
         are gradients laid out unlike their parameters. None where a gradient is missing.
+
+        ``per_parameter``: one view per parameter in every case. torch's fused kernels need it:
+        their vectorised loop and its scalar tail round differently, so the same step split
+        differently (one flat buffer, or one tensor per parameter) would differ in the last bit,
+        and a resumed run would drift from an uninterrupted one. Split per parameter they are
+        also bit-identical to ``torch.optim``'s fused optimizers. The C loops round every
+        element alike, whatever the split.
         """
         grads = [p.grad for p in self.params]
         if not all(map(operator.is_, grads, self.grad_views)):
@@ -666,6 +673,9 @@ class FlatBucket:
             else:
                 self._seen_grads = [weakref.ref(g) for g in grads]
                 return self.param_views, grads, self.buffer_views, self.step_views
+        if per_parameter:
+            grads = [p.grad for p in self.params]
+            return self.param_views, grads, self.buffer_views, self.step_views
         bufs = {n: [b] for n, b in self.buffers.items()}
         return [self.param], [self.grad], bufs, self.step_views[:1]
 
