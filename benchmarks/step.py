@@ -7,7 +7,8 @@ measures the median step time of
 * optimlab: ``foreach`` (multi-tensor), ``forloop`` (one tensor at a time), ``fused`` (the rule
   compiled over flat buffers: C on CPU, Inductor elsewhere), and the default
   (``create(name, params)``, whatever path it picks); where torch has a fused kernel with the
-  rule's arithmetic, ``torch_kernel`` times the fused path calling it over the same buffers;
+  rule's arithmetic, ``torch_kernel`` times the fused path calling it (per parameter, on views of
+  the same buffers);
 * torch.optim, for the same algorithm with torch's defaults: ``forloop``, ``foreach`` and
   ``fused`` where torch has a fused kernel;
 * the machine: STREAM-style copy (``y.copy_(x)``, 2 words per element) and in-place axpy
@@ -256,8 +257,8 @@ def bench_config(
         extra.setdefault("peak_extra_bytes", {})[f"optimlab.{how}"] = _peak_extra_bytes(opt.step)
         paths.append(_Path(f"optimlab.{how}", opt.step, words, itemsize))
         if how == "fused" and opt._torch_kernel(opt.param_groups[0]) is not None:
-            # the same cell through torch's fused kernel over the flat buffers (the fused path
-            # where no C compiler is available)
+            # the same cell through torch's fused kernel, called per parameter on the flat
+            # buffers' views (the fused path below 1M elements, or without a C compiler)
             other = _ours(name, convention, how, _clone_params(base, grads))
             step = _with_torch_kernel(other.step)
             step()
