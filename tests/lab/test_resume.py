@@ -98,7 +98,7 @@ def test_changed_configuration_is_refused_unless_forced(tmp_path):
 
 #: epochs per run of the interrupted comparison: enough that the signals land mid-comparison
 #: even when the fused steps make digits-mlp's epochs a few milliseconds long
-EPOCHS = 10
+EPOCHS = 40
 
 
 def _cli(out: Path, *extra: str) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -108,6 +109,15 @@ def test_two_workers_on_postgresql_finish_exactly_the_budget():
     assert len(summarize(results)[0].rows) == 2
 
 
+def _trial_state(url: str, trial_id: int) -> str:
+    path = url.split("sqlite:///", 1)[1]
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute("SELECT state FROM trials WHERE trial_id = ?", (trial_id,)).fetchone()[0]
+    finally:
+        db.close()
+
+
 def test_a_worker_killed_mid_trial_loses_nothing_and_duplicates_nothing(tmp_path):
     url = tune.default_storage_url(tmp_path)
     procs = {str(i): _start(url, "s", str(i)) for i in range(2)}
@@ -126,9 +136,9 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_duplicates_nothing(tmp_path
                     continue
                 proc = procs[wid]
                 proc.send_signal(signal.SIGSTOP)  # freeze it, then make sure it is mid-trial
-                now = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(
-                    storage.get_study_id_from_name(sub), t.number))
-                if now.state.name == "RUNNING":
+                # read the committed state without a transaction of our own: the frozen worker
+                # may hold SQLite's write lock, which the storage's BEGIN IMMEDIATE would wait on
+                if _trial_state(url, t._trial_id) == "RUNNING":
                     proc.kill()  # SIGKILL: no cleanup, the trial stays RUNNING
                     victim = (sub, t.number, wid)
                 else:

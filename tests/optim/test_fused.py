@@ -212,6 +212,19 @@ def test_c_kernels_go_to_a_temporary_folder_when_the_cache_cannot_be_written(
     _fused.KERNELS.clear()
 
 
+def test_c_kernels_are_never_loaded_from_a_folder_others_can_write(c_backend, tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("OPTIMLAB_KERNEL_CACHE", str(shared))
+    monkeypatch.setattr(_cc.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    _fused.KERNELS.clear()
+    _assert_same(_run("adamax", "keras", torch.float64, steps=2), torch.float64)
+    assert not list(shared.iterdir())
+    assert list((tmp_path / "tmp").glob("optimlab-kernels-*/step-*.so"))
+    _fused.KERNELS.clear()
+
+
 def test_c_build_failure_warns_once_and_stays_correct(c_backend, monkeypatch):
     def broken(structure, dtype):
         raise RuntimeError("cc failed: test")

@@ -308,15 +308,24 @@ def build(structure: tuple, dtype: torch.dtype) -> CKernel:
 
 def _writable(folder: Path) -> Path:
     """``folder``, created if need be (owner-only), or a per-user temporary folder where it
-    cannot be written (a read-only home, say)."""
+    cannot be written (a read-only home, say) or others could write to it."""
     for candidate in (folder, Path(tempfile.gettempdir()) / f"optimlab-kernels-{_user()}"):
         try:
             candidate.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if os.access(candidate, os.W_OK):
+            if os.access(candidate, os.W_OK) and _private(candidate):
                 return candidate
         except OSError:
             continue
     raise RuntimeError(f"cannot write compiled kernels to {folder}")
+
+
+def _private(folder: Path) -> bool:
+    """Whether only this user can place files in ``folder`` (the shared objects in it are
+    loaded into the process). Always true where there are no POSIX owners."""
+    if not hasattr(os, "getuid"):
+        return True
+    st = folder.stat()
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def _user() -> str:
