@@ -122,12 +122,16 @@ def _interrupt_when(out: Path, args: list[str], sig: int, min_epochs: int) -> in
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while _epochs_stored(out) < min_epochs:
+    while (seen := _epochs_stored(out)) < min_epochs:
         assert proc.poll() is None, f"compare ended before it could be interrupted: {proc.stderr.read()!r}"
         assert time.monotonic() < deadline
         time.sleep(0.01)
     proc.send_signal(sig)
     proc.wait(timeout=60)
+    if proc.returncode not in (130, -signal.SIGKILL):
+        # what happened, for the failure message
+        print(f"signal {sig} after {seen} stored epochs; now {_epochs_stored(out)}; "
+              f"exit {proc.returncode}; stderr: {proc.stderr.read()[-2000:]!r}")
     return proc.returncode
 
 
