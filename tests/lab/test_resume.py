@@ -96,15 +96,16 @@ def test_changed_configuration_is_refused_unless_forced(tmp_path):
         assert {r.status for r in store.runs()} == {"finished"} and len(store.runs()) == 4
 
 
-#: epochs per run of the interrupted comparison: enough that the signals land mid-comparison
-#: even when the fused steps make digits-mlp's epochs a few milliseconds long
-EPOCHS = 40
+#: epochs and batch size of the interrupted comparison: enough work (about 3 s of training) that
+#: the signals land mid-comparison even on a busy machine, now that the fused steps make a
+#: digits-mlp epoch of batch 32 last about 15 ms
+EPOCHS, BATCH = 12, 8
 
 
 def _cli(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "optimlab", "compare", "--task", "digits-mlp",
             "--optimizers", "adam:lr=0.001,sgd:lr=0.05,rmsprop:lr=0.001", "--epochs", str(EPOCHS),
-            "--seeds", "2", "--out", str(out), "--quiet", *extra]
+            "--batch-size", str(BATCH), "--seeds", "2", "--out", str(out), "--quiet", *extra]
 
 
 def _epochs_stored(out: Path) -> int:
@@ -165,7 +166,7 @@ def test_ctrl_c_then_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
 
     reference = tmp_path / "reference"
     config = CompareConfig(task="digits-mlp", optimizers=("adam:lr=0.001", "sgd:lr=0.05", "rmsprop:lr=0.001"),
-                           seeds=2, epochs=EPOCHS)
+                           seeds=2, epochs=EPOCHS, batch_size=BATCH)
     outcome = compare(config, reference, report=False)
     render_report(reference, figures=False)
     assert _summary(out) == _summary(reference)
