@@ -102,8 +102,15 @@ def test_changed_configuration_is_refused_unless_forced(tmp_path):
 EPOCHS, BATCH = 12, 8
 
 
+#: ``python -m optimlab`` with Ctrl-C handled as from a terminal: a process started with SIGINT
+#: ignored keeps ignoring it (Python then installs no KeyboardInterrupt handler), and the test
+#: worker that starts this one may have it ignored
+_MAIN = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "runpy.run_module('optimlab', run_name='__main__', alter_sys=True)")
+
+
 def _cli(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "optimlab", "compare", "--task", "digits-mlp",
+    return [sys.executable, "-c", _MAIN, "compare", "--task", "digits-mlp",
             "--optimizers", "adam:lr=0.001,sgd:lr=0.05,rmsprop:lr=0.001", "--epochs", str(EPOCHS),
             "--batch-size", str(BATCH), "--seeds", "2", "--out", str(out), "--quiet", *extra]
 
