@@ -103,8 +103,8 @@ EPOCHS, BATCH = 12, 8
 
 
 #: ``python -m optimlab`` with Ctrl-C handled as from a terminal: a process started with SIGINT
-#: ignored keeps ignoring it (Python then installs no KeyboardInterrupt handler), and the test
-#: worker that starts this one may have it ignored
+#: ignored keeps ignoring it (Python then installs no KeyboardInterrupt handler), and so do the
+#: test workers of a suite started in the background (``make test &`` from a script)
 _MAIN = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
          "runpy.run_module('optimlab', run_name='__main__', alter_sys=True)")
 
