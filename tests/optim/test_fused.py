@@ -116,19 +116,6 @@ def torch_kernels(monkeypatch):
 needs_cc = pytest.mark.skipif(_cc.compiler() is None, reason="no C compiler")
 
 
-@pytest.mark.parametrize("convention", optim.conventions())
-@pytest.mark.parametrize("name", optim.available())
-def test_fused_equals_foreach_every_optimizer_and_convention(uncompiled, name, convention):
-    for dtype in (torch.float32, torch.float64):
-        runs = _run(name, convention, dtype, steps=4)
-        _assert_same(runs, dtype)
-        assert {g["impl"] for g in runs[1][0].param_groups} == {"fused"}
-        assert {g["impl"] for g in runs[0][0].param_groups} == {"foreach"}
-
-
-# ---- the C backend: every rule compiled, as fused=True runs it on CPU ----------------------------
-
-
 @pytest.fixture
 def c_backend(monkeypatch):
     if _cc.compiler() is None:
@@ -137,16 +124,22 @@ def c_backend(monkeypatch):
     monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
 
 
+@pytest.mark.parametrize("backend", ["uncompiled", "c_backend"])
 @pytest.mark.parametrize("convention", optim.conventions())
 @pytest.mark.parametrize("name", optim.available())
-def test_c_compiled_equals_foreach_every_optimizer_and_convention(c_backend, name, convention):
-    # fresh gradients every step: the kernel runs over one segment per parameter
+def test_fused_equals_foreach_every_optimizer_and_convention(request, backend, name, convention):
+    """The rule's own fused path, uncompiled (the recorded graph) and compiled in C (what
+    fused=True runs on CPU), against the multi-tensor path. Fresh gradients every step: the C
+    loop runs over one segment per parameter."""
+    request.getfixturevalue(backend)
     for dtype in (torch.float32, torch.float64):
         runs = _run(name, convention, dtype, steps=4)
         _assert_same(runs, dtype)
         assert {g["impl"] for g in runs[1][0].param_groups} == {"fused"}
-    built = [k for k in _fused.KERNELS._kernels.values() if k.ckernel is not None]
-    assert built, "no C kernel was built"
+        assert {g["impl"] for g in runs[0][0].param_groups} == {"foreach"}
+    if backend == "c_backend":
+        built = [k for k in _fused.KERNELS._kernels.values() if k.ckernel is not None]
+        assert built, "no C kernel was built"
 
 
 @pytest.mark.parametrize(

@@ -228,8 +228,8 @@ class RuleOptimizer(Optimizer):
     ) -> str | None:
         """How a (device, dtype) bucket of ``numel`` elements steps, or None (not fused).
 
-        ``"torch"``: torch's fused kernel; ``"rule"``: the rule's compiled kernel (C on CPU for
-        float32/float64, Inductor elsewhere). Measured on CPU (``benchmarks/``): below about 1M
+        ``"torch"``: torch's fused kernel; ``"c"``: the rule compiled in C (CPU, float32 and
+        float64); ``"rule"``: the rule compiled by Inductor (or its eager graph). Measured on CPU (``benchmarks/``): below about 1M
         elements torch's kernel, where one has the rule's arithmetic, costs less per call than
         recording the rule; from there the C loop is faster. Hence, with ``fused=True`` or
         ``fused=None``: torch's kernel below ``AUTO_FUSED_MIN_NUMEL`` elements where it serves
@@ -257,7 +257,7 @@ class RuleOptimizer(Optimizer):
         ):
             return "torch"
         if c and (fused or numel >= _fused.AUTO_C_MIN_NUMEL):
-            return "rule"
+            return "c"
         if fused:
             return "rule"
         if (
@@ -321,7 +321,7 @@ class RuleOptimizer(Optimizer):
             step = bucket.uniform_step()
             # torch's kernels and C kernels also take one tensor per parameter: gradients that
             # autograd just allocated are used where they lie instead of being copied
-            segmented = route == "torch" or _fused.c_serves(*key)
+            segmented = route in ("torch", "c")
             lists = (
                 bucket.kernel_lists(per_parameter=route == "torch")
                 if segmented and step is not None
