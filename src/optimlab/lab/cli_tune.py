@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .errors import UserError
+from .limits import parse_count, short
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -223,9 +224,9 @@ def _batch_size(text: str | None) -> int | str | None:
     t = text.strip().lower()
     if t == "full":
         return "full"
-    if t.isdigit() and int(t) >= 1:
-        return int(t)
-    raise UserError(f"Invalid batch size {text!r} (expected a whole number >= 1, or 'full')")
+    if t.isascii() and t.isdigit():
+        return parse_count("batch_size", t)
+    raise UserError(f"Invalid batch size {short(text)!r} (expected a whole number >= 1, or 'full')")
 
 
 def register(app: typer.Typer) -> None:

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .limits import check_count
 from .runner import RunResult, RunSpec, checkpoint_path, load_dataset, resolve_batch_size, run
 from .schedules import parse_schedule
-from .spec import parse_spec
+from .spec import parse_spec, warn_unused_phases
 from .store import Store
 from .tasks import DataOptions, get_task
 
@@ -59,15 +60,15 @@ class CompareConfig:
     def resolved(self) -> dict[str, Any]:
         """The configuration with defaults filled in and specs canonical (validates everything)."""
         task = get_task(self.task)
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise UserError(f"Invalid number of seeds {self.seeds!r} (expected a whole number >= 1)")
-        epochs = task.epochs if self.epochs is None else self.epochs
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise UserError(f"Invalid epochs {self.epochs!r} (expected a whole number >= 1)")
+        check_count("seeds", self.seeds, option="number of seeds")
+        epochs = check_count("epochs", task.epochs if self.epochs is None else self.epochs)
         texts = task.optimizers if self.optimizers is None else self.optimizers
         if not texts:
             raise UserError("No optimizers given (expected e.g. --optimizers sgd,adam)")
-        labels = [parse_spec(t).label() for t in texts]
+        specs = [parse_spec(t) for t in texts]
+        for spec in specs:
+            warn_unused_phases(spec, epochs)
+        labels = [spec.label() for spec in specs]
         duplicates = sorted({x for x in labels if labels.count(x) > 1})
         if duplicates:
             raise UserError(f"Optimizer listed twice: {duplicates[0]}")
@@ -281,6 +282,7 @@ def compare(
     data = data if data is not None else DataOptions()
     listener = listener or CompareListener()
     out = Path(out)
+    check_count("jobs", jobs)
     resolved = config.resolved()
     plan = config.plan()
     # load (and cache) the data before touching the folder: missing files fail without side effects
@@ -310,8 +312,6 @@ def compare(
         done = {r.run_id for r in store.runs() if r.status in ("finished", "diverged")}
         todo = [s for s in plan if s.run_id() not in done]
         listener.start(len(plan), len(todo))
-        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-            raise UserError(f"Invalid jobs {jobs!r} (expected a whole number >= 1)")
         parallel = run_fn is None and min(jobs, len(todo)) > 1
         queued: list[tuple[int, RunSpec]] = []
         for index, spec in enumerate(plan):

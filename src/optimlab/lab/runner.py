@@ -49,6 +49,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .errors import UserError
+from .limits import check_count, parse_count, short
 from .schedules import build_scheduler, parse_schedule
 from .spec import OptimizerSpec, build_optimizer, parse_spec
 from .tasks import DataOptions, Dataset, Task, get_task
@@ -190,12 +191,12 @@ def resolve_batch_size(batch_size: int | str | None, default: int, n_train: int)
         text = batch_size.strip().lower()
         if text == "full":
             return n_train
-        if not text.isdigit():
+        if not text.isascii() or not text.isdigit():
             raise UserError(
-                f"Invalid batch size {batch_size!r} (expected a whole number >= 1, 1 for SGD, "
+                f"Invalid batch size {short(batch_size)!r} (expected a whole number >= 1, 1 for SGD, "
                 "or 'full' for batch gradient descent)"
             )
-        value = int(text)
+        value = parse_count("batch_size", text, minimum=0)
     else:
         value = batch_size
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -203,7 +204,7 @@ def resolve_batch_size(batch_size: int | str | None, default: int, n_train: int)
             f"Invalid batch size {batch_size!r} (expected a whole number >= 1, 1 for SGD, "
             "or 'full' for batch gradient descent)"
         )
-    return min(value, n_train)
+    return min(check_count("batch_size", value), n_train)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -369,9 +370,7 @@ def run(
     opt_spec = parse_spec(spec.optimizer)
     if spec.schedule is not None:
         parse_schedule(spec.schedule)
-    epochs = task.epochs if spec.epochs is None else spec.epochs
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise UserError(f"Invalid epochs {spec.epochs!r} (expected a whole number >= 1)")
+    epochs = check_count("epochs", task.epochs if spec.epochs is None else spec.epochs)
     dataset = load_dataset(task, data, spec.validation_fraction)
     batch_size = resolve_batch_size(spec.batch_size, task.batch_size, len(dataset.x_train))
     state = _Run(spec, task, opt_spec, dataset, epochs, batch_size)

@@ -37,9 +37,10 @@ from torch.optim import Optimizer
 from torch.optim import lr_scheduler as _lrs
 
 from .errors import UserError
+from .limits import LIMITS, MAX_SPEC_CHARS, short
+from .spec import parse_number, split_top
 
 _KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 #: schedule name -> (required keys, optional keys with defaults; None = computed at build time)
 _KINDS: dict[str, tuple[tuple[str, ...], dict[str, float | None]]] = {
@@ -96,7 +97,7 @@ def _parse_part(text: str, whole: str) -> SchedulePart:
     name = name.strip().lower()
     if name not in _KINDS:
         raise UserError(
-            f"Unknown schedule {name!r} in {whole!r} (expected one of {', '.join(_KINDS)}, "
+            f"Unknown schedule {short(name)!r} in {short(whole)!r} (expected one of {', '.join(_KINDS)}, "
             "joined with '+', e.g. warmup:steps=100+cosine)"
         )
     required, optional = _KINDS[name]
@@ -104,12 +105,18 @@ def _parse_part(text: str, whole: str) -> SchedulePart:
     if rest.strip():
         for item in rest.split(","):
             key, eq, value = (s.strip() for s in item.partition("="))
-            if not eq or not _KEY.match(key) or not _NUMBER.match(value):
-                raise UserError(f"Invalid schedule parameter {item.strip()!r} in {whole!r} (expected key=number)")
+            number = parse_number(value) if eq and _KEY.match(key) else None
+            if number is None:
+                raise UserError(
+                    f"Invalid schedule parameter {short(item.strip())!r} in {short(whole)!r} "
+                    "(expected key=number)"
+                )
             if key not in required and key not in optional:
                 valid = ", ".join((*required, *optional)) or "none"
                 raise UserError(f"Unknown parameter {key!r} for schedule {name!r} (expected: {valid})")
-            params[key] = float(value)
+            if key in params:
+                raise UserError(f"Schedule parameter {key!r} given twice in {short(whole)!r}")
+            params[key] = float(number)
     missing = [k for k in required if k not in params]
     if missing:
         raise UserError(f"Schedule {name!r} needs {missing[0]}=..., e.g. {_example(name)}")
@@ -127,13 +134,15 @@ def _example(name: str) -> str:
 
 def _check_values(name: str, params: dict[str, float], whole: str) -> None:
     def bad(key: str, rule: str) -> UserError:
-        return UserError(f"Invalid {key}={_fmt(params[key])} in schedule {whole!r} (expected {rule})")
+        return UserError(
+            f"Invalid {key}={_fmt(params[key])} in schedule {short(whole)!r} (expected {rule})"
+        )
 
     if "gamma" in params and not 0.0 < params["gamma"] <= 1.0:
         raise bad("gamma", "0 < gamma <= 1")
     for key in ("step_size", "steps", "t_max"):
-        if key in params and (params[key] < 1 or not params[key].is_integer()):
-            raise bad(key, "a whole number >= 1")
+        if key in params and not (1 <= params[key] <= LIMITS["steps"] and params[key].is_integer()):
+            raise bad(key, f"a whole number from 1 to {LIMITS['steps']:,}")
     if "start_factor" in params and not 0.0 < params["start_factor"] <= 1.0:
         raise bad("start_factor", "0 < start_factor <= 1")
     if "eta_min" in params and (params["eta_min"] < 0 or not math.isfinite(params["eta_min"])):
@@ -144,7 +153,9 @@ def parse_schedule(text: str) -> Schedule:
     """Parse a schedule; raises :class:`UserError` with a one-line message naming the valid choices."""
     if not text or not text.strip():
         raise UserError(f"Empty schedule (expected one of {', '.join(_KINDS)}, e.g. exp:gamma=0.96)")
-    parts = tuple(_parse_part(p, text) for p in text.split("+"))
+    if len(text) > MAX_SPEC_CHARS:
+        raise UserError(f"Schedule {short(text)!r} is too long (at most {MAX_SPEC_CHARS:,} characters)")
+    parts = tuple(_parse_part(p, text) for p in split_top(text))
     for p in parts[:-1]:
         if p.length() is None:
             raise UserError(

@@ -46,6 +46,7 @@ from PIL import Image
 
 from ..optim._base import scalar
 from .errors import UserError
+from .limits import check_count
 from .spec import OptimizerSpec, Phase, build_optimizer, parse_spec, split_specs
 from .surfaces import DEFAULT_SURFACES, Point, Surface, get_surface
 
@@ -412,7 +413,7 @@ def run_surface(
 def _check_steps(steps: int) -> int:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
         raise UserError(f"Invalid steps: {steps!r} (expected an integer >= 1)")
-    return steps
+    return check_count("steps", steps)
 
 
 def _check_start(start: Sequence[float]) -> Point:
@@ -484,6 +485,7 @@ def frame_steps(steps: int, max_frames: int = DEFAULT_MAX_FRAMES) -> list[int]:
     """
     if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 2:
         raise UserError(f"Invalid frames: {max_frames!r} (expected an integer >= 2)")
+    check_count("frames", max_frames, minimum=2)
     group = max(1, math.ceil(steps / (max_frames - 1)))
     shown = list(range(0, steps, group))
     return [*shown, steps]

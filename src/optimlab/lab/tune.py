@@ -66,6 +66,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import UserError
+from .limits import check_count
 from .spec import Phase, parse_spec, split_specs
 
 log = logging.getLogger(__name__)
@@ -301,13 +302,13 @@ class TuneConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise UserError(f"Invalid {name} {value!r} (expected a whole number >= {low})")
 
-        whole("budget", self.budget, 1)
-        whole("seeds", self.seeds, 1)
+        check_count("budget", self.budget)
+        check_count("seeds", self.seeds)
         whole("seed", self.seed, 0)
         whole("heartbeat interval", self.heartbeat_interval, 1)
         whole("max retry", self.max_retry, 0)
         if self.epochs is not None:
-            whole("epochs", self.epochs, 1)
+            check_count("epochs", self.epochs)
         if self.grace_period <= self.heartbeat_interval:
             raise UserError(
                 f"Invalid grace period {self.grace_period!r} (expected more than the heartbeat "
