@@ -141,15 +141,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     Raises:
         UserError: the file cannot be read (truncated, corrupted, another format), naming it.
     """
+    hint = f"delete {path} to restart that run"
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure means an unusable file; name it
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"Cannot read checkpoint {path}: {first}") from None
+        raise UserError(f"Cannot read checkpoint {path}: {first[:300]}; {hint}") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise UserError(
             f"Cannot read checkpoint {path}: format version "
             f"{payload.get('format_version') if isinstance(payload, dict) else '?'} "
-            f"(expected {FORMAT_VERSION})"
+            f"(expected {FORMAT_VERSION}); {hint}"
         )
     return payload

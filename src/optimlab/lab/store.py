@@ -117,6 +117,8 @@ class Store:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise UserError(f"No results store at {self.path} (run `optimlab compare --out ...` first)")
+        if self.path.is_file() and self.path.stat().st_size > 0:
+            check_schema(self.path)  # before anything is written to it, WAL mode included
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -311,6 +313,51 @@ class Store:
         return self._db.execute(
             f"SELECT COUNT(*) FROM {table} WHERE run_id = ?", (run_id,)
         ).fetchone()[0]
+
+
+def _columns(schema: str) -> dict[str, set[str]]:
+    """Table name -> column names of a ``CREATE TABLE`` script."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(schema)
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {n: {r[1] for r in db.execute(f"PRAGMA table_info({n})")} for n in names}
+    finally:
+        db.close()
+
+
+#: the tables and columns of an optimlab results store
+TABLES = _columns(_SCHEMA)
+
+
+def check_schema(path: Path) -> None:
+    """Refuse a database that is not an optimlab results store, reading it without writing.
+
+    An optimlab store has exactly :data:`TABLES` (an empty database is accepted too: it is
+    initialised). Another program's ``results.db`` (its own ``runs`` table, or any other
+    table) is never modified: no rows deleted, no tables added.
+
+    Raises:
+        UserError: not an SQLite database, or another schema; naming the tables found.
+    """
+    try:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    except sqlite3.Error as e:
+        raise UserError(f"Cannot open results store {path}: {e}") from None
+    try:
+        names = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        found = {n: {r[1] for r in db.execute(f"PRAGMA table_info(\"{n}\")")} for n in names}
+    except sqlite3.DatabaseError as e:
+        raise UserError(f"{path} is not an optimlab results store ({e}); choose another --out") from None
+    finally:
+        db.close()
+    if found and found != TABLES:
+        shown = ", ".join(sorted(found)[:5]) + (", ..." if len(found) > 5 else "")
+        raise UserError(
+            f"{path} is not an optimlab results store (its tables: {shown}); it is left as it "
+            "is: choose another --out"
+        )
 
 
 class _Transaction:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UserError
-from .base import DataOptions, Dataset, Task, accuracy
+from .base import DataOptions, Dataset, Task, accuracy, data_fingerprint
 
 _TASKS: dict[str, Task] = {}
 
@@ -37,4 +37,6 @@ def _load_all() -> tuple[str, ...]:
     return catalog.ORDER
 
 
-__all__ = ["DataOptions", "Dataset", "Task", "accuracy", "get_task", "register", "task_names"]
+__all__ = [
+    "DataOptions", "Dataset", "Task", "accuracy", "data_fingerprint", "get_task", "register", "task_names",
+]
