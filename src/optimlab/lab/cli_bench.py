@@ -54,6 +54,11 @@ def step_command(
     """Median step time of every optimizer path and of torch.optim's, with achieved GB/s."""
     from rich.console import Console
 
+    from .checkpoint import atomic_write_text
+    from .outdir import check_writable_file
+
+    if json is not None:  # before the benchmark runs: a bad path must not waste it
+        check_writable_file(json, "--json")
     step = _load_step_module()
     console = Console(stderr=True, highlight=False)
     try:
@@ -72,7 +77,9 @@ def step_command(
         raise UserError(str(e)) from None
     Console(highlight=False, width=max(Console().width, 180)).print(step.table(result))
     if json is not None:
-        step.write_json(result, json)
+        import json as json_module
+
+        atomic_write_text(json, json_module.dumps(result, indent=1))
         console.print(f"wrote {json}")
 
 

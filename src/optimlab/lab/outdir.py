@@ -30,6 +30,7 @@ import contextlib
 import errno
 import json
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -196,6 +197,31 @@ class OutputFolder:
     def __del__(self) -> None:  # a handle dropped without close() must not keep the folder locked
         with contextlib.suppress(Exception):
             self.close()
+
+
+def check_writable_file(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Check, before any work, that a file can be written atomically at ``path``.
+
+    A temporary file is created beside it and removed at once: this is what the atomic write
+    will do, so a missing folder, a read-only file system or a folder given as file fails now,
+    in one line, instead of after the work that would have been written.
+
+    Raises:
+        UserError: ``path`` is a folder, its folder is missing, or nothing can be written there.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a folder (expected a file name)")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: the folder {folder} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as e:
+        raise UserError(f"{option} {path} cannot be written: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
 
 
 def _mkdir(path: Path) -> None:
