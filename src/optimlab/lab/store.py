@@ -348,15 +348,25 @@ def check_schema(path: Path) -> None:
         names = [r[0] for r in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
         found = {n: {r[1] for r in db.execute(f"PRAGMA table_info(\"{n}\")")} for n in names}
+        versions = (db.execute("SELECT version FROM schema_version").fetchall()
+                    if found.get("schema_version") == TABLES["schema_version"] else [])
     except sqlite3.DatabaseError as e:
-        raise UserError(f"{path} is not an optimlab results store ({e}); choose another --out") from None
+        raise UserError(
+            f"Cannot open results store {path}: not an optimlab results store ({e}); "
+            "choose another --out"
+        ) from None
     finally:
         db.close()
+    if versions and versions[0][0] != SCHEMA_VERSION:
+        raise UserError(
+            f"Results store {path} has schema version {versions[0][0]}, this optimlab reads "
+            f"version {SCHEMA_VERSION}; re-run the comparison into a new --out folder"
+        )
     if found and found != TABLES:
         shown = ", ".join(sorted(found)[:5]) + (", ..." if len(found) > 5 else "")
         raise UserError(
-            f"{path} is not an optimlab results store (its tables: {shown}); it is left as it "
-            "is: choose another --out"
+            f"Cannot open results store {path}: not an optimlab results store (its tables: "
+            f"{shown}); it is left as it is: choose another --out"
         )
 
 
