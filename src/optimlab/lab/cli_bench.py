@@ -55,8 +55,13 @@ def step_command(
     from rich.console import Console
 
     from .checkpoint import atomic_write_text
+    from .limits import check_count
     from .outdir import check_writable_file
 
+    for name, value in (("params", params), ("tensors", tensors), ("repeats", repeats)):
+        check_count(name, value)
+    if threads is not None:
+        check_count("threads", threads)
     if json is not None:  # before the benchmark runs: a bad path must not waste it
         check_writable_file(json, "--json")
     step = _load_step_module()

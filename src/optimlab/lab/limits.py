@@ -25,6 +25,9 @@ LIMITS: dict[str, int] = {
     "workers": 1_024,
     "budget": 1_000_000,
     "frames": 100_000,
+    "params": 10_000_000_000,
+    "tensors": 100_000,
+    "repeats": 10_000,
 }
 
 #: the longest texts accepted: one number, and one optimizer spec or schedule
