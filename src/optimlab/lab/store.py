@@ -17,8 +17,10 @@ power cut. Non-finite losses (a diverged step) are stored as NULL and read back 
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -159,7 +161,7 @@ class Store:
                 )
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
     # ---- experiment -----------------------------------------------------------------------------
     def get_experiment(self) -> dict[str, Any] | None:
@@ -370,25 +372,59 @@ def check_schema(path: Path) -> None:
         )
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); re-entrant as a no-op."""
+def as_os_error(e: sqlite3.OperationalError, path: Path) -> OSError | None:
+    """SQLite's "disk is full" and "readonly database" as the ``OSError`` they stand for.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    SQLite reports a full disk (``SQLITE_FULL``) and a read-only file or file system
+    (``SQLITE_READONLY``) with its own exception; as ``OSError`` (ENOSPC, EROFS) they reach the
+    CLI's error boundary like any other failed write, naming the file.
+    """
+    code = getattr(e, "sqlite_errorcode", None)
+    text = str(e).lower()
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    if code == sqlite3.SQLITE_READONLY or "readonly database" in text:
+        return OSError(errno.EROFS, f"{e} (read-only)", str(path))
+    return None
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); re-entrant as a no-op.
+
+    A full disk or a read-only database is raised as ``OSError`` (:func:`as_os_error`), after
+    the rollback: nothing of the transaction is kept.
+    """
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
         self._owner = False
 
     def __enter__(self) -> None:
         if not self._db.in_transaction:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise as_os_error(e, self._path) or e from None
             self._owner = True
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, *rest: object) -> None:
         if not self._owner:
             return
-        if exc_type is None:
-            self._db.execute("COMMIT")
-        else:
-            self._db.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                self._db.execute("COMMIT")
+                return
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise as_os_error(e, self._path) or e from None
+        if isinstance(exc, sqlite3.OperationalError):
+            translated = as_os_error(exc, self._path)
+            if translated is not None:
+                raise translated from None
 
 
 def epochs_from_sequence(records: Sequence[Any]) -> list[StoredEpoch]:
