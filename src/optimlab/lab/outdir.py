@@ -20,6 +20,8 @@ Rules, in the order :func:`open_for_write` applies them:
    first epochs on one dataset and the rest on another.
 5. Files are written only under names recorded in ``files`` (:meth:`OutputFolder.file` records a
    name before its first write) and removed only when recorded (:meth:`OutputFolder.remove`).
+   Inside a recorded folder (``checkpoints/``) the writers name each file themselves (one
+   checkpoint per run, named from the run's id and its hash) and remove only those names.
    A file that exists but was not recorded is refused, never overwritten; nothing is ever
    deleted by walking a folder, so a user's ``DIR/checkpoints/mine.ckpt`` survives.
 """
@@ -232,7 +234,7 @@ def _mkdir(path: Path) -> None:
 
 
 def _write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
-    text = json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
+    text = json.dumps(manifest, indent=2, default=str) + "\n"  # keys in the order given
     atomic_write_text(folder / MANIFEST, text)
 
 
