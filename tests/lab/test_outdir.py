@@ -13,7 +13,14 @@ import pytest
 
 from optimlab.lab import outdir
 from optimlab.lab.errors import UserError
-from optimlab.lab.outdir import LOCK, MANIFEST, check_writable_file, open_for_write, verify
+from optimlab.lab.outdir import (
+    LOCK,
+    MANIFEST,
+    check_writable_file,
+    open_existing,
+    open_for_write,
+    verify,
+)
 
 CONFIG = {"task": "iris-softmax", "optimizers": ["sgd"], "epochs": 2}
 DATA = {"data_dir": None, "source": "sample", "train": 120, "test": 30, "sha256": "ab" * 32}
@@ -93,6 +100,12 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
           pytest.raises(UserError, match=rf"is in use by pid {os.getpid()}\b")):
         open_for_write(tmp_path / "o", "compare", CONFIG, DATA)
     open_for_write(tmp_path / "o", "compare", CONFIG, DATA).close()  # free again once closed
+    with (open_existing(tmp_path / "o", "compare") as folder,
+          pytest.raises(UserError, match="is in use by pid")):
+        assert folder.manifest["config"] == CONFIG
+        open_for_write(tmp_path / "o", "compare", CONFIG, DATA)
+    with pytest.raises(UserError, match="not an optimlab output folder"):
+        open_existing(tmp_path, "compare")
 
 
 def test_the_lock_is_held_against_another_process_until_it_exits(tmp_path):

@@ -283,6 +283,26 @@ def verify(folder: str | os.PathLike[str], kind: str | None = None) -> dict[str,
     return manifest
 
 
+def open_existing(folder: str | os.PathLike[str], kind: str) -> OutputFolder:
+    """Lock an output folder optimlab wrote, to rewrite its own files (``optimlab report``).
+
+    The configuration and data stay as recorded.
+
+    Raises:
+        UserError: not an optimlab folder of ``kind`` (:func:`verify`), or in use.
+    """
+    path = Path(folder)
+    verify(path, kind)
+    fd = _lock(path)
+    try:
+        manifest = verify(path, kind)  # again, under the lock
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
+    return OutputFolder(path, kind, manifest, fd, created=False)
+
+
 def _foreign_entries(folder: Path) -> list[str]:
     try:
         return sorted(e.name for e in os.scandir(folder) if e.name != LOCK)
