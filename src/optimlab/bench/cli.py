@@ -1,36 +1,19 @@
 """Command ``optimlab bench step``: optimizer step times against torch.optim and the memory limit.
 
-The measurement itself is ``benchmarks/step.py`` in the source tree (a script that also runs on
-its own); this module parses the options and calls its ``run``.
+The measurement is :mod:`optimlab.bench.step`; this module parses the options and calls its
+``run`` (``benchmarks/step.py`` is the same as a script).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Optional
 
 import typer
 
-from .errors import UserError
+from ..lab.errors import UserError
 
 bench_app = typer.Typer(help="Measure optimlab against torch.optim.", no_args_is_help=True)
-
-_SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "step.py"
-
-
-def _load_step_module() -> ModuleType:
-    if not _SCRIPT.is_file():
-        raise UserError(
-            f"benchmarks/step.py not found at {_SCRIPT} (run from a source checkout installed "
-            "with `pip install -e .`)"
-        )
-    spec = importlib.util.spec_from_file_location("optimlab_benchmarks_step", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def _names(value: str) -> list[str] | None:
     names = [s.strip() for s in value.split(",") if s.strip()]
@@ -54,7 +37,7 @@ def step_command(
     """Median step time of every optimizer path and of torch.optim's, with achieved GB/s."""
     from rich.console import Console
 
-    step = _load_step_module()
+    from . import step
     console = Console(stderr=True, highlight=False)
     try:
         result = step.run(

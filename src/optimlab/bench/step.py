@@ -22,7 +22,7 @@ bytes. Also reported: optimizer state bytes per parameter, the peak extra memory
 allocates (from the profiler's memory events), and the fused path's one-time cost (flat buffers
 and compile or compile-cache load, measured as the first two steps minus two ordinary steps).
 
-Run ``python benchmarks/step.py --help`` or ``optimlab bench step --help``. Benchmarks are never
+Run ``optimlab bench step --help`` or ``python benchmarks/step.py --help``. Benchmarks are never
 asserted by tests.
 """
 
@@ -45,7 +45,7 @@ import torch
 
 from optimlab import optim
 from optimlab.optim import _cc, _fused
-from optimlab.optim.conventions import convention_defaults
+from optimlab.optim.registry import convention_defaults
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
@@ -449,10 +449,9 @@ def markdown(result: dict[str, Any]) -> str:
 
 def write_json(result: dict[str, Any], path: str | Path) -> None:
     """Write ``result`` atomically (a temporary file renamed over ``path``)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
+    from optimlab.lab.files import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps(result, indent=1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

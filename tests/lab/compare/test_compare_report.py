@@ -7,8 +7,10 @@ import math
 
 import pytest
 
-from optimlab.lab.report import SUMMARY_COLUMNS, render_report
-from optimlab.lab.store import Store, StoredEpoch
+from optimlab.lab.compare.report import render_report
+from optimlab.lab.compare.summary import SUMMARY_COLUMNS
+from optimlab.lab.runspec import EpochRecord
+from optimlab.lab.store import Store
 
 HOSTILE = '<img src=x onerror="alert(1)">&</script>'
 
@@ -29,7 +31,7 @@ def _store(out, *, hostile: bool = False) -> None:
                                          status="diverged", diverged_step=3)
                     continue
                 steps = [(s, 2.0 / (s + seed), 0.01 * s) for s in range(1, 9)]
-                epochs = [StoredEpoch(e, 1.0 / e, 1.1 / e, 0.5 + 0.1 * e + 0.01 * seed, 0.04 * e, 4 * e)
+                epochs = [EpochRecord(e, 1.0 / e, 1.1 / e, 0.5 + 0.1 * e + 0.01 * seed, 0.04 * e, 4 * e)
                           for e in (1, 2)]
                 store.write_progress(rid, steps=steps, epochs=epochs, wall_time_s=0.08 + seed,
                                      step_time_share=0.25, status="finished")

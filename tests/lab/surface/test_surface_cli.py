@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import csv
-import sys
 
 import pytest
 from PIL import Image
 
-from optimlab.lab import cli, surface
-from optimlab.lab.surfaces import SEED_OPTIMIZERS
+from optimlab.lab.surface import draw
+from optimlab.optim import SEED_OPTIMIZERS
 
 
-def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["optimlab", "surface", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    out, err = capsys.readouterr()
-    return exit_info.value.code or 0, out, err
-
-
-def test_general_form_writes_every_output(monkeypatch, capsys, tmp_path):
-    code, out, _ = _run(
-        monkeypatch, capsys,
+def test_general_form_writes_every_output(run_cli, tmp_path):
+    code, out, _ = run_cli(
+        "surface",
         "--function", "rosenbrock", "--optimizers", "adam:lr=0.05,betas=0.9/0.99,nag",
         "--steps", "40", "--frames", "6", "--start=-1.5,2", "--out", str(tmp_path),
     )  # fmt: skip
@@ -39,9 +30,9 @@ def test_general_form_writes_every_output(monkeypatch, capsys, tmp_path):
     assert "rosenbrock" in out and "adam:lr=0.05" in out
 
 
-def test_defaults_draw_saddle_and_valley_with_the_seed_optimizers(monkeypatch, capsys, tmp_path):
-    code, out, _ = _run(
-        monkeypatch, capsys, "--steps", "15", "--format", "none", "--out", str(tmp_path)
+def test_defaults_draw_saddle_and_valley_with_the_seed_optimizers(run_cli, tmp_path):
+    code, out, _ = run_cli(
+        "surface", "--steps", "15", "--format", "none", "--out", str(tmp_path)
     )
     assert code == 0, out
     for name in ("saddle", "valley"):
@@ -52,9 +43,9 @@ def test_defaults_draw_saddle_and_valley_with_the_seed_optimizers(monkeypatch, c
         assert not (tmp_path / f"{name}.gif").exists()
 
 
-def test_tune_puts_the_chosen_lr_in_the_csv(monkeypatch, capsys, tmp_path):
-    code, out, _ = _run(
-        monkeypatch, capsys, "-f", "valley", "-o", "sgd:lr=0.01", "--steps", "30",
+def test_tune_puts_the_chosen_lr_in_the_csv(run_cli, tmp_path):
+    code, out, _ = run_cli(
+        "surface", "-f", "valley", "-o", "sgd:lr=0.01", "--steps", "30",
         "--tune", "--format", "none", "--out", str(tmp_path),
     )  # fmt: skip
     assert code == 0, out
@@ -80,16 +71,16 @@ def test_tune_puts_the_chosen_lr_in_the_csv(monkeypatch, capsys, tmp_path):
         (["--frames", "1"], "Invalid frames: 1 (expected an integer >= 2)"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_code_2(monkeypatch, capsys, tmp_path, args, message):
-    code, _, err = _run(monkeypatch, capsys, *args, "--out", str(tmp_path / "o"))
+def test_bad_input_is_one_line_and_exit_code_2(run_cli, tmp_path, args, message):
+    code, _, err = run_cli("surface", *args, "--out", str(tmp_path / "o"))
     assert code == 2
     assert err.startswith("optimlab: error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "o").exists()  # nothing is written before the input is checked
 
 
-def test_mp4_without_ffmpeg_is_a_one_line_error(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(surface.shutil, "which", lambda name: None)
-    code, _, err = _run(monkeypatch, capsys, "--format", "mp4", "--out", str(tmp_path / "o"))
+def test_mp4_without_ffmpeg_is_a_one_line_error(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(draw.shutil, "which", lambda name: None)
+    code, _, err = run_cli("surface", "--format", "mp4", "--out", str(tmp_path / "o"))
     assert code == 2 and "--format mp4 needs ffmpeg on the PATH" in err
     assert not (tmp_path / "o").exists()

@@ -13,24 +13,18 @@ import torch
 from PIL import Image
 
 from optimlab.lab.errors import UserError
-from optimlab.lab.surface import (
-    CSV_COLUMNS,
-    animation_size,
-    frame_steps,
-    html_figure,
-    run_surface,
-    run_trajectory,
-    tune_learning_rate,
-    write_outputs,
-)
-from optimlab.lab.surfaces import (
+from optimlab.lab.surface.api import write_outputs
+from optimlab.lab.surface.catalog import (
     DEFAULT_SURFACES,
-    SEED_OPTIMIZERS,
     SURFACES,
     Surface,
     get_surface,
     surface_names,
 )
+from optimlab.lab.surface.draw import animation_size, frame_steps
+from optimlab.lab.surface.page import html_figure
+from optimlab.lab.surface.run import CSV_COLUMNS, run_surface, run_trajectory, tune_learning_rate
+from optimlab.optim import SEED_OPTIMIZERS
 
 
 def _gradient(surface: Surface, point) -> torch.Tensor:

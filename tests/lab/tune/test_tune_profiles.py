@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from optimlab.lab.profiles import (
+from optimlab.lab.stats import holm_adjust
+from optimlab.lab.tune.profiles import (
     NEVER,
     CurvePoint,
     performance_profile,
@@ -16,7 +17,6 @@ from optimlab.lab.profiles import (
     validation_target,
     verdict,
 )
-from optimlab.lab.stats import holm_adjust
 
 
 def test_holm_adjustment_by_hand():

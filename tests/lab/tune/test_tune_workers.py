@@ -1,7 +1,7 @@
 """Several tuning worker processes on one study: SQLite, a real PostgreSQL server, kill -9.
 
-Each worker is ``python tests/lab/test_tune.py worker NAME ID`` (the tuner's worker loop with the
-synthetic tasks registered); the storage URL goes through ``OPTIMLAB_STORAGE``.
+Each worker is ``python tests/lab/tune/synthetic.py worker NAME ID`` (the tuner's worker loop with
+the synthetic tasks registered); the storage URL goes through ``OPTIMLAB_STORAGE``.
 """
 
 from __future__ import annotations
@@ -16,36 +16,25 @@ import uuid
 from pathlib import Path
 
 import pytest
+from optuna.trial import TrialState
+from synthetic import make_study
 
-from optimlab.lab import tune
+from optimlab.lab.tune.config import STORAGE_ENV, TuneConfig
+from optimlab.lab.tune.results import load_results
+from optimlab.lab.tune.storage import _password, default_storage_url, open_storage
 
 HERE = Path(__file__).resolve().parent
 POSTGRES_ENV = "OPTIMLAB_TEST_POSTGRES_URL"
 
 
-@pytest.fixture(autouse=True)
-def _synthetic_tasks(monkeypatch):
-    sys.path.insert(0, str(HERE))
-    try:
-        import test_tune
-    finally:
-        sys.path.remove(str(HERE))
-    test_tune.add_synthetic(monkeypatch)
-
-
-def _create(url: str, name: str, **kw) -> tune.TuneConfig:
-    args = {"tasks": ["synth-blobs"], "optimizers": "sgd,adam", "budget": 3, "epochs": 1, "seeds": 2,
-                "heartbeat_interval": 1, "grace_period": 2}
-    args.update(kw)
-    cfg = tune.TuneConfig.create(**args)
-    tune.create_study(tune.open_storage(url), name, cfg)
-    return cfg
+def _create(url: str, name: str, **kw) -> TuneConfig:
+    return make_study(url, name, **{"epochs": 1, **kw})[1]
 
 
 def _start(url: str, name: str, worker_id: str) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS="1", **{tune.STORAGE_ENV: url})
+    env = dict(os.environ, OMP_NUM_THREADS="1", **{STORAGE_ENV: url})
     return subprocess.Popen(
-        [sys.executable, str(HERE / "test_tune.py"), "worker", name, worker_id],
+        [sys.executable, str(HERE / "synthetic.py"), "worker", name, worker_id],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -58,8 +47,8 @@ def _finish(procs: list[subprocess.Popen], timeout: float = 150) -> str:
     return "\n".join(out)
 
 
-def _check_exact_budget(url: str, name: str, cfg: tune.TuneConfig, *, failed: int = 0) -> None:
-    storage = tune.open_storage(url)
+def _check_exact_budget(url: str, name: str, cfg: TuneConfig, *, failed: int = 0) -> None:
+    storage = open_storage(url)
     n_failed = 0
     for sub, _, _ in cfg.studies(name):
         trials = storage.get_all_trials(storage.get_study_id_from_name(sub))
@@ -72,7 +61,7 @@ def _check_exact_budget(url: str, name: str, cfg: tune.TuneConfig, *, failed: in
     assert n_failed == failed
 
 
-def _two_workers(url: str, name: str) -> tuple[tune.TuneConfig, str]:
+def _two_workers(url: str, name: str) -> tuple[TuneConfig, str]:
     # the workers start first and wait for the study: both begin when it is ready
     procs = [_start(url, name, str(i)) for i in range(2)]
     cfg = _create(url, name)
@@ -82,10 +71,10 @@ def _two_workers(url: str, name: str) -> tuple[tune.TuneConfig, str]:
 
 
 def test_two_workers_on_sqlite_finish_exactly_the_budget(tmp_path):
-    url = tune.default_storage_url(tmp_path)
+    url = default_storage_url(tmp_path)
     cfg, _ = _two_workers(url, "s")
     _check_exact_budget(url, "s", cfg)
-    storage = tune.open_storage(url)
+    storage = open_storage(url)
     workers = {t.user_attrs["worker"].split("@")[0]
                for sub, _, _ in cfg.studies("s")
                for t in storage.get_all_trials(storage.get_study_id_from_name(sub))}
@@ -100,11 +89,11 @@ def test_two_workers_on_postgresql_finish_exactly_the_budget():
     name = f"test-{uuid.uuid4().hex[:8]}"
     cfg, output = _two_workers(url, name)
     _check_exact_budget(url, name, cfg)
-    password = tune._password(url)
+    password = _password(url)
     assert password and password not in output
     from optimlab.lab.tune_report import summarize
 
-    results = tune.load_results(tune.open_storage(url), name)
+    results = load_results(open_storage(url), name)
     assert password not in results.storage and "***" in results.storage
     assert len(summarize(results)[0].rows) == 2
 
@@ -119,16 +108,16 @@ def _trial_state(url: str, trial_id: int) -> str:
 
 
 def test_a_worker_killed_mid_trial_loses_nothing_and_duplicates_nothing(tmp_path):
-    url = tune.default_storage_url(tmp_path)
+    url = default_storage_url(tmp_path)
     procs = {str(i): _start(url, "s", str(i)) for i in range(2)}
     cfg = _create(url, "s", optimizers="sgd", budget=4, epochs=2)
-    storage = tune.open_storage(url)
+    storage = open_storage(url)
     victim = None
     deadline = time.monotonic() + 120
     while victim is None and time.monotonic() < deadline:
         for sub, _, _ in cfg.studies("s"):
             for t in storage.get_all_trials(storage.get_study_id_from_name(sub),
-                                            states=(tune.TrialState.RUNNING,)):
+                                            states=(TrialState.RUNNING,)):
                 # whichever worker is training (claimed and sampled) is the victim: on a busy
                 # machine one worker may take every trial before the other has started
                 wid = t.user_attrs.get("worker", "").split("@")[0]

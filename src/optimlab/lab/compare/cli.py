@@ -1,40 +1,25 @@
-"""Commands ``optimlab compare``, ``optimlab report`` and ``optimlab list``.
-
-The commands parse their options into a :class:`~optimlab.lab.compare.CompareConfig` and call the
-library; heavy modules (torch, matplotlib) are imported inside the commands so that ``--help`` and
-``list`` start fast.
-"""
+"""Commands ``optimlab compare`` and ``optimlab report``: parse the options, call
+:func:`optimlab.lab.compare.compare` or :func:`~optimlab.lab.compare.report.render_report`, and
+present the result (progress bars, the summary table, JSON)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .errors import UserError
+from ..console import console as _console
+from ..tasks import DEFAULT_TASK
+from .run import CompareListener, compare
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .report import SummaryRow
-
-DEFAULT_TASK = "mnist-mlp"
-LIST_CHOICES = ("tasks", "optimizers")
-
-
-def _console(stderr: bool = False) -> Console:
-    from rich.console import Console
-
-    console = Console(stderr=stderr, highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        # piped or logged (make demo, CI): rich's 80-column default folds every spec
-        console = Console(stderr=stderr, highlight=False, width=140)
-    return console
+    from .summary import SummaryRow
 
 
 def _summary_table(rows: list[SummaryRow], title: str):
@@ -65,8 +50,6 @@ def _summary_table(rows: list[SummaryRow], title: str):
 
 def _progress_listener(console: Console):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .compare import CompareListener
 
     class RichListener(CompareListener):
         """Two bars: all runs, and the steps of the current one."""
@@ -157,27 +140,15 @@ def compare_command(
     )] = None,
 ) -> None:
     """Train every optimizer on one task over several seeds; write results.db and a report."""
-    import torch
-
-    from .compare import CompareConfig, compare, default_jobs
-    from .spec import split_specs
-    from .tasks import DataOptions
-
-    torch.set_num_threads(threads)
-    specs = tuple(split_specs(optimizers)) if optimizers is not None else None
-    if specs is not None and not specs:
-        raise UserError(f"No optimizer in --optimizers {optimizers!r} (expected e.g. sgd,adam)")
-    config = CompareConfig(task=task, optimizers=specs, seeds=seeds, epochs=epochs,
-                           batch_size=batch_size, schedule=schedule)
     out_dir = out if out is not None else Path("runs") / task
     err = _console(stderr=True)
     listener = None if quiet or as_json else _progress_listener(err)
     started = time.perf_counter()
     try:
-        outcome = compare(config, out_dir, data=DataOptions(data_dir=data_dir, download=download),
-                          resume=resume, force=force, listener=listener,
-                          run_fn=_data_parallel(nproc),
-                          jobs=default_jobs() if jobs is None else jobs)
+        outcome = compare(task=task, optimizers=optimizers, seeds=seeds, epochs=epochs,
+                          batch_size=batch_size, schedule=schedule, out=out_dir, resume=resume,
+                          force=force, data_dir=data_dir, download=download, jobs=jobs,
+                          nproc=nproc, threads=threads, listener=listener)
     except KeyboardInterrupt:
         if listener is not None:
             listener.stop()  # the bars must be gone before the message
@@ -200,19 +171,6 @@ def compare_command(
     console.print(f"report: {out_dir / 'report.html'}")
 
 
-def _data_parallel(nproc: int):
-    """The run function of ``--nproc N`` (None: the runner's, in this process)."""
-    if nproc == 1:
-        return None
-    if nproc < 1:
-        raise UserError(f"Invalid --nproc {nproc!r} (expected a whole number >= 1)")
-    from functools import partial
-
-    from .distributed import run_data_parallel
-
-    return partial(run_data_parallel, nproc=nproc)
-
-
 def report_command(
     out: Annotated[Path, typer.Argument(help="A compare output folder (holding results.db).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
@@ -229,45 +187,7 @@ def report_command(
     console.print(f"report: {Path(out) / 'report.html'}")
 
 
-def list_command(
-    what: Annotated[str, typer.Argument(help="tasks or optimizers")],
-) -> None:
-    """List the tasks, or the optimizers with their conventions."""
-    from rich.table import Table
-
-    console = _console()
-    if what == "tasks":
-        from .tasks import get_task, task_names
-
-        table = Table(header_style="bold")
-        for col in ("task", "description", "epochs", "batch", "default optimizers"):
-            table.add_column(col)
-        for name in task_names():
-            t = get_task(name)
-            table.add_row(name, t.description, str(t.epochs), str(t.batch_size), ", ".join(t.optimizers))
-        console.print(table)
-    elif what == "optimizers":
-        from ..optim import available, conventions, entry
-        from ..optim.conventions import convention_defaults
-        from .spec import format_value
-
-        table = Table(header_style="bold")
-        for col in ("optimizer", "description", "conventions (defaults that differ from pytorch)"):
-            table.add_column(col)
-        for name in available():
-            lines = []
-            for conv in conventions():
-                values = convention_defaults(conv, name)
-                shown = ", ".join(f"{k}={format_value(v)}" for k, v in values.items()) or "as pytorch"
-                lines.append(f"@{conv}: {shown}" if conv != "pytorch" else "@pytorch: torch.optim defaults")
-            table.add_row(name, entry(name).summary, "\n".join(lines))
-        console.print(table)
-    else:
-        raise UserError(f"Cannot list {what!r} (expected one of {', '.join(LIST_CHOICES)})")
-
-
 def register(app: typer.Typer) -> None:
-    """Add ``compare``, ``report`` and ``list`` to the ``optimlab`` app."""
+    """Add ``compare`` and ``report`` to the ``optimlab`` app."""
     app.command("compare")(compare_command)
     app.command("report")(report_command)
-    app.command("list")(list_command)

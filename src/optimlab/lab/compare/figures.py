@@ -1,4 +1,4 @@
-"""PNG figures of a comparison (matplotlib, Agg backend), drawn from :class:`report.ReportData`.
+"""PNG figures of a comparison (matplotlib, Agg backend), drawn from :class:`.summary.ReportData`.
 
 ``loss.png``: training loss against step on a log axis (the seeds' figure); ``loss_time.png``: the
 same against training seconds; ``accuracy.png``: test accuracy per epoch; ``step_share.png``: share
@@ -11,12 +11,9 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .checkpoint import atomic_write_bytes
-
-if TYPE_CHECKING:
-    from .report import Curve, OptimizerGroup, ReportData, SummaryRow
+from ..files import atomic_write_bytes
+from .summary import Curve, OptimizerGroup, ReportData, SummaryRow
 
 FIGURE_NAMES = ("loss.png", "loss_time.png", "accuracy.png", "step_share.png")
 

@@ -12,225 +12,29 @@
 * ``loss.png``, ``loss_time.png``, ``accuracy.png``, ``step_share.png``: the same charts as PNGs.
 
 Curves are the mean over the finished seeds of an optimizer with a band from the lowest to the
-highest seed; diverged runs are drawn on their own, dotted, up to the step where they diverged.
-The output depends only on the store, so two reports of one store are byte-identical.
+highest seed (:mod:`.summary`); diverged runs are drawn on their own, dotted, up to the step where
+they diverged. The output depends only on the store, so two reports of one store are
+byte-identical.
 """
 
 from __future__ import annotations
 
-import csv
 import html
-import io
-import json
 import math
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_write_text
-from .stats import ci95, mean
-from .store import Store, StoredRun
-
-SUMMARY_COLUMNS = (
-    "optimizer",
-    "seeds",
-    "final_train_loss_mean",
-    "test_accuracy_mean",
-    "test_accuracy_ci95",
-    "wall_time_s_mean",
-    "diverged_runs",
-)
-
-#: line colours, one per optimizer in the order of the comparison (cycled beyond ten)
-PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-)
+from ..files import atomic_write_text
+from ..pages import fmt, layout, plotly_js, rgba, script_json
+from ..store import Store
+from .figures import FIGURE_NAMES, write_figures
+from .summary import Curve, OptimizerGroup, ReportData, SummaryRow, collect, write_summary_csv
 
 
-@dataclass
-class RunData:
-    """One stored run with its rows."""
-
-    run: StoredRun
-    steps: list[int]
-    losses: list[float]
-    times: list[float]
-    epoch_numbers: list[int]
-    train_losses: list[float]
-    test_accuracies: list[float]
-
-
-@dataclass
-class Curve:
-    """Mean and range over seeds at each x."""
-
-    x: list[float]
-    mean: list[float]
-    low: list[float]
-    high: list[float]
-
-
-@dataclass
-class OptimizerGroup:
-    """All runs of one optimizer label, and what the report draws and tabulates for it."""
-
-    optimizer: str
-    color: str
-    finished: list[RunData] = field(default_factory=list)
-    diverged: list[RunData] = field(default_factory=list)
-    unfinished: list[RunData] = field(default_factory=list)
-
-    @property
-    def seeds(self) -> int:
-        """Runs that ended (finished or diverged)."""
-        return len(self.finished) + len(self.diverged)
-
-    def final_train_losses(self) -> list[float]:
-        return [r.train_losses[-1] for r in self.finished if r.train_losses]
-
-    def final_accuracies(self) -> list[float]:
-        return [r.test_accuracies[-1] for r in self.finished if r.test_accuracies]
-
-    def wall_times(self) -> list[float]:
-        return [r.run.wall_time_s for r in self.finished]
-
-    def step_shares(self) -> list[float]:
-        return [r.run.step_time_share for r in self.finished if r.run.step_time_share is not None]
-
-    def loss_curve(self) -> Curve | None:
-        return _curve([r.steps for r in self.finished], [r.losses for r in self.finished])
-
-    def loss_time_curve(self) -> Curve | None:
-        runs = [r for r in self.finished if r.times]
-        if not runs:
-            return None
-        n = min(len(r.times) for r in runs)
-        x = [mean([r.times[i] for r in runs]) for i in range(n)]
-        c = _curve([r.steps for r in runs], [r.losses for r in runs])
-        return Curve(x, c.mean[:n], c.low[:n], c.high[:n]) if c else None
-
-    def accuracy_curve(self) -> Curve | None:
-        return _curve([r.epoch_numbers for r in self.finished], [r.test_accuracies for r in self.finished])
-
-
-@dataclass
-class SummaryRow:
-    """One optimizer's line of ``summary.csv`` (plus what the HTML table adds)."""
-
-    optimizer: str
-    seeds: int
-    final_train_loss_mean: float
-    test_accuracy_mean: float
-    test_accuracy_ci95: float
-    wall_time_s_mean: float
-    diverged_runs: int
-    step_time_share_mean: float = math.nan
-    diverged_at: list[tuple[int, int | None]] = field(default_factory=list)  # (seed, step)
-    unfinished_runs: int = 0
-
-    def csv_values(self) -> list[str]:
-        return [self.optimizer, str(self.seeds), _csv_number(self.final_train_loss_mean),
-                _csv_number(self.test_accuracy_mean), _csv_number(self.test_accuracy_ci95),
-                _csv_number(self.wall_time_s_mean), str(self.diverged_runs)]
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (undefined numbers are None)."""
-        return {
-            "optimizer": self.optimizer,
-            "seeds": self.seeds,
-            "final_train_loss_mean": _json_number(self.final_train_loss_mean),
-            "test_accuracy_mean": _json_number(self.test_accuracy_mean),
-            "test_accuracy_ci95": _json_number(self.test_accuracy_ci95),
-            "wall_time_s_mean": _json_number(self.wall_time_s_mean),
-            "diverged_runs": self.diverged_runs,
-            "step_time_share_mean": _json_number(self.step_time_share_mean),
-            "diverged_at": [{"seed": s, "step": st} for s, st in self.diverged_at],
-            "unfinished_runs": self.unfinished_runs,
-        }
-
-
-@dataclass
-class ReportData:
-    """Everything a report shows, read from one store."""
-
-    experiment: dict[str, Any]
-    groups: list[OptimizerGroup]
-    task: str
-    source: str
-
-    def summary(self) -> list[SummaryRow]:
-        rows = []
-        for g in self.groups:
-            acc = g.final_accuracies()
-            rows.append(SummaryRow(
-                optimizer=g.optimizer,
-                seeds=g.seeds,
-                final_train_loss_mean=mean(g.final_train_losses()),
-                test_accuracy_mean=mean(acc),
-                test_accuracy_ci95=ci95(acc),
-                wall_time_s_mean=mean(g.wall_times()),
-                diverged_runs=len(g.diverged),
-                step_time_share_mean=mean(g.step_shares()),
-                diverged_at=[(r.run.seed, r.run.diverged_step) for r in g.diverged],
-                unfinished_runs=len(g.unfinished),
-            ))
-        return rows
-
-
-def _curve(xs: list[list[int]], ys: list[list[float]]) -> Curve | None:
-    """Mean, min and max across runs, over the x positions all of them reached."""
-    if not ys or not all(ys):
-        return None
-    n = min(len(y) for y in ys)
-    columns = [[y[i] for y in ys] for i in range(n)]
-    return Curve(
-        x=[float(v) for v in xs[0][:n]],
-        mean=[mean(c) for c in columns],
-        low=[min(c) for c in columns],
-        high=[max(c) for c in columns],
-    )
-
-
-def _csv_number(x: float) -> str:
-    return repr(float(x)) if math.isfinite(x) else ""
-
-
-def _json_number(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
-def collect(store: Store) -> ReportData:
-    """Read every run of ``store`` and group it by optimizer (in the comparison's order)."""
-    groups: dict[str, OptimizerGroup] = {}
-    task, source = "", ""
-    for run in store.runs():
-        task, source = task or run.task, source or run.source
-        group = groups.get(run.optimizer)
-        if group is None:
-            group = groups[run.optimizer] = OptimizerGroup(run.optimizer, PALETTE[len(groups) % len(PALETTE)])
-        steps, losses, times = store.steps(run.run_id)
-        epochs = store.epochs(run.run_id)
-        data = RunData(run, steps, losses, times, [e.epoch for e in epochs],
-                       [e.train_loss for e in epochs], [e.test_accuracy for e in epochs])
-        if run.status == "finished":
-            group.finished.append(data)
-        elif run.status == "diverged":
-            group.diverged.append(data)
-        else:
-            group.unfinished.append(data)
-    return ReportData(store.get_experiment() or {}, list(groups.values()), task, source)
-
-
-def write_summary_csv(path: Path, rows: list[SummaryRow]) -> None:
-    """``summary.csv`` with :data:`SUMMARY_COLUMNS`, written atomically."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(SUMMARY_COLUMNS)
-    for row in rows:
-        writer.writerow(row.csv_values())
-    atomic_write_text(path, buffer.getvalue())
+def report_files(out: Path, *, figures: bool = True) -> list[Path]:
+    """The files :func:`render_report` writes into ``out``."""
+    names = ("summary.csv", "report.html", *(FIGURE_NAMES if figures else ()))
+    return [Path(out) / name for name in names]
 
 
 def render_report(out: Path, *, figures: bool = True) -> list[SummaryRow]:
@@ -253,18 +57,11 @@ def render_report(out: Path, *, figures: bool = True) -> list[SummaryRow]:
     write_summary_csv(out / "summary.csv", rows)
     atomic_write_text(out / "report.html", render_html(data, rows))
     if figures:
-        from .figures import write_figures
-
         write_figures(data, rows, out)
     return rows
 
 
 # ---- HTML ---------------------------------------------------------------------------------------
-def _plotly_js() -> str:
-    """The minified plotly.js bundle shipped inside the installed plotly package."""
-    return resources.files("plotly").joinpath("package_data", "plotly.min.js").read_text(encoding="utf-8")
-
-
 def _round(values: list[float]) -> list[float | None]:
     """Six significant digits (the charts cannot show more); non-finite -> null (a gap)."""
     return [float(f"{v:.6g}") if math.isfinite(v) else None for v in values]
@@ -277,7 +74,7 @@ def _band_traces(name: str, color: str, curve: Curve, hover_x: str) -> list[dict
         traces.append({"x": _round(curve.x), "y": _round(curve.high), "mode": "lines", "line": {"width": 0},
                        "legendgroup": group, "showlegend": False, "hoverinfo": "skip", "type": "scatter"})
         traces.append({"x": _round(curve.x), "y": _round(curve.low), "mode": "lines", "line": {"width": 0},
-                       "fill": "tonexty", "fillcolor": _rgba(color, 0.18), "legendgroup": group,
+                       "fill": "tonexty", "fillcolor": rgba(color, 0.18), "legendgroup": group,
                        "showlegend": False, "hoverinfo": "skip", "type": "scatter"})
     traces.append({"x": _round(curve.x), "y": _round(curve.mean), "mode": "lines", "name": name,
                    "legendgroup": group, "line": {"color": color, "width": 1.8}, "type": "scatter",
@@ -299,25 +96,6 @@ def _diverged_traces(group: OptimizerGroup, use_time: bool) -> list[dict[str, An
             "marker": {"size": [0] * (len(ys) - 1) + [10], "symbol": "x", "color": group.color},
         })
     return traces
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
-
-
-def _layout(title: str, x_title: str, y_title: str, *, log_y: bool = False) -> dict[str, Any]:
-    return {
-        "title": {"text": title, "font": {"size": 15}, "x": 0.01, "xanchor": "left"},
-        "xaxis": {"title": {"text": x_title}, "gridcolor": "#eceff4", "zeroline": False},
-        "yaxis": {"title": {"text": y_title}, "type": "log" if log_y else "linear", "gridcolor": "#eceff4",
-                  "zeroline": False},
-        "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
-        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-        "legend": {"font": {"size": 11}},
-        "hovermode": "closest",
-        "height": 420,
-    }
 
 
 def _charts(data: ReportData, rows: list[SummaryRow]) -> list[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
@@ -344,25 +122,15 @@ def _charts(data: ReportData, rows: list[SummaryRow]) -> list[tuple[str, list[di
         "marker": {"color": [g.color for _, g in share_rows]},
         "hovertemplate": "%{x}: %{y:.1f}%<extra></extra>",
     }]
-    share_layout = _layout("Share of training time in optimizer.step()", "optimizer", "% of training time")
+    share_layout = layout("Share of training time in optimizer.step()", "optimizer", "% of training time")
     share_layout["showlegend"] = False
     return [
-        ("loss", loss, _layout("Training loss per step", "step", "training loss (log)", log_y=True)),
+        ("loss", loss, layout("Training loss per step", "step", "training loss (log)", log_y=True)),
         ("loss-time", loss_time,
-         _layout("Training loss against training time", "training seconds", "training loss (log)", log_y=True)),
-        ("accuracy", accuracy, _layout("Test accuracy per epoch", "epoch", "accuracy")),
+         layout("Training loss against training time", "training seconds", "training loss (log)", log_y=True)),
+        ("accuracy", accuracy, layout("Test accuracy per epoch", "epoch", "accuracy")),
         ("step-share", share, share_layout),
     ]
-
-
-def _script_json(value: Any) -> str:
-    """JSON safe inside a <script> element (no '</script>', no HTML comment openers)."""
-    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _fmt(x: float, digits: int = 4) -> str:
-    return f"{x:.{digits}g}" if math.isfinite(x) else "–"
 
 
 def _summary_table(rows: list[SummaryRow]) -> str:
@@ -381,8 +149,8 @@ def _summary_table(rows: list[SummaryRow]) -> str:
         share = f"{100 * r.step_time_share_mean:.1f}%" if math.isfinite(r.step_time_share_mean) else "–"
         body.append(
             f"<tr><td class='name'>{html.escape(r.optimizer)}</td><td>{r.seeds}</td>"
-            f"<td>{_fmt(r.final_train_loss_mean)}</td><td>{acc}</td><td>{ci}</td>"
-            f"<td>{_fmt(r.wall_time_s_mean, 3)}</td><td>{share}</td><td>{diverged}</td></tr>"
+            f"<td>{fmt(r.final_train_loss_mean)}</td><td>{acc}</td><td>{ci}</td>"
+            f"<td>{fmt(r.wall_time_s_mean, '.3g')}</td><td>{share}</td><td>{diverged}</td></tr>"
         )
     return f"<table>{head}{''.join(body)}</table>"
 
@@ -424,8 +192,8 @@ def render_html(data: ReportData, rows: list[SummaryRow]) -> str:
     divs = "".join(
         f'<section><div id="chart-{cid}" class="chart"></div></section>' for cid, _, _ in charts
     )
-    specs = _script_json([{"id": f"chart-{cid}", "data": traces, "layout": layout}
-                          for cid, traces, layout in charts])
+    specs = script_json([{"id": f"chart-{cid}", "data": traces, "layout": chart_layout}
+                         for cid, traces, chart_layout in charts], compact=True)
     n_diverged = sum(r.diverged_runs for r in rows)
     title = f"optimlab compare: {data.task}" if data.task else "optimlab compare"
     note = (
@@ -440,7 +208,7 @@ def render_html(data: ReportData, rows: list[SummaryRow]) -> str:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style>"
-        f"<script>{_plotly_js()}</script></head><body>"
+        f"<script>{plotly_js()}</script></head><body>"
         f"<header><h1>{html.escape(title)}</h1><dl>{_config_list(data)}</dl></header><main>"
         f"<section><h2>Summary</h2>{flag}{_summary_table(rows)}<p class=\"note\">{html.escape(note)}</p>"
         f"</section><div class=\"grid\">{divs}</div></main>"

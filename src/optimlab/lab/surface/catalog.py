@@ -6,7 +6,7 @@ The built-in surfaces are listed by :func:`surface_names`; a user's own function
 with :meth:`Surface.from_function`::
 
     import torch
-    from optimlab.lab.surfaces import Surface
+    from optimlab.lab.surface.catalog import Surface
 
     bowl = Surface.from_function(
         lambda x, y: (x - 1) ** 2 + 10 * torch.sin(y) ** 2,
@@ -23,11 +23,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
 
-from .errors import UserError
+from ...optim import available, entry
+from ..errors import UserError
+from ..spec import OptimizerSpec, format_value, parse_spec
 
 #: ``f(x, y) -> z``: elementwise in ``x`` and ``y`` (0-d tensors for a point, grids for a plot)
 SurfaceFunction = Callable[[Tensor, Tensor], Tensor]
@@ -50,7 +53,8 @@ class Surface:
         critical_point: for surfaces without minima, the stationary point that the lesson is about
             (the saddle point); distances are measured to it.
         escape_value: for surfaces without minima, a path has escaped once ``f <= escape_value``.
-        optimizers: default optimizer specs (command-line text), chosen so every path is visible.
+        optimizers: default optimizer specs (command-line text), chosen so every path is visible
+            (for the built-in surfaces: the learning rates in the optimizers' registry entries).
         steps: default number of steps.
         description: one line on what the surface shows.
         divergence_radius: a path whose distance to the domain's centre exceeds this is stopped and
@@ -97,11 +101,11 @@ class Surface:
         if self.divergence_radius <= 0:
             (x0, x1), (y0, y1) = self.domain
             object.__setattr__(self, "divergence_radius", 1000.0 * math.hypot(x1 - x0, y1 - y0))
-        value = self.value(self.start)
-        if not math.isfinite(value):
-            raise UserError(
-                f"Surface {self.name!r} is not finite at its start {self.start}: {value}"
-            )
+
+    @cached_property
+    def specs(self) -> tuple[OptimizerSpec, ...]:
+        """The default specs, parsed (once)."""
+        return tuple(parse_spec(text) for text in self.optimizers)
 
     # ---- evaluation --------------------------------------------------------------------------
     def __call__(self, xy: Tensor) -> Tensor:
@@ -263,50 +267,38 @@ def _monkey_saddle(x: Tensor, y: Tensor) -> Tensor:
     return x**3 - 3.0 * x * y**2
 
 
-_SEED_SET = ("sgd", "momentum", "nag", "adagrad", "adadelta", "rmsprop", "adam", "nadam", "adamax")
+def registry_optimizers(surface: str) -> tuple[str, ...]:
+    """The default specs of a built-in surface: every registered optimizer whose entry gives a
+    learning rate for it (``OptimizerEntry.surfaces``), in the registry's order."""
+    return tuple(
+        f"{name}:lr={format_value(entry(name).surfaces[surface])}"
+        for name in available()
+        if surface in entry(name).surfaces
+    )
+
 
 _BUILTIN: tuple[Surface, ...] = (
     Surface(
         name="saddle",
+        optimizers=registry_optimizers("saddle"),
         function=_saddle,
         formula="f(x, y) = x^2 - y^2",
         domain=((-1.5, 1.5), (-1.5, 1.5)),
         start=(1.0, 1e-3),
         critical_point=(0.0, 0.0),
         escape_value=-1.0,
-        optimizers=(
-            "sgd:lr=0.02",
-            "momentum:lr=0.005",
-            "nag:lr=0.005",
-            "adagrad:lr=0.1",
-            "adadelta:lr=1",
-            "rmsprop:lr=0.01",
-            "adam:lr=0.02",
-            "nadam:lr=0.02",
-            "adamax:lr=0.03",
-        ),
         steps=120,
         description="seed 002's saddle, started just off the ridge y = 0: SGD creeps to the "
         "saddle point, methods that rescale by gradient size step off it",
     ),
     Surface(
         name="valley",
+        optimizers=registry_optimizers("valley"),
         function=_valley,
         formula="f(x, y) = 0.05 x^2 + 5 y^2",
         domain=((-10.0, 10.0), (-3.0, 3.0)),
         start=(-9.0, 2.0),
         minima=((0.0, 0.0),),
-        optimizers=(
-            "sgd:lr=0.18",
-            "momentum:lr=0.018",
-            "nag:lr=0.018",
-            "adagrad:lr=1.5",
-            "adadelta:lr=20",
-            "rmsprop:lr=0.1",
-            "adam:lr=0.3",
-            "nadam:lr=0.3",
-            "adamax:lr=0.5",
-        ),
         steps=200,
         description="seed 002's elongated valley (condition number 100): SGD zig-zags across "
         "the steep direction and crawls along the floor; momentum averages the zig-zag away and "
@@ -314,44 +306,29 @@ _BUILTIN: tuple[Surface, ...] = (
     ),
     Surface(
         name="rosenbrock",
+        optimizers=registry_optimizers("rosenbrock"),
         function=_rosenbrock,
         formula="f(x, y) = (1 - x)^2 + 100 (y - x^2)^2",
         domain=((-2.0, 2.0), (-1.0, 3.0)),
         start=(-1.5, 2.0),
         minima=((1.0, 1.0),),
-        optimizers=(
-            "sgd:lr=0.0005",
-            "momentum:lr=0.0002",
-            "nag:lr=0.0002",
-            "adagrad:lr=0.5",
-            "rmsprop:lr=0.01",
-            "adam:lr=0.05",
-            "nadam:lr=0.05",
-        ),
         steps=500,
         description="a curved, flat-floored valley; the minimum at (1, 1) is slow to reach",
     ),
     Surface(
         name="beale",
+        optimizers=registry_optimizers("beale"),
         function=_beale,
         formula="f(x, y) = (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2",
         domain=((-4.5, 4.5), (-4.5, 4.5)),
         start=(1.0, 1.5),
         minima=((3.0, 0.5),),
-        optimizers=(
-            "sgd:lr=0.001",
-            "momentum:lr=0.0005",
-            "nag:lr=0.0005",
-            "adagrad:lr=0.5",
-            "rmsprop:lr=0.01",
-            "adam:lr=0.05",
-            "nadam:lr=0.05",
-        ),
         steps=500,
         description="flat plateaus and sharp ridges; minimum at (3, 0.5)",
     ),
     Surface(
         name="himmelblau",
+        optimizers=registry_optimizers("himmelblau"),
         function=_himmelblau,
         formula="f(x, y) = (x^2 + y - 11)^2 + (x + y^2 - 7)^2",
         domain=((-5.0, 5.0), (-5.0, 5.0)),
@@ -362,50 +339,30 @@ _BUILTIN: tuple[Surface, ...] = (
             (-3.779310253377747, -3.283185991286170),
             (3.584428340330492, -1.848126526964404),
         ),
-        optimizers=(
-            "sgd:lr=0.005",
-            "momentum:lr=0.001",
-            "nag:lr=0.001",
-            "adagrad:lr=0.5",
-            "rmsprop:lr=0.05",
-            "adam:lr=0.1",
-        ),
         steps=300,
         description="four global minima (f = 0); started near the local maximum, paths pick one",
     ),
     Surface(
         name="rastrigin",
+        optimizers=registry_optimizers("rastrigin"),
         function=_rastrigin,
         formula="f(x, y) = 20 + x^2 - 10 cos(2 pi x) + y^2 - 10 cos(2 pi y)",
         domain=((-5.12, 5.12), (-5.12, 5.12)),
         start=(3.7, 4.3),
         minima=((0.0, 0.0),),
-        optimizers=(
-            "sgd:lr=0.002",
-            "momentum:lr=0.01",
-            "adagrad:lr=0.5",
-            "rmsprop:lr=0.2",
-            "adam:lr=0.3",
-        ),
         steps=300,
         description="a grid of local minima around the global one at (0, 0): most paths stop "
         "in the nearest one, larger steps hop a few cells",
     ),
     Surface(
         name="monkey-saddle",
+        optimizers=registry_optimizers("monkey-saddle"),
         function=_monkey_saddle,
         formula="f(x, y) = x^3 - 3 x y^2",
         domain=((-1.5, 1.5), (-1.5, 1.5)),
         start=(1.0, 1e-3),
         critical_point=(0.0, 0.0),
         escape_value=-1.0,
-        optimizers=(
-            "sgd:lr=0.02",
-            "momentum:lr=0.003",
-            "adagrad:lr=0.1",
-            "rmsprop:lr=0.01",
-            "adam:lr=0.02",
-        ),
         steps=150,
         description="a degenerate saddle (zero gradient and curvature at the origin), unbounded "
         "below along three valleys",
@@ -417,8 +374,6 @@ SURFACES: dict[str, Surface] = {s.name: s for s in _BUILTIN}
 #: the surfaces ``optimlab surface`` draws when given none (seed 002's two pictures)
 DEFAULT_SURFACES: tuple[str, ...] = ("saddle", "valley")
 
-#: the optimizers of seed 002's animations (the default set of ``saddle`` and ``valley``)
-SEED_OPTIMIZERS: tuple[str, ...] = _SEED_SET
 
 
 def surface_names() -> list[str]:

@@ -1,4 +1,5 @@
-"""``optimlab surface``: optimizer paths on 2-D test surfaces (seed 002's saddle and valley)."""
+"""Command ``optimlab surface``: parse the options, call :func:`optimlab.lab.surface.surface` and
+present the measurements (seed 002's saddle and valley)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from ..console import console as _console
+from .api import surface as run_command
+from .catalog import SURFACES
 
 _EPILOG = (
     "Examples: optimlab surface  |  optimlab surface --function rosenbrock "
@@ -66,13 +71,9 @@ def surface(
     ] = False,
 ) -> None:
     """Draw optimizer paths on 2-D test surfaces: PNG, GIF/MP4, interactive HTML and a CSV."""
-    from rich.console import Console
     from rich.table import Table
 
-    from .surface import surface_command
-    from .surfaces import SURFACES
-
-    console = Console()
+    console = _console()
     if list_surfaces:
         table = Table("surface", "formula", "minima", "description")
         for s in SURFACES.values():
@@ -81,9 +82,9 @@ def surface(
         console.print(table)
         return
     began = time.perf_counter()
-    results = surface_command(
-        function,
-        optimizers,
+    result = run_command(
+        function=function,
+        optimizers=optimizers,
         steps=steps,
         start=start,
         tol=tol,
@@ -92,9 +93,9 @@ def surface(
         fmt=fmt,
         out=out,
         tune=tune,
-        max_frames=frames,
+        frames=frames,
     )
-    for run, files in results:
+    for run, files in zip(result.runs, result.files):
         table = Table(title=f"{run.surface.name}: {run.surface.formula}", title_justify="left")
         bounded = run.surface.bounded
         for column in (

@@ -1,7 +1,5 @@
-"""Command ``optimlab tune``: tune optimizers with equal budgets, locally or on many machines.
-
-Parses options into a :class:`~optimlab.lab.tune.TuneConfig` and calls :mod:`optimlab.lab.tune`;
-heavy modules are imported inside the command so that ``--help`` starts fast. Storage URLs are
+"""Command ``optimlab tune``: parse the options, call :func:`optimlab.lab.tune.tune` (or, with
+``--worker``, :func:`optimlab.lab.tune.worker.work`) and present the result. Storage URLs are
 printed masked only.
 """
 
@@ -10,32 +8,26 @@ from __future__ import annotations
 import math
 import os
 import socket
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .errors import UserError
+from ...optim import SEED_OPTIMIZERS
+from ..console import console as _console
+from ..errors import UserError
+from ..tasks import DEFAULT_TASK
+from .api import TuneListener, tune
+from .config import DEFAULT_BUDGET, DEFAULT_EPOCHS, DEFAULT_SEEDS, DEFAULT_STUDY, STORAGE_ENV
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from .tune_report import TaskSummary
-
-STORAGE_ENV = "OPTIMLAB_STORAGE"  # the same name as tune.STORAGE_ENV (kept import-free)
-
-
-def _console(stderr: bool = False) -> Console:
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
+    from .results import TaskSummary
 
 
 def _ranking_table(summary: TaskSummary):
     from rich.table import Table
 
-    from .tune_report import ranking
+    from .results import hyperparameters_text, ranking
 
     table = Table(title=f"{summary.task}: best configuration per optimizer, test accuracy over seeds",
                   title_justify="left", header_style="bold")
@@ -50,12 +42,10 @@ def _ranking_table(summary: TaskSummary):
             return "never"
         return format(x, fmt) if math.isfinite(x) else "–"
 
-    from .tune_report import _hp_text
-
     for rank, r in enumerate(ranking(summary), start=1):
         table.add_row(
             str(rank), r.optimizer, f"{r.trials_complete}+{r.trials_pruned}/{r.budget}",
-            _hp_text(r.best_hyperparameters), num(r.best_validation_accuracy, ".4f"),
+            hyperparameters_text(r.best_hyperparameters), num(r.best_validation_accuracy, ".4f"),
             num(r.test_accuracy_mean, ".4f"), num(r.test_accuracy_ci95, ".4f"),
             f"{len(r.test_accuracies)}" + (f" ({r.seeds_diverged} div.)" if r.seeds_diverged else ""),
             num(r.time_to_target.wall_time_s, ".3g"), num(r.time_to_target.steps, ".0f"),
@@ -66,15 +56,15 @@ def _ranking_table(summary: TaskSummary):
 def tune_command(
     task: Annotated[str, typer.Option(
         "--task", help="Task name, or several separated by commas (see `optimlab list tasks`)."
-    )] = "mnist-mlp",
+    )] = DEFAULT_TASK,
     optimizers: Annotated[str, typer.Option(
         "--optimizers",
         help="Comma-separated optimizer specs to tune; hyperparameters a spec sets are kept "
         "fixed. Default: the seeds' nine optimizers.",
-    )] = "sgd,momentum,nag,adagrad,adadelta,rmsprop,adam,nadam,adamax",
+    )] = ",".join(SEED_OPTIMIZERS),
     budget: Annotated[int, typer.Option(
         "--budget", help="Trials per optimizer (complete or pruned), the same for every optimizer."
-    )] = 6,
+    )] = DEFAULT_BUDGET,
     space: Annotated[str, typer.Option(
         "--space", help="Search space: lr-only (DeepOBS) or full (Choi et al. 2019, incl. eps)."
     )] = "lr-only",
@@ -84,13 +74,13 @@ def tune_command(
     )] = None,
     epochs: Annotated[int | None, typer.Option(
         "--epochs", help="Epochs per trial and per final run (default 2; 0: the task's default)."
-    )] = 2,
+    )] = DEFAULT_EPOCHS,
     batch_size: Annotated[str | None, typer.Option(
         "--batch-size", help="Mini-batch size N, 1 (SGD) or 'full'; default: the task's."
     )] = None,
     seeds: Annotated[int, typer.Option(
         "--seeds", help="Seeds of the final runs of each best configuration."
-    )] = 5,
+    )] = DEFAULT_SEEDS,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the samplers and the trials.")] = 0,
     validation_fraction: Annotated[float, typer.Option(
         "--validation-fraction", help="Share of the training split held out to select on."
@@ -103,7 +93,7 @@ def tune_command(
         help="Optuna storage URL, e.g. postgresql://USER:PASSWORD@HOST/DB (or set "
         f"{STORAGE_ENV}). Default: sqlite:///<out>/tune.db.",
     )] = None,
-    study: Annotated[str, typer.Option("--study", help="Study name in the storage.")] = "optimlab-tune",
+    study: Annotated[str, typer.Option("--study", help="Study name in the storage.")] = DEFAULT_STUDY,
     workers: Annotated[int, typer.Option(
         "--workers", help="Local worker processes (0: only remote workers tune this study)."
     )] = 1,
@@ -129,103 +119,90 @@ def tune_command(
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only errors.")] = False,
 ) -> None:
     """Tune each optimizer with the same budget on a validation split, then test the best."""
-    from . import tune
-
-    if threads < 1:
-        raise UserError(f"Invalid threads {threads!r} (expected a whole number >= 1)")
-    import torch
-
-    torch.set_num_threads(threads)
     err = _console(stderr=True)
     say = (lambda *_: None) if quiet else err.print
-
-    def on_trial(sub: str, frozen) -> None:
-        value = "" if frozen.value is None else f" validation accuracy {frozen.value:.4f}"
-        say(f"[dim]{sub} #{frozen.number} {frozen.state.name.lower()}{value} "
-            f"{frozen.user_attrs.get('spec', '')}[/dim]")
-
+    listener = _Printer(say, workers)
     if worker:
+        from .storage import mask_url
+        from .worker import work
+
         if storage is None:
             raise UserError(f"--worker needs --storage URL (or {STORAGE_ENV}) of an existing study")
+        if threads < 1:
+            raise UserError(f"Invalid threads {threads!r} (expected a whole number >= 1)")
+        import torch
+
+        torch.set_num_threads(threads)
         wid = worker_id or f"{socket.gethostname()}:{os.getpid()}"
-        say(f"worker {wid}: study {study!r} in {tune.mask_url(storage)}")
-        report = tune.work(storage, study, worker_id=wid, on_trial=on_trial)
+        say(f"worker {wid}: study {study!r} in {mask_url(storage)}")
+        report = work(storage, study, worker_id=wid, on_trial=listener.trial_finished)
         say(f"worker {wid}: ran {len(report.trials)} trial(s); nothing left to run")
         return
-
-    if workers < 0:
-        raise UserError(f"Invalid workers {workers!r} (expected a whole number >= 0)")
-    cfg = tune.TuneConfig.create(
-        tasks=[t.strip() for t in task.split(",") if t.strip()],
-        optimizers=optimizers, budget=budget, space=space,
-        lr_range=tune.parse_lr_range(lr_range), epochs=None if epochs == 0 else epochs,
-        batch_size=_batch_size(batch_size), seeds=seeds, seed=seed,
-        validation_fraction=validation_fraction, heartbeat_interval=heartbeat_interval,
-        grace_period=grace_period, data_dir=str(data_dir) if data_dir else None,
-    )
-    url = storage or tune.default_storage_url(out)
-    started = time.perf_counter()
-    st = tune.open_storage(url)
-    tune.create_study(st, study, cfg)
-    n_opt = len(cfg.optimizers) * len(cfg.tasks)
-    say(f"study {study!r} in {tune.mask_url(url)}: {len(cfg.optimizers)} optimizer(s) x "
-        f"{len(cfg.tasks)} task(s), {cfg.budget} trials each ({cfg.budget * n_opt} in all)")
-    if workers == 0:
-        say(f"waiting for workers: optimlab tune --worker --study {study} --storage URL")
-    procs = []
     try:
-        if workers == 1:
-            tune.work(url, study, worker_id="0", on_trial=on_trial)
-        elif workers > 1:
-            procs = tune.start_local_workers(url, study, workers, threads=threads)
-        tune.wait_for_budget(st, study, cfg, procs=procs, remote=workers == 0,
-                             progress=_every_tenth(lambda d, t: say(f"trials finished: {d}/{t}")))
-        for p in procs:
-            p.wait()
-        say(f"tuning done in {time.perf_counter() - started:.1f} s; final runs of the best "
-            f"configurations over {cfg.seeds} seed(s)")
-        tune.run_finals(st, study, cfg, workers=max(1, workers), threads=threads,
-                        progress=_every_tenth(lambda d, t: say(f"final runs: {d}/{t}")))
+        result = tune(
+            task=task, optimizers=optimizers, budget=budget, space=space, lr_range=lr_range,
+            epochs=None if epochs == 0 else epochs, batch_size=batch_size, seeds=seeds, seed=seed,
+            validation_fraction=validation_fraction, out=out, storage=storage, study=study,
+            workers=workers, threads=threads, heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period, data_dir=data_dir, listener=listener,
+        )
     except KeyboardInterrupt:
-        err.print(f"interrupted: finished trials are kept in {tune.mask_url(url)}; run the same "
-                  "command again to continue")
+        err.print(f"interrupted: finished trials are kept in {listener.storage or 'the storage'}; "
+                  "run the same command again to continue")
         raise typer.Exit(130) from None
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-    from .tune_report import summarize, write_report
-
-    results = tune.load_results(st, study)
-    html_path, csv_path = write_report(results, out)
     if quiet:
         return
     console = _console()
-    for summary in summarize(results):
+    for summary in result.summaries:
         console.print(_ranking_table(summary))
         console.print(summary.verdict.line())
-    console.print(f"report: {html_path}  summary: {csv_path}  "
-                  f"({time.perf_counter() - started:.1f} s)")
+    html_path, csv_path = result.paths
+    console.print(f"report: {html_path}  summary: {csv_path}  ({listener.elapsed():.1f} s)")
 
 
-def _every_tenth(report):
-    """``report(done, total)`` at the start, at every tenth of ``total`` and at the end only."""
-    def progress(done: int, total: int) -> None:
-        if total and (done in (0, total) or done % max(1, total // 10) == 0):
-            report(done, total)
+class _Printer(TuneListener):
+    """Prints the study, each trial of this process and progress every tenth."""
 
-    return progress
+    def __init__(self, say, workers: int) -> None:
+        import time
+
+        self.say, self.workers, self.storage, self._clock = say, workers, "", time.perf_counter
+        self.started = self._clock()
+
+    def elapsed(self) -> float:
+        return self._clock() - self.started
+
+    def study_ready(self, study, storage, config) -> None:
+        self.storage = storage
+        n = len(config.optimizers) * len(config.tasks)
+        self.say(f"study {study!r} in {storage}: {len(config.optimizers)} optimizer(s) x "
+                 f"{len(config.tasks)} task(s), {config.budget} trials each ({config.budget * n} "
+                 "in all)")
+        self.seeds = config.seeds
+        if self.workers == 0:
+            self.say(f"waiting for workers: optimlab tune --worker --study {study} --storage URL")
+
+    def trial_finished(self, substudy, trial) -> None:
+        value = "" if trial.value is None else f" validation accuracy {trial.value:.4f}"
+        self.say(f"[dim]{substudy} #{trial.number} {trial.state.name.lower()}{value} "
+                 f"{trial.user_attrs.get('spec', '')}[/dim]")
+
+    def trials(self, done, total) -> None:
+        if _tenth(done, total):
+            self.say(f"trials finished: {done}/{total}")
+
+    def tuning_done(self, seconds) -> None:
+        self.say(f"tuning done in {seconds:.1f} s; final runs of the best configurations over "
+                 f"{self.seeds} seed(s)")
+
+    def finals(self, done, total) -> None:
+        if _tenth(done, total):
+            self.say(f"final runs: {done}/{total}")
 
 
-def _batch_size(text: str | None) -> int | str | None:
-    if text is None:
-        return None
-    t = text.strip().lower()
-    if t == "full":
-        return "full"
-    if t.isdigit() and int(t) >= 1:
-        return int(t)
-    raise UserError(f"Invalid batch size {text!r} (expected a whole number >= 1, or 'full')")
+def _tenth(done: int, total: int) -> bool:
+    """At the start, at every tenth of ``total`` and at the end only."""
+    return bool(total) and (done in (0, total) or done % max(1, total // 10) == 0)
 
 
 def register(app: typer.Typer) -> None:

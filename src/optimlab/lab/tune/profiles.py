@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .stats import ci95, holm_adjust, mean, welch_p_value
+from ..stats import ci95, holm_adjust, mean, welch_p_value
 
 #: the validation target is this fraction of the best validation accuracy any optimizer reached
 #: on the task, unless the task declares its own ``Task.extra["validation_target"]``
