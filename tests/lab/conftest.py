@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,3 +57,17 @@ def add_task(monkeypatch: pytest.MonkeyPatch) -> Callable[[Task], Task]:
         return task
 
     return add
+
+
+def folder_state(folder: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and sub-folder (None) under ``folder``, by relative path."""
+    return {
+        str(p.relative_to(folder)): (None if p.is_dir() else p.read_bytes())
+        for p in sorted(Path(folder).rglob("*"))
+    }
+
+
+@pytest.fixture
+def snapshot() -> Callable[[Path], dict[str, bytes | None]]:
+    """``snapshot(folder)``: its files' bytes and its sub-folders, to compare before and after."""
+    return folder_state

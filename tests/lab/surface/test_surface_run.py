@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import shutil
 import subprocess
 
@@ -13,7 +14,7 @@ import torch
 from PIL import Image
 
 from optimlab.lab.errors import UserError
-from optimlab.lab.surface.api import write_outputs
+from optimlab.lab.surface.api import write_csv, write_outputs
 from optimlab.lab.surface.catalog import (
     DEFAULT_SURFACES,
     SURFACES,
@@ -21,8 +22,8 @@ from optimlab.lab.surface.catalog import (
     get_surface,
     surface_names,
 )
-from optimlab.lab.surface.draw import animation_size, frame_steps
-from optimlab.lab.surface.page import html_figure
+from optimlab.lab.surface.draw import animation_size, frame_steps, write_gif, write_png
+from optimlab.lab.surface.page import html_figure, write_html
 from optimlab.lab.surface.run import CSV_COLUMNS, run_surface, run_trajectory, tune_learning_rate
 from optimlab.optim import SEED_OPTIMIZERS
 
@@ -251,10 +252,25 @@ def written(tmp_path_factory):
     return run, out, files
 
 
-def test_outputs_are_written_atomically(written):
+def test_outputs_are_written_atomically(written, tmp_path, monkeypatch):
     _, out, files = written
     assert [f.name for f in files] == ["valley.png", "valley.gif", "valley.html", "valley.csv"]
     assert sorted(p.name for p in out.iterdir()) == sorted(f.name for f in files)  # no temp files
+    # every writer of another run into a copy of the folder fails at the last moment (the
+    # rename over the old file): each old file must come through whole, and no temp stays
+    for f in files:
+        shutil.copy(f, tmp_path / f.name)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    other = run_surface("valley", "sgd:lr=0.1,adam:lr=0.2", steps=20)
+
+    def crash(src, dst):
+        raise OSError("killed before the rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    for write in (write_png, write_gif, write_html, write_csv):
+        with pytest.raises(OSError, match="killed before the rename"):
+            write(other, tmp_path / f"valley.{write.__name__.split('_')[1]}")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_png_is_a_valid_picture(written):
