@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...optim import SEED_OPTIMIZERS
+from ..errors import UserError
 from ..runspec import whole_number
 from ..spec import OptimizerSpec
 from ..tasks import DEFAULT_TASK
@@ -158,6 +159,8 @@ def tune(
         grace_period=grace_period, data_dir=str(data_dir) if data_dir is not None else None,
     )
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"Cannot write to {out}: it is a file, not a folder")
     url = storage or stores.default_storage_url(out)
     stores.check_url(url)
     before = torch.get_num_threads()
