@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 
 
-
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 

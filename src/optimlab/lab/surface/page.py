@@ -22,6 +22,7 @@ from .draw import (
 )
 from .run import CSV_COLUMNS, SurfaceRun
 
+
 def _number(v: float) -> float:
     return float(f"{v:.6g}")
 

@@ -145,7 +145,8 @@ def tune(
     """
     import torch
 
-    from . import finals, report, results, storage as stores, worker
+    from . import finals, report, results, worker
+    from . import storage as stores
 
     listener = listener or TuneListener()
     whole_number("threads", threads)

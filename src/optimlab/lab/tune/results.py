@@ -26,6 +26,7 @@ from .finals import best_trial
 from .profiles import CurvePoint, TimeToTarget, Verdict, time_to_target, validation_target, verdict
 from .storage import _study_id, load_config, mask_url
 
+
 @dataclass
 class OptimizerResult:
     """One (task, optimizer) of a study: its trials, best configuration and final runs."""
