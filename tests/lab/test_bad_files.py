@@ -13,7 +13,9 @@ import torch
 from optimlab.lab import data
 from optimlab.lab.checkpoint import load_checkpoint, save_checkpoint
 from optimlab.lab.errors import UserError
-from optimlab.lab.runner import RunSpec, checkpoint_path, run
+from optimlab.lab.checkpoint import checkpoint_path
+from optimlab.lab.runner import run
+from optimlab.lab.runspec import RunSpec
 from optimlab.lab.store import Store
 
 

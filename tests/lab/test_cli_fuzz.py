@@ -24,7 +24,7 @@ from optimlab.lab.errors import UserError
 from optimlab.lab.limits import LIMITS
 from optimlab.lab.schedules import parse_schedule
 from optimlab.lab.spec import parse_spec, split_specs
-from optimlab.lab.surfaces import SURFACES
+from optimlab.lab.surface.catalog import SURFACES
 from optimlab.lab.tasks import task_names
 
 FUZZ = settings(max_examples=30, deadline=None, derandomize=True,

@@ -24,7 +24,8 @@ from optimlab.optim import available, conventions
 @pytest.mark.parametrize(
     ("text", "label"),
     [
-        ("sgd:lr=1e16", "sgd:lr=1e+16"),
+        ("sgd:lr=1e16", "sgd:lr=1e16"),
+        ("sgd:lr=1e+16", "sgd:lr=1e16"),
         ("adam:lr=2e+1", "adam:lr=20.0"),
         ("adam:lr=2E+1@3+sgd:lr=1e+2", "adam:lr=20.0@3+sgd:lr=100.0"),
         ("adam:betas=0.9/9.99e-1", "adam:betas=0.9/0.999"),
@@ -80,10 +81,10 @@ def test_phases_that_never_run_are_warned_about(caplog):
     spec = parse_spec("adam@50+sgd")
     assert unused_phases(spec, 2) == [spec.phases[1]]
     assert unused_phases(spec, 51) == []
-    from optimlab.lab.compare import CompareConfig
+    from optimlab.lab.compare.plan import CompareConfig
 
     with caplog.at_level(logging.WARNING, logger="optimlab.lab.spec"):
-        CompareConfig(task="iris-softmax", optimizers=("adam@50+sgd",), epochs=2).resolved()
+        CompareConfig.create(task="iris-softmax", optimizers=("adam@50+sgd",), epochs=2)
     assert "phase 'sgd' never runs in 2 epoch(s)" in caplog.text
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from .errors import UserError
 
-#: the largest value of each count the lab accepts
+#: the largest value of each count the lab accepts, by the name its option and messages use
 LIMITS: dict[str, int] = {
     "seeds": 10_000,
+    "seed": 2**63 - 1,
     "epochs": 1_000_000,
     "steps": 100_000_000,
     "batch_size": 2**31 - 1,
@@ -24,6 +25,9 @@ LIMITS: dict[str, int] = {
     "threads": 1_024,
     "workers": 1_024,
     "budget": 1_000_000,
+    "heartbeat_interval": 86_400,
+    "grace_period": 864_000,
+    "max_retry": 1_000,
     "frames": 100_000,
     "params": 10_000_000_000,
     "tensors": 100_000,
@@ -40,29 +44,35 @@ def short(text: str, width: int = 40) -> str:
     return text if len(text) <= width else f"{text[:width]}... ({len(text)} characters)"
 
 
-def check_count(name: str, value: Any, *, minimum: int = 1, option: str | None = None) -> int:
-    """``value`` as an int in ``minimum .. LIMITS[name]``.
+def bound(label: str) -> int | None:
+    """The bound of the count a message calls ``label`` (``"--nproc"``, ``"number of seeds"``,
+    ``"batch size"``...), or None for a count without one."""
+    key = label.strip().lstrip("-").removeprefix("number of ").replace(" ", "_").replace("-", "_")
+    return LIMITS.get(key)
+
+
+def check_count(label: str, value: Any, *, minimum: int = 1) -> int:
+    """``value`` as an int from ``minimum`` to ``bound(label)``.
 
     Raises:
-        UserError: not a whole number (bools are refused), below ``minimum`` or above the bound.
+        UserError: not a whole number (bools are refused), below ``minimum`` or above the bound,
+            naming ``label``.
     """
-    shown = option or name.replace("_", " ")
-    limit = LIMITS[name]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(f"Invalid {shown} {value!r} (expected a whole number >= {minimum})")
-    if value < minimum:
-        raise UserError(f"Invalid {shown} {value} (expected a whole number >= {minimum})")
-    if value > limit:
-        raise UserError(f"Invalid {shown} {short(str(value))} (at most {limit:,})")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        shown = short(repr(value)) if isinstance(value, str) else short(str(value))
+        raise UserError(f"Invalid {label} {shown} (expected a whole number >= {minimum})")
+    limit = bound(label)
+    if limit is not None and value > limit:
+        raise UserError(f"Invalid {label} {short(str(value))} (at most {limit:,})")
     return value
 
 
-def parse_count(name: str, text: str, *, minimum: int = 1, option: str | None = None) -> int:
+def parse_count(label: str, text: str, *, minimum: int = 1) -> int:
     """A count written as text (ASCII digits only), checked by :func:`check_count`."""
-    shown = option or name.replace("_", " ")
     digits = text.strip()
     if not digits.isascii() or not digits.isdigit():
-        raise UserError(f"Invalid {shown} {short(text)!r} (expected a whole number >= {minimum})")
-    if len(digits.lstrip("0")) > len(str(LIMITS[name])):
-        raise UserError(f"Invalid {shown} {short(digits)} (at most {LIMITS[name]:,})")
-    return check_count(name, int(digits), minimum=minimum, option=option)
+        raise UserError(f"Invalid {label} {short(text)!r} (expected a whole number >= {minimum})")
+    limit = bound(label)
+    if limit is not None and len(digits.lstrip("0")) > len(str(limit)):
+        raise UserError(f"Invalid {label} {short(digits)} (at most {limit:,})")
+    return check_count(label, int(digits), minimum=minimum)

@@ -38,8 +38,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .checkpoint import atomic_write_text
 from .errors import UserError
+from .files import atomic_write_text
 
 try:  # POSIX; elsewhere folders are not locked (documented in open_for_write)
     import fcntl

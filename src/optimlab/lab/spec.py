@@ -1,19 +1,26 @@
-"""Optimizer specs as written on the command line, parsed (never evaluated).
+"""Optimizer specs as written on the command line, parsed once (never evaluated) and carried as values.
 
-Grammar::
+Grammar (shared with :mod:`optimlab.lab.schedules`, which reads its parts with :func:`parse_parts`)::
 
-    spec    := phase ("+" phase)*
-    phase   := NAME [":" hparam ("," hparam)*] ("@" CONVENTION | "@" EPOCHS)*
-    hparam  := KEY "=" value
+    spec    := part ("+" part)*
+    part    := NAME [":" param ("," param)*] ("@" SUFFIX)*
+    param   := KEY "=" value
     value   := number | "true" | "false" | "none" | number "/" number ("/" number)* | word
     number  := whatever Python's float() reads (1e16, 2e+1, 1_000, inf); digits only: an int
 
-A ``+`` right after a number's ``e`` is the exponent's sign, every other ``+`` separates phases.
-Each key, convention and phase length appears at most once in a phase.
+A ``+`` right after a number's ``e`` is the exponent's sign, every other ``+`` separates parts.
+Each key appears at most once in a part, and each convention and phase length at most once in a
+phase; a text is at most :data:`~optimlab.lab.limits.MAX_SPEC_CHARS` long and a number at most
+:data:`~optimlab.lab.limits.MAX_NUMBER_CHARS`.
 
+In an optimizer spec each part is a phase and a suffix is a convention or a number of epochs.
 Examples: ``adam``, ``adam:lr=3e-4,betas=0.9/0.99``, ``momentum:form=ema,lr=0.1``,
 ``rmsprop@keras``, ``adam@3+sgd:lr=0.01@2`` (Adam for 3 epochs, then SGD for 2; seed 001's tip).
 The last phase may omit its epoch count: it runs for the rest of training.
+
+A parsed :class:`OptimizerSpec` is validated by the optimizer classes' own checks
+(:func:`optimlab.optim.check`, which builds no optimizer); its :meth:`~OptimizerSpec.label` is
+the canonical text, which parses back to an equal spec.
 """
 
 from __future__ import annotations
@@ -21,21 +28,105 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-import torch
-
-from ..optim import available, conventions, create
+from ..optim import available, check, conventions, create
 from .errors import UserError
 from .limits import LIMITS, MAX_NUMBER_CHARS, MAX_SPEC_CHARS, short
 
 log = logging.getLogger(__name__)
 
-_KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
-_INT = re.compile(r"^[+-]?[0-9]+(_[0-9]+)*$")
+#: a parameter's name
+KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
 _WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+(_[0-9]+)*$")
 # a number up to its exponent's "e", right after a separator: the "+" that follows is its sign
 _BEFORE_EXPONENT_SIGN = re.compile(r"(^|[=/,:@+])[+-]?([0-9][0-9_]*\.?[0-9_]*|\.[0-9][0-9_]*)[eE]$")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One ``+``-separated part of a spec-like text, split but not interpreted.
+
+    Attributes:
+        text: the part as written (stripped).
+        name: its lower-cased name.
+        params: ``KEY -> value text``, in the order written.
+        suffixes: the ``@`` suffixes, stripped.
+    """
+
+    text: str
+    name: str
+    params: dict[str, str]
+    suffixes: tuple[str, ...]
+
+
+def split_top(text: str) -> list[str]:
+    """Split ``text`` at ``+``, except at a ``+`` that is an exponent's sign (``1e+16``).
+
+    ``adam:lr=2e+1+sgd`` -> ``["adam:lr=2e+1", "sgd"]``.
+    """
+    parts: list[str] = []
+    start = 0
+    for i, ch in enumerate(text):
+        if ch != "+":
+            continue
+        if i + 1 < len(text) and text[i + 1].isdigit() and _BEFORE_EXPONENT_SIGN.search(text[start:i]):
+            continue
+        parts.append(text[start:i])
+        start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def parse_parts(text: str, *, noun: str, expected: str) -> list[Part]:
+    """Split ``text`` by the grammar above; a malformed or repeated ``key=value`` raises
+    :class:`UserError` naming the ``noun`` (e.g. "hyperparameter") and the ``expected`` form."""
+    if len(text) > MAX_SPEC_CHARS:
+        raise UserError(f"{short(text)!r} is too long (at most {MAX_SPEC_CHARS:,} characters)")
+    parts = []
+    for raw in split_top(text):
+        head, *suffixes = raw.strip().split("@")
+        name, _, rest = head.partition(":")
+        params: dict[str, str] = {}
+        if rest.strip():
+            for item in rest.split(","):
+                key, eq, value = (x.strip() for x in item.partition("="))
+                if not eq or not KEY.match(key) or not value:
+                    raise UserError(
+                        f"Invalid {noun} {short(item.strip())!r} in {short(text)!r} (expected {expected})"
+                    )
+                if key in params:
+                    raise UserError(f"{noun.capitalize()} {key!r} given twice in {short(raw.strip())!r}")
+                params[key] = value
+        parts.append(Part(raw.strip(), name.strip().lower(), params, tuple(a.strip() for a in suffixes)))
+    return parts
+
+
+def parse_number(text: str) -> float | int | None:
+    """``text`` as a number when Python's ``float()`` reads it (ints stay ints), else None.
+
+    Accepts exponents with either sign (``1e16``, ``2e+1``), ``_`` between digits, ``inf`` and
+    ``nan`` (the optimizers then reject those by name).
+
+    Raises:
+        UserError: a number longer than :data:`~optimlab.lab.limits.MAX_NUMBER_CHARS`.
+    """
+    if not text or text != text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if len(text) > MAX_NUMBER_CHARS:
+        raise UserError(f"Invalid number {short(text)} (at most {MAX_NUMBER_CHARS} characters)")
+    return int(text) if _INTEGER.match(text) else value
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a number of the grammar."""
+    return parse_number(text) is not None
 
 
 @dataclass(frozen=True)
@@ -58,6 +149,10 @@ class Phase:
             text += f"@{self.epochs}"
         return text
 
+    def __hash__(self) -> int:
+        # equal phases may spell a number differently (1 == 1.0), so not the label
+        return hash((self.name, self.convention, frozenset(self.hyperparameters), self.epochs))
+
 
 @dataclass(frozen=True)
 class OptimizerSpec:
@@ -65,8 +160,18 @@ class OptimizerSpec:
 
     phases: tuple[Phase, ...]
 
-    def label(self) -> str:
+    @cached_property
+    def _label(self) -> str:
         return "+".join(p.label() for p in self.phases)
+
+    def label(self) -> str:
+        """The canonical text (computed once)."""
+        return self._label
+
+    @property
+    def name(self) -> str:
+        """The registry name of the first phase."""
+        return self.phases[0].name
 
     def phase_at(self, epoch: int) -> int:
         """Index of the phase that trains epoch ``epoch`` (0-based)."""
@@ -77,55 +182,20 @@ class OptimizerSpec:
             start += p.epochs
         return len(self.phases) - 1
 
+    def __hash__(self) -> int:
+        return hash(self.phases)
+
 
 def format_value(v: Any) -> str:
+    """A hyperparameter value as the grammar writes it. Exponents are written without ``+``
+    (``1e+37`` -> ``1e37``): ``+`` separates the phases of a spec."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if v is None:
         return "none"
     if isinstance(v, (tuple, list)):
         return "/".join(format_value(x) for x in v)
-    return str(v)
-
-
-def split_top(text: str, sep: str = "+") -> list[str]:
-    """Split ``text`` at ``sep``, except at a ``+`` that is an exponent's sign (``1e+16``).
-
-    ``adam:lr=2e+1+sgd`` -> ``["adam:lr=2e+1", "sgd"]``. Shared by optimizer specs and
-    schedules, whose parts are joined with ``+``.
-    """
-    parts: list[str] = []
-    start = 0
-    for i, ch in enumerate(text):
-        if ch != sep:
-            continue
-        if (sep == "+" and i + 1 < len(text) and text[i + 1].isdigit()
-                and _BEFORE_EXPONENT_SIGN.search(text[start:i])):
-            continue
-        parts.append(text[start:i])
-        start = i + 1
-    parts.append(text[start:])
-    return parts
-
-
-def parse_number(text: str) -> float | int | None:
-    """``text`` as a number when Python's ``float()`` reads it (ints stay ints), else None.
-
-    Accepts exponents with either sign (``1e16``, ``2e+1``), ``_`` between digits, ``inf`` and
-    ``nan`` (the optimizers then reject them by name).
-
-    Raises:
-        UserError: a number longer than :data:`~optimlab.lab.limits.MAX_NUMBER_CHARS`.
-    """
-    if not text or text != text.strip():
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    if len(text) > MAX_NUMBER_CHARS:
-        raise UserError(f"Invalid number {short(text)} (at most {MAX_NUMBER_CHARS} characters)")
-    return int(text) if _INT.match(text) else value
+    return str(v).replace("e+", "e")
 
 
 def parse_value(text: str) -> Any:
@@ -150,28 +220,16 @@ def parse_value(text: str) -> Any:
     raise UserError(f"Invalid value {short(text)!r}: expected a number, true/false, a/b or a word")
 
 
-def parse_phase(text: str) -> Phase:
-    head, *ats = text.strip().split("@")
-    name, _, hp_text = head.partition(":")
-    name = name.strip().lower()
-    where = short(text)
-    if name not in available():
+def _phase(part: Part, text: str) -> Phase:
+    where = short(part.text)
+    if part.name not in available():
         raise UserError(
-            f"Unknown optimizer {short(name)!r} in {where!r} (expected one of {', '.join(available())})"
+            f"Unknown optimizer {short(part.name)!r} in {short(text)!r} (expected one of "
+            f"{', '.join(available())})"
         )
-    hps: dict[str, Any] = {}
-    if hp_text.strip():
-        for item in hp_text.split(","):
-            key, eq, value = item.partition("=")
-            key = key.strip()
-            if not eq or not _KEY.match(key) or not value.strip():
-                raise UserError(f"Invalid hyperparameter {short(item)!r} in {where!r} (expected key=value)")
-            if key in hps:
-                raise UserError(f"Hyperparameter {key!r} given twice in {where!r}")
-            hps[key] = parse_value(value.strip())
+    hps = {key: parse_value(value) for key, value in part.params.items()}
     convention, epochs = None, None
-    for a in ats:
-        a = a.strip()
+    for a in part.suffixes:
         if re.fullmatch(r"[0-9]+", a):
             if epochs is not None:
                 raise UserError(f"Phase length given twice in {where!r} (@{epochs} and @{short(a)})")
@@ -192,26 +250,24 @@ def parse_phase(text: str) -> Phase:
             )
     convention = convention or "pytorch"
     try:
-        # build once on a dummy tensor so that invalid values fail here, at parse time; the
-        # constructors raise ValueError/TypeError for bad values and RuntimeError for the
-        # combinations torch.optim also refuses (fused with foreach)
-        create(name, [torch.zeros(1, requires_grad=True)], convention=convention, **hps)
+        check(part.name, convention, **hps)
     except (ValueError, TypeError, RuntimeError) as e:
+        # RuntimeError: the combinations torch.optim also refuses (fused with foreach)
         raise UserError(f"{e} in {where!r}") from None
-    return Phase(name, convention, hps, epochs)
+    return Phase(part.name, convention, hps, epochs)
 
 
 def parse_spec(text: str) -> OptimizerSpec:
     """Parse one optimizer spec; raises :class:`UserError` with a one-line message."""
     if not text or not text.strip():
         raise UserError("Empty optimizer spec (expected e.g. adam or adam:lr=3e-4)")
-    if len(text) > MAX_SPEC_CHARS:
-        raise UserError(f"Optimizer spec {short(text)!r} is too long (at most {MAX_SPEC_CHARS:,} characters)")
-    phases = tuple(parse_phase(p) for p in split_top(text))
+    parts = parse_parts(text, noun="hyperparameter", expected="key=value")
+    phases = tuple(_phase(p, text) for p in parts)
     for p in phases[:-1]:
         if p.epochs is None:
             raise UserError(
-                f"Phase {short(p.label())!r} in {short(text)!r} needs a length, e.g. {short(p.label())}@3"
+                f"Phase {short(p.label())!r} in {short(text)!r} needs a length, e.g. "
+                f"{short(p.label())}@3"
             )
     return OptimizerSpec(phases)
 
@@ -235,6 +291,18 @@ def warn_unused_phases(spec: OptimizerSpec, epochs: int) -> list[str]:
     for message in messages:
         log.warning("%s", message)
     return messages
+
+
+def as_spec(spec: str | OptimizerSpec) -> OptimizerSpec:
+    """``spec`` parsed (text) or as it is (already parsed)."""
+    return spec if isinstance(spec, OptimizerSpec) else parse_spec(spec)
+
+
+def parse_specs(specs: str | OptimizerSpec | Any) -> list[OptimizerSpec]:
+    """Several specs: comma-separated text (:func:`split_specs`) or a sequence of texts or specs."""
+    if isinstance(specs, (str, OptimizerSpec)):
+        specs = split_specs(specs) if isinstance(specs, str) else [specs]
+    return [as_spec(s) for s in specs]
 
 
 def split_specs(text: str) -> list[str]:
