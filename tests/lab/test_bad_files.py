@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from optimlab.lab import data
-from optimlab.lab.checkpoint import load_checkpoint, save_checkpoint
+from optimlab.lab.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from optimlab.lab.errors import UserError
-from optimlab.lab.checkpoint import checkpoint_path
 from optimlab.lab.runner import run
 from optimlab.lab.runspec import RunSpec
 from optimlab.lab.store import Store

@@ -2,24 +2,19 @@
 traceback, and an existing output folder stays byte-identical.
 
 Each example is one valid command line with one bad value (or a bad path) put in; the commands
-run in this process (``cli.main(argv)``), so an example costs milliseconds. A generated value
+run in this process (the ``run_cli`` fixture), so an example costs milliseconds. A generated value
 that happens to be valid is filtered out, so that no example starts real work.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import sqlite3
-from pathlib import Path
 
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optimlab.lab import cli
+from optimlab.lab import compare
 from optimlab.lab.errors import UserError
 from optimlab.lab.limits import LIMITS
 from optimlab.lab.schedules import parse_schedule
@@ -27,8 +22,10 @@ from optimlab.lab.spec import parse_spec, split_specs
 from optimlab.lab.surface.catalog import SURFACES
 from optimlab.lab.tasks import task_names
 
+# run_cli and snapshot are function-scoped but keep no state between calls
 FUZZ = settings(max_examples=30, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                       HealthCheck.function_scoped_fixture])
 
 # ---- the folder that must not change ---------------------------------------------------------
 
@@ -37,10 +34,7 @@ FUZZ = settings(max_examples=30, deadline=None, derandomize=True,
 def places(tmp_path_factory):
     """A finished comparison, a plain file, and a folder holding another program's results.db."""
     root = tmp_path_factory.mktemp("fuzz")
-    out = root / "done"
-    code, _, err = run_cli("compare", "--task", "iris-softmax", "--optimizers", "sgd:lr=0.1",
-                           "--epochs", "1", "--seeds", "1", "--out", str(out), "--quiet")
-    assert code == 0, err
+    compare(task="iris-softmax", optimizers="sgd:lr=0.1", epochs=1, seeds=1, out=root / "done")
     (root / "a-file").write_text("not a folder\n")
     foreign = root / "foreign"
     foreign.mkdir()
@@ -49,41 +43,24 @@ def places(tmp_path_factory):
     db.execute("INSERT INTO runs VALUES (1, 'another program')")
     db.commit()
     db.close()
-    return {"out": out, "file": root / "a-file", "foreign": foreign, "root": root}
+    return {"out": root / "done", "file": root / "a-file", "foreign": foreign, "root": root}
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``root``, by relative path."""
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+@pytest.fixture
+def refused(places, run_cli, snapshot):
+    """``refused(argv)``: optimlab ARGV exits 2 with one line and no file under the places
+    changes."""
 
+    def check(argv: list[str]) -> None:
+        before = snapshot(places["root"])
+        code, out, err = run_cli(*argv)
+        shown = " ".join(a if len(a) < 60 else a[:60] + "..." for a in argv)
+        assert code == 2, f"exit {code} for {shown}: {err[-2000:]}"
+        assert "Traceback" not in err and out == "", f"{shown}: {out[-500:]} {err[-2000:]}"
+        assert err.startswith("optimlab: error: ") and err.count("\n") == 1, f"{shown}: {err!r}"
+        assert snapshot(places["root"]) == before, f"{shown} changed files"
 
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    """``optimlab ARGV`` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    threads = torch.get_num_threads()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            cli.main(list(argv))
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        torch.set_num_threads(threads)
-    return code, out.getvalue(), err.getvalue()
-
-
-def check_refused(places, argv: list[str]) -> None:
-    before = snapshot(places["root"])
-    code, out, err = run_cli(*argv)
-    shown = " ".join(a if len(a) < 60 else a[:60] + "..." for a in argv)
-    assert code == 2, f"exit {code} for {shown}: {err[-2000:]}"
-    assert "Traceback" not in err and out == "", f"{shown}: {out[-500:]} {err[-2000:]}"
-    assert err.startswith("optimlab: error: ") and err.count("\n") == 1, f"{shown}: {err!r}"
-    assert snapshot(places["root"]) == before, f"{shown} changed files"
+    return check
 
 
 # ---- bad values ---------------------------------------------------------------------------------
@@ -169,15 +146,16 @@ def compare_argv(draw, places) -> list[str]:
                                                      str(places["file"] / "below"),
                                                      str(places["foreign"])])),
         st.tuples(st.just("--resume"), st.sampled_from(["--epochs=2", "--seeds=2",
-                                                        "--optimizers=sgd:lr=0.2"])),
+                                                        "--optimizers=sgd:lr=0.2",
+                                                        f"--data-dir={places['foreign']}"])),
     ))
     return ["compare", *_COMPARE_BASE, "--out", str(places["out"]), option, value]
 
 
 @FUZZ
 @given(data=st.data())
-def test_compare_refuses_bad_input(places, data):
-    check_refused(places, data.draw(compare_argv(places)))
+def test_compare_refuses_bad_input(places, refused, data):
+    refused(data.draw(compare_argv(places)))
 
 
 _TUNE_BASE = ["--task", "iris-softmax", "--optimizers", "sgd", "--budget", "1", "--epochs", "1",
@@ -186,7 +164,7 @@ _TUNE_BASE = ["--task", "iris-softmax", "--optimizers", "sgd", "--budget", "1", 
 
 @FUZZ
 @given(data=st.data())
-def test_tune_refuses_bad_input(places, data):
+def test_tune_refuses_bad_input(places, refused, data):
     option, value = data.draw(st.one_of(
         st.tuples(st.just("--budget"), bad_count("budget")),
         st.tuples(st.just("--seeds"), bad_count("seeds")),
@@ -203,13 +181,15 @@ def test_tune_refuses_bad_input(places, data):
         st.tuples(st.just("--threads"), st.sampled_from(["0", "-1"])),
         st.tuples(st.just("--storage"), st.sampled_from(["ftp://host/db", "nonsense", "mongodb://x"])),
         st.tuples(st.just("--grace-period"), st.sampled_from(["1", "10"])),
+        st.tuples(st.just("--seed"), st.sampled_from(["-1", str(2**63), "abc"])),
+        st.tuples(st.just("--out"), st.sampled_from([str(places["file"]), str(places["foreign"])])),
     ))
-    check_refused(places, ["tune", *_TUNE_BASE, "--out", str(places["out"]), option, value])
+    refused(["tune", *_TUNE_BASE, "--out", str(places["out"]), option, value])
 
 
 @FUZZ
 @given(data=st.data())
-def test_surface_refuses_bad_input(places, data):
+def test_surface_refuses_bad_input(places, refused, data):
     option, value = data.draw(st.one_of(
         st.tuples(st.just("--steps"), bad_count("steps")),
         st.tuples(st.just("--frames"), bad_count("frames", minimum=2)),
@@ -219,15 +199,16 @@ def test_surface_refuses_bad_input(places, data):
         st.tuples(st.just("--format"), bad_name(["gif", "mp4", "none"])),
         st.tuples(st.just("--function"), bad_name(list(SURFACES))),
         st.tuples(st.just("--optimizers"), bad_spec()),
+        st.tuples(st.just("--out"), st.sampled_from([str(places["file"]), str(places["foreign"])])),
     ))
     argv = ["surface", "--function", "saddle", "--steps", "5", "--format", "none",
             "--out", str(places["out"]), option, value]
-    check_refused(places, argv)
+    refused(argv)
 
 
 @FUZZ
 @given(data=st.data())
-def test_report_list_and_bench_refuse_bad_input(places, data):
+def test_report_list_and_bench_refuse_bad_input(places, refused, data):
     argv = data.draw(st.one_of(
         st.sampled_from([
             ["report", str(places["file"])],
@@ -245,7 +226,7 @@ def test_report_list_and_bench_refuse_bad_input(places, data):
             st.data(),
         ).map(lambda t: ["bench", "step", t[0], t[1].draw(_bench_value(t[0]))]),
     ))
-    check_refused(places, argv)
+    refused(argv)
 
 
 def _bench_value(option: str) -> st.SearchStrategy[str]:

@@ -21,16 +21,15 @@ WORKER = textwrap.dedent("""
     spec = importlib.util.spec_from_file_location("lifeline", sys.argv[1])
     lifeline = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lifeline)
-    lifeline.die_with_parent(poll_s=0.2, use_signal=sys.argv[2] == "signal")
+    lifeline.die_with_parent(int(sys.argv[3]), poll_s=0.2, use_signal=sys.argv[2] == "signal")
     print("ready", flush=True)
     time.sleep(120)
 """)
 
 COORDINATOR = textwrap.dedent("""
-    import subprocess, sys, time
-    sys.path.insert(0, sys.argv[3])
-    worker = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2], sys.argv[4]],
-                              env=__import__("lifeline").worker_env())
+    import os, subprocess, sys, time
+    worker = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2], sys.argv[3],
+                               str(os.getpid())])
     print(worker.pid, flush=True)
     time.sleep(120)
 """)
@@ -57,7 +56,7 @@ def test_a_worker_ends_when_its_coordinator_is_killed(how):
         pytest.skip("the parent-death signal is Linux's")
     path = Path(lifeline.__file__)
     coordinator = subprocess.Popen(
-        [sys.executable, "-c", COORDINATOR, WORKER, str(path), str(path.parent), how],
+        [sys.executable, "-c", COORDINATOR, WORKER, str(path), how],
         stdout=subprocess.PIPE, text=True,
     )
     try:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
@@ -106,26 +103,6 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
         open_for_write(tmp_path / "o", "compare", CONFIG, DATA)
     with pytest.raises(UserError, match="not an optimlab output folder"):
         open_existing(tmp_path, "compare")
-
-
-def test_the_lock_is_held_against_another_process_until_it_exits(tmp_path):
-    code = textwrap.dedent(f"""
-        import sys, time
-        from optimlab.lab.outdir import open_for_write
-        folder = open_for_write({str(tmp_path / 'o')!r}, "compare", {{}}, {{}})
-        print("locked", flush=True)
-        sys.stdin.readline()
-    """)
-    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "locked"
-        with pytest.raises(UserError, match=rf"in use by pid {child.pid}\b"):
-            open_for_write(tmp_path / "o", "compare", {}, {})
-    finally:
-        child.stdin.close()
-        child.wait(timeout=30)
-    open_for_write(tmp_path / "o", "compare", {}, {}).close()
 
 
 def test_resume_refuses_other_data_always_and_another_configuration_unless_forced(tmp_path):

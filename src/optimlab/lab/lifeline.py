@@ -8,7 +8,7 @@ while a ``--resume`` trains the same runs again. A worker calls :func:`die_with_
 * everywhere a daemon thread checks every ``poll_s`` seconds that its parent is still the
   coordinator (``os.getppid()`` changes when the parent dies) and ends the process if not;
 * a parent that died before either was set up is caught by comparing ``os.getppid()`` with the
-  coordinator's pid, passed in the environment (:func:`worker_env`) or as an argument.
+  coordinator's pid, which the coordinator passes to its workers (:mod:`optimlab.lab.parallel`).
 
 The parent-death signal fires when the *thread* that started the worker ends, so coordinators
 start workers from their main thread.
@@ -25,20 +25,10 @@ import sys
 import threading
 import time
 
-#: the environment variable that carries the coordinator's pid to a worker started with exec
-PARENT_ENV = "OPTIMLAB_COORDINATOR_PID"
-
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 #: exit status of a worker that ended because its coordinator died
 ORPHAN_EXIT = 3
-
-
-def worker_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """A copy of ``env`` (default: this process's) that names this process as coordinator."""
-    out = dict(os.environ if env is None else env)
-    out[PARENT_ENV] = str(os.getpid())
-    return out
 
 
 def set_parent_death_signal(signum: int = signal.SIGKILL) -> bool:
@@ -62,22 +52,17 @@ def _watch(parent: int, poll_s: float) -> None:
             os._exit(ORPHAN_EXIT)
 
 
-def die_with_parent(parent: int | None = None, *, poll_s: float = 1.0,
-                    use_signal: bool = True) -> int:
-    """Make this worker end when its coordinator ``parent`` dies; returns the coordinator's pid.
+def die_with_parent(parent: int, *, poll_s: float = 1.0, use_signal: bool = True) -> None:
+    """Make this worker end when its coordinator ``parent`` (a pid) dies.
 
     Args:
-        parent: the coordinator's pid (default: :data:`PARENT_ENV`, else the current parent).
+        parent: the coordinator's pid, as the coordinator saw it (``os.getpid()`` there).
         poll_s: seconds between the fallback thread's checks.
         use_signal: also ask for the parent-death signal (Linux); the thread always runs.
     """
-    if parent is None:
-        text = os.environ.get(PARENT_ENV, "")
-        parent = int(text) if text.isdigit() else os.getppid()
     if use_signal:
         set_parent_death_signal()
     if _orphaned(parent):  # the coordinator died before the signal was set up
         os._exit(ORPHAN_EXIT)
     threading.Thread(target=_watch, args=(parent, poll_s), name="optimlab-lifeline",
                      daemon=True).start()
-    return parent

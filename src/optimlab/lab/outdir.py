@@ -274,7 +274,7 @@ def verify(folder: str | os.PathLike[str], kind: str | None = None) -> dict[str,
     """
     path = Path(folder)
     if not path.is_dir():
-        raise UserError(f"No optimlab output folder at {path}")
+        raise UserError(f"No optimlab output folder at {path} (its command writes one with --out)")
     manifest = read_manifest(path)
     if manifest is None:
         raise UserError(f"{path} is not an optimlab output folder (no {MANIFEST})")
@@ -357,6 +357,7 @@ def open_for_write(
     *,
     resume: bool = False,
     force: bool = False,
+    restart: str = "drop --resume to start over",
 ) -> OutputFolder:
     """Open (or create) ``folder`` as ``kind``'s output folder and lock it for this process.
 
@@ -367,6 +368,7 @@ def open_for_write(
         data: the data fingerprint (:func:`optimlab.lab.tasks.data_fingerprint`).
         resume: continue the folder's work: the configuration and data must be unchanged.
         force: with ``resume``, accept a changed configuration (never changed data).
+        restart: how to start over instead, for the messages that refuse to resume.
 
     Without ``resume`` the manifest takes the new configuration; the caller then removes the
     files it wrote before (:meth:`OutputFolder.remove`). On platforms without ``flock`` the
@@ -414,14 +416,13 @@ def open_for_write(
             if data_changes:
                 raise UserError(
                     f"Cannot resume {path}: the data changed ({'; '.join(data_changes)}); resume "
-                    "with the same data, or drop --resume to start over"
+                    f"with the same data, or {restart}"
                 )
             config_changes = diff(manifest.get("config") or {}, config)
             if config_changes and not force:
                 raise UserError(
                     f"Cannot resume {path}: the configuration changed "
-                    f"({'; '.join(config_changes)}); pass --force to resume anyway, or drop "
-                    "--resume to start over"
+                    f"({'; '.join(config_changes)}); pass --force to resume anyway, or {restart}"
                 )
             manifest["config"] = dict(config)
         else:

@@ -38,9 +38,11 @@ def check_batch_size(batch_size: int | str | None) -> int | str | None:
         text = batch_size.strip().lower()
         if text == "full":
             return "full"
-        value = parse_count("batch size", text, minimum=0) if text.isascii() and text.isdigit() else None
+        digits = text.isascii() and text.isdigit()
+        value = parse_count("batch size", text, minimum=0) if digits else None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"Invalid batch size {short(str(batch_size))!r} ({_BATCH_RULE})")
+        shown = repr(short(batch_size)) if isinstance(batch_size, str) else repr(batch_size)
+        raise UserError(f"Invalid batch size {shown} ({_BATCH_RULE})")
     return check_count("batch size", value)
 
 

@@ -176,9 +176,9 @@ def report_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
     """Rebuild report.html, summary.csv and the PNG figures of OUT from its results.db."""
-    from .report import render_report
+    from .report import rebuild_report
 
-    rows = render_report(out)
+    rows = rebuild_report(out)
     if as_json:
         typer.echo(json.dumps({"out": str(out), "summary": [r.as_dict() for r in rows]}, indent=2))
         return

@@ -13,9 +13,6 @@ from ..schedules import Schedule, parse_schedule
 from ..spec import OptimizerSpec, parse_specs, warn_unused_phases
 from ..tasks import DEFAULT_TASK, get_task
 
-#: the configuration keys whose change makes ``--resume`` refuse
-CONFIG_KEYS = ("task", "optimizers", "epochs", "seeds", "batch_size", "schedule")
-
 
 @dataclass(frozen=True)
 class CompareConfig:
@@ -93,16 +90,3 @@ class CompareConfig:
             for seed in range(self.seeds)
         ]
 
-
-def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The configuration keys whose stored values differ."""
-    return [k for k in CONFIG_KEYS if old.get(k) != new.get(k)]
-
-
-def describe_change(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> str:
-    """``key: old -> new; ...`` for the changed ``keys``."""
-
-    def show(v: Any) -> str:
-        return ",".join(map(str, v)) if isinstance(v, list) else str(v)
-
-    return "; ".join(f"{k}: {show(old.get(k))} -> {show(new.get(k))}" for k in keys)

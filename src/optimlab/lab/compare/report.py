@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text
+from ..outdir import open_existing
 from ..pages import fmt, layout, plotly_js, rgba, script_json
 from ..store import Store
 from .figures import FIGURE_NAMES, write_figures
@@ -59,6 +60,20 @@ def render_report(out: Path, *, figures: bool = True) -> list[SummaryRow]:
     if figures:
         write_figures(data, rows, out)
     return rows
+
+
+def rebuild_report(out: Path, *, figures: bool = True) -> list[SummaryRow]:
+    """``optimlab report OUT``: :func:`render_report` into a comparison's folder, with the folder
+    locked and only optimlab's own files written (:func:`optimlab.lab.outdir.open_existing`).
+
+    Raises:
+        UserError: ``out`` is not an optimlab comparison folder, is in use, or holds a file of
+            a report's name that optimlab did not write.
+    """
+    with open_existing(out, "compare") as folder:
+        for path in report_files(folder.path, figures=figures):
+            folder.file(path.name)
+        return render_report(folder.path, figures=figures)
 
 
 # ---- HTML ---------------------------------------------------------------------------------------

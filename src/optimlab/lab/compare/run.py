@@ -1,18 +1,19 @@
 """A comparison: one task, several optimizer specs, several seeds, into one output folder.
 
 :func:`compare` checks every option first (nothing is written or deleted before they all hold),
-plans the runs (optimizer-major, seeds ``0..n-1``), runs the ones not done yet with the store
-``<out>/results.db`` and checkpoints in ``<out>/checkpoints/``, then rebuilds the report. Without
-``resume`` an existing folder's results are replaced. With ``resume`` finished and diverged runs
-are skipped, an interrupted run continues from its last checkpoint, and a changed configuration is
-refused (listing the changed keys) unless ``force`` is given, in which case the runs that are no
-longer part of the plan are removed.
+plans the runs (optimizer-major, seeds ``0..n-1``), opens the output folder as optimlab's own
+store (:mod:`optimlab.lab.outdir`: created or carrying optimlab's manifest, locked for the run),
+runs the ones not done yet with the store ``<out>/results.db`` and checkpoints in
+``<out>/checkpoints/``, then rebuilds the report. Without ``resume`` an existing folder's results
+are replaced (its rows and its runs' checkpoints; no file optimlab did not write is touched).
+With ``resume`` finished and diverged runs are skipped, an interrupted run continues from its last
+checkpoint, other data is refused, and a changed configuration is refused (listing the changed
+keys) unless ``force`` is given, in which case the runs no longer in the plan are removed.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +22,14 @@ from typing import Any
 from .. import parallel
 from ..checkpoint import checkpoint_path
 from ..errors import UserError
+from ..outdir import OutputFolder, open_for_write
 from ..runner import run
 from ..runspec import RunResult, RunSpec, whole_number
 from ..schedules import Schedule
 from ..spec import OptimizerSpec
 from ..store import DB_NAME, Store
-from ..tasks import DEFAULT_TASK, DataOptions, get_task, load_dataset
-from .plan import CompareConfig, changed_keys, describe_change
+from ..tasks import DEFAULT_TASK, DataOptions, data_fingerprint, get_task, load_dataset
+from .plan import CompareConfig
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -161,49 +163,50 @@ def compare(
     data = DataOptions(data_dir=Path(data_dir) if data_dir is not None else None,
                        download=download)
     stored = config.stored()
-    # load (and cache) the data and read a resumed folder's configuration before touching it:
-    # missing files or a changed configuration fail without side effects
-    load_dataset(get_task(config.task), data)
-    if resume and (out / DB_NAME).is_file():
-        with Store.open(out, create=False) as store:
-            previous = store.get_experiment()
-        keys = changed_keys(previous, stored) if previous is not None else []
-        if keys and not force:
-            raise UserError(
-                f"Cannot resume {out}: the configuration changed "
-                f"({describe_change(previous, stored, keys)}); pass --force to resume anyway, or "
-                "drop --resume to start over"
-            )
+    # load (and cache) the data before touching the folder: missing files fail without side
+    # effects; its fingerprint goes into the folder's manifest, which --resume checks
+    dataset = load_dataset(get_task(config.task), data)
+    fingerprint = data_fingerprint(dataset, data)
     import torch
 
+    listener = listener or CompareListener()
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        result = _run(config, out, data, resume, jobs, nproc, listener or CompareListener())
+        with open_for_write(out, "compare", stored, fingerprint, resume=resume,
+                            force=force) as folder:
+            result = _run(config, folder, data, resume, jobs, nproc, listener)
+            if report:
+                from .report import render_report, report_files
+
+                listener.reporting()
+                for path in report_files(out):
+                    folder.file(path.name)
+                result.summary = render_report(out)
+                result.paths = report_files(out)
     finally:
         torch.set_num_threads(before)
-    if report:
-        from .report import render_report, report_files
-
-        (listener or CompareListener()).reporting()
-        result.summary = render_report(out)
-        result.paths = report_files(out)
     return result
 
 
-def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs: int,
+def _run(config: CompareConfig, folder: OutputFolder, data: DataOptions, resume: bool, jobs: int,
          nproc: int, listener: CompareListener) -> CompareResult:
-    """Act on a checked comparison: prepare ``out``, train what is not done, store it."""
+    """Act on a checked comparison in its locked folder: train what is not done, store it.
+
+    Only optimlab's own files are touched: the store (rows cleared, not the file), and the
+    checkpoints of this plan's and the store's runs, by name.
+    """
+    out = folder.path
     plan = config.runs()
     stored = config.stored()
-    ckpt_dir = out / CHECKPOINT_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    folder.file(DB_NAME)
+    ckpt_dir = folder.file(f"{CHECKPOINT_DIR}/")
     with Store.open(out) as store:
         if not resume:
+            for run_id in {r.run_id for r in store.runs()} | {s.run_id() for s in plan}:
+                checkpoint_path(ckpt_dir, run_id).unlink(missing_ok=True)
             store.clear()
-            if ckpt_dir.exists():
-                shutil.rmtree(ckpt_dir)
         else:
             wanted = {s.run_id() for s in plan}
             for stale in [r.run_id for r in store.runs() if r.run_id not in wanted]:
@@ -236,8 +239,7 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
                            progress=listener.run_progress)
                 result.results.append(r)
                 listener.run_finished(index, spec, r)
-    if ckpt_dir.exists() and not any(ckpt_dir.iterdir()):
-        ckpt_dir.rmdir()
+    folder.remove(f"{CHECKPOINT_DIR}/")  # when empty: a user's file inside keeps it
     return result
 
 

@@ -7,6 +7,7 @@ configuration over the evaluation seeds, and writes the report.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from ...optim import SEED_OPTIMIZERS
 from ..errors import UserError
+from ..outdir import OutputFolder, open_for_write
 from ..runspec import whole_number
 from ..spec import OptimizerSpec
-from ..tasks import DEFAULT_TASK
+from ..tasks import DEFAULT_TASK, DataOptions, data_fingerprint, get_task, load_dataset
 from .config import (
     DEFAULT_BUDGET,
     DEFAULT_EPOCHS,
@@ -143,9 +145,6 @@ def tune(
         UserError: a bad option, a study of another configuration, a storage that cannot be
             opened, or trials that failed more often than they may be retried.
     """
-    import torch
-
-    from . import finals, report, results, worker
     from . import storage as stores
 
     listener = listener or TuneListener()
@@ -164,6 +163,26 @@ def tune(
         raise UserError(f"Cannot write to {out}: it is a file, not a folder")
     url = storage or stores.default_storage_url(out)
     stores.check_url(url)
+    data = DataOptions(Path(cfg.data_dir)) if cfg.data_dir else DataOptions()
+    fingerprint = {t: data_fingerprint(load_dataset(get_task(t), data), data) for t in cfg.tasks}
+    # a study continues where it stopped: on the same data only (the configuration is the
+    # study's to check)
+    with open_for_write(out, "tune", json.loads(cfg.to_json()), fingerprint, resume=True,
+                        force=True, restart="choose another --out") as folder:
+        if storage is None:
+            folder.file(stores.DB_NAME)
+        return _tune(cfg, folder, url, study, workers, threads, listener)
+
+
+def _tune(cfg: TuneConfig, folder: OutputFolder, url: str, study: str, workers: int,
+          threads: int, listener: TuneListener) -> TuneResult:
+    """Act on a checked tuning in its locked output folder."""
+    import torch
+
+    from . import finals, report, results, worker
+    from . import storage as stores
+
+    out = folder.path
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     procs = []
@@ -191,5 +210,7 @@ def tune(
         torch.set_num_threads(before)
     loaded = results.load_results(st, study)
     summaries = results.summarize(loaded)
+    for name in (report.REPORT_NAME, report.CSV_NAME):
+        folder.file(name)
     html_path, csv_path = report.write_report(loaded, out, summaries)
     return TuneResult(out, study, loaded.storage, loaded, summaries, [html_path, csv_path])

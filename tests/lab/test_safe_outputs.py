@@ -1,0 +1,254 @@
+"""The output folder as optimlab's own store, through the command line: nothing a user wrote is
+lost, no two runs or datasets are mixed, every failure is one line and exit code 2.
+
+Each test is one case of issue 12, kept as a regression test.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fixtures import write_idx_dataset
+
+from optimlab.lab import data, tune
+from optimlab.lab.compare import CompareListener, compare
+from optimlab.lab.errors import UserError
+from optimlab.lab.outdir import LOCK, MANIFEST
+from optimlab.lab.runspec import EpochRecord
+from optimlab.lab.store import Store
+from optimlab.lab.tasks import clear_data_cache
+
+REPO = Path(__file__).resolve().parents[2]
+ARGS = ["compare", "--task", "iris-softmax", "--optimizers", "sgd:lr=0.1", "--epochs", "2",
+        "--seeds", "1", "--batch-size", "30", "--quiet"]
+
+
+def one_line(code: int, out: str, err: str) -> str:
+    """The error line of a refused command (asserting exit 2, one line, no traceback)."""
+    assert code == 2, err
+    assert out == "" and "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+def foreign_db(path: Path) -> Path:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, owner TEXT)")
+    db.execute("INSERT INTO runs VALUES (1, 'another program')")
+    db.commit()
+    db.close()
+    return path
+
+
+def test_a_folder_optimlab_did_not_create_is_refused_and_kept(run_cli, snapshot, tmp_path):
+    mine = tmp_path / "p"
+    (mine / "checkpoints").mkdir(parents=True)
+    (mine / "checkpoints" / "mine.ckpt").write_text("x")
+    foreign = tmp_path / "f"
+    foreign.mkdir()
+    foreign_db(foreign / "results.db")
+    before = snapshot(tmp_path)
+    err = one_line(*run_cli(*ARGS, "--out", str(mine)))
+    assert "is not an optimlab output folder (it holds checkpoints" in err
+    for argv in (["--out", str(foreign)], ["--out", str(foreign), "--resume"]):
+        assert "results.db and no optimlab.json" in one_line(*run_cli(*ARGS, *argv))
+    assert "no optimlab.json" in one_line(*run_cli("report", str(foreign)))
+    assert snapshot(tmp_path) == before  # not a byte, not a table, not a lock file
+
+
+def test_a_users_file_in_an_optimlab_folder_survives_a_fresh_start(run_cli, tmp_path):
+    out = tmp_path / "o"
+
+    class StopInEpoch2(CompareListener):
+        def run_progress(self, done: int, total: int) -> None:
+            if done == total - 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compare(task="iris-softmax", optimizers="sgd:lr=0.1", epochs=2, seeds=1,
+                        batch_size=30, out=out, listener=StopInEpoch2())
+    ours = list((out / "checkpoints").glob("*.pt"))
+    assert len(ours) == 1  # the interrupted run's checkpoint
+    (out / "checkpoints" / "mine.ckpt").write_text("the user's")
+    (out / "notes.txt").write_text("the user's too")
+    code, _, err = run_cli(*ARGS, "--out", str(out))  # no --resume: a fresh start
+    assert code == 0, err
+    assert (out / "checkpoints" / "mine.ckpt").read_text() == "the user's"
+    assert (out / "notes.txt").read_text() == "the user's too"
+    assert not ours[0].exists()
+    with Store.open(out) as store:
+        assert [r.status for r in store.runs()] == ["finished"]
+
+
+def test_jobs_0_keeps_the_results(run_cli, snapshot, tmp_path):
+    out = tmp_path / "o"
+    assert run_cli(*ARGS, "--out", str(out))[0] == 0
+    before = snapshot(out)
+    assert "Invalid jobs 0" in one_line(*run_cli(*ARGS, "--out", str(out), "--jobs", "0"))
+    assert snapshot(out) == before
+
+
+_MAIN = "import runpy; runpy.run_module('optimlab', run_name='__main__', alter_sys=True)"
+
+
+def test_a_second_comparison_on_the_same_out_is_refused_while_the_first_runs(run_cli, tmp_path):
+    out = tmp_path / "o"
+    first = subprocess.Popen(
+        [sys.executable, "-c", _MAIN, "compare", "--task", "iris-softmax", "--optimizers", "sgd",
+         "--epochs", "100000", "--batch-size", "1", "--seeds", "1", "--jobs", "1", "--quiet",
+         "--out", str(out)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")}, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / MANIFEST).exists() and (out / LOCK).read_text().strip() == str(first.pid)):
+            assert first.poll() is None, first.stderr.read()
+            assert time.monotonic() < deadline, "the first comparison never took its folder"
+            time.sleep(0.05)
+        err = one_line(*run_cli(*ARGS, "--out", str(out)))
+        assert f"{out} is in use by pid {first.pid}; wait for it to finish" in err
+        assert one_line(*run_cli(*ARGS, "--out", str(out), "--resume"))
+        # the first one's configuration, as the first one wrote it
+        assert json.loads((out / MANIFEST).read_text())["config"]["epochs"] == 100000
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+    code, _, err = run_cli(*ARGS, "--out", str(out))  # the lock died with its process
+    assert code == 0, err
+
+
+def test_resume_with_other_data_is_refused_naming_what_changed(run_cli, snapshot, tmp_path):
+    a = write_idx_dataset(tmp_path / "a", 40, 20, seed=1)
+    b = write_idx_dataset(tmp_path / "b", 40, 20, seed=2)
+    out = tmp_path / "o"
+    mnist = ["compare", "--task", "mnist-mlp", "--optimizers", "sgd:lr=0.01", "--epochs", "1",
+             "--seeds", "1", "--quiet", "--out", str(out)]
+    assert run_cli(*mnist, "--data-dir", str(a))[0] == 0
+    before = snapshot(out)
+    err = one_line(*run_cli(*mnist, "--data-dir", str(b), "--resume"))
+    assert f"the data changed (--data-dir: {a.resolve()} -> {b.resolve()}" in err
+    err = one_line(*run_cli(*mnist, "--resume"))  # the embedded sample instead of the files
+    assert f"--data-dir: {a.resolve()} -> None" in err
+    write_idx_dataset(a, 40, 20, seed=3)  # same folder, other images
+    clear_data_cache()  # as a new process would: this one has read the old images
+    data.clear_cache()
+    err = one_line(*run_cli(*mnist, "--data-dir", str(a), "--resume", "--force"))
+    assert "the data changed (data content: " in err
+    assert snapshot(out) == before
+
+
+RAW = "postgresql://tuner2:ab@cd:ef/gh@127.0.0.1:{port}/db"
+FRAGMENTS = ("ab@", "cd:ef", "ef/gh", "/gh@", "%40cd", "cd%3A")
+
+
+@pytest.mark.parametrize("port", ["1", "notaport"])
+def test_a_password_with_at_colon_and_slash_is_never_shown(run_cli, tmp_path, port):
+    err = one_line(*run_cli(
+        "tune", "--task", "iris-softmax", "--optimizers", "sgd", "--budget", "1", "--epochs", "1",
+        "--seeds", "1", "--quiet", "--storage", RAW.format(port=port), "--out", str(tmp_path / "t"),
+    ))
+    assert f"tuner2:***@127.0.0.1:{port}/db" in err
+    assert not any(f in err for f in FRAGMENTS), err
+
+
+def test_a_full_disk_is_one_line_and_leaves_a_folder_that_resumes(run_cli, tmp_path, monkeypatch):
+    out, reference = tmp_path / "o", tmp_path / "ref"
+    assert run_cli(*ARGS, "--out", str(reference))[0] == 0
+    real = Path.write_bytes
+
+    def full(self: Path, data: bytes) -> int:
+        if self.name.endswith(".tmp") and ".pt." in self.name:  # a checkpoint being written
+            real(self, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    err = one_line(*run_cli(*ARGS, "--out", str(out)))
+    assert "No space left on device (" in err and ".pt); free some space, then run the same " \
+        "command with --resume" in err
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    monkeypatch.setattr(Path, "write_bytes", real)
+    code, _, err = run_cli(*ARGS, "--out", str(out), "--resume")
+    assert code == 0, err
+    with Store.open(out) as resumed, Store.open(reference) as uninterrupted:
+        (run,) = uninterrupted.runs()
+        assert resumed.steps(run.run_id)[1] == uninterrupted.steps(run.run_id)[1]
+        assert [r.status for r in resumed.runs()] == ["finished"]
+
+
+def test_a_full_disk_under_the_store_rolls_back_and_names_the_file(tmp_path):
+    with Store.open(tmp_path) as store:
+        store.begin_run("r", task="t", optimizer="o", seed=0, config={})
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count={pages}")  # SQLite's own SQLITE_FULL
+        with pytest.raises(OSError) as info:
+            store.write_progress("r", steps=[(i, 1.0, 0.1) for i in range(1, 5000)],
+                                 epochs=[EpochRecord(1, 1.0, 1.0, 0.5, 1.0, 4999)],
+                                 wall_time_s=1.0, step_time_share=None)
+        assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "results.db")
+        assert store.count_rows("steps") == 0 and store.run_status("r") == "running"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
+
+
+#: a coordinator as ``optimlab tune --workers 2`` starts its workers (parallel.start_processes,
+#: which start_local_workers calls), the workers sleeping where they would tune
+_COORDINATOR = """
+import sys, time
+from optimlab.lab import parallel
+procs = parallel.start_processes(time.sleep, [(300,), (300,)], threads=1)
+print(" ".join(str(p.pid) for p in procs), flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states in /proc")
+def test_worker_processes_end_when_their_coordinator_is_killed():
+    coordinator = subprocess.Popen(
+        [sys.executable, "-c", _COORDINATOR], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    workers: list[int] = []
+    try:
+        workers = [int(w) for w in coordinator.stdout.readline().split()]
+        assert len(workers) == 2 and all(_running(w) for w in workers)
+        time.sleep(1.0)  # let them start up (a kill before their start-up is caught too)
+        coordinator.send_signal(signal.SIGKILL)
+        coordinator.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [w for w in workers if _running(w)], "workers outlived their coordinator"
+    finally:
+        coordinator.kill()
+        coordinator.wait()
+        for w in workers:  # none should be left; if one is, it must not outlive the test
+            if _running(w):
+                os.kill(w, signal.SIGKILL)
+
+
+def test_tune_refuses_to_continue_on_other_data(tmp_path):
+    a = write_idx_dataset(tmp_path / "a", 40, 20, seed=1)
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / MANIFEST).write_text(json.dumps({
+        "format": "optimlab-output", "version": 1, "kind": "tune", "config": {},
+        "data": {"mnist-mlp": {"data_dir": None}}, "files": [LOCK]}))
+    with pytest.raises(UserError, match=r"the data changed \(mnist-mlp: .* -> .*\); resume with "
+                                         r"the same data, or choose another --out"):
+        tune(task="mnist-mlp", optimizers="sgd", budget=1, epochs=1, seeds=1,
+                  data_dir=a, out=out)
+    assert not (out / "tune.db").exists()
