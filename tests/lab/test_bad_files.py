@@ -69,6 +69,18 @@ def _interrupted_checkpoint(tmp_path):
     return spec, checkpoint_path(tmp_path, spec.run_id())
 
 
+def test_a_flipped_byte_inside_a_weight_is_found(tmp_path):
+    spec, ckpt = _interrupted_checkpoint(tmp_path)
+    weight = next(iter(load_checkpoint(ckpt)["model"].values()))
+    raw = bytearray(ckpt.read_bytes())
+    at = raw.find(weight.numpy().tobytes()[:64])  # torch's zip stores it as it is, unchecked
+    assert at > 0
+    raw[at + 3] ^= 0x01
+    ckpt.write_bytes(bytes(raw))
+    with pytest.raises(UserError, match=rf"Checkpoint .* is damaged .*; delete {ckpt} to restart"):
+        run(spec, checkpoint_dir=tmp_path)
+
+
 def test_a_checkpoint_with_the_right_run_but_wrong_shapes_says_how_to_restart(tmp_path):
     spec, ckpt = _interrupted_checkpoint(tmp_path)
     payload = load_checkpoint(ckpt)

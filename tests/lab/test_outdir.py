@@ -122,6 +122,17 @@ def test_resume_refuses_other_data_always_and_another_configuration_unless_force
         assert folder.manifest["data"] == other
 
 
+def test_resume_under_other_versions_is_logged(tmp_path, caplog):
+    open_for_write(tmp_path, "compare", CONFIG, DATA).close()
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    manifest["versions"]["torch"] = "1.0.0"
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="optimlab.lab.outdir"):
+        open_for_write(tmp_path, "compare", CONFIG, DATA, resume=True).close()
+    assert "under other versions (torch: 1.0.0 -> " in caplog.text
+    assert json.loads((tmp_path / MANIFEST).read_text())["versions"] == outdir.versions()
+
+
 def test_check_writable_file_fails_before_any_work(tmp_path, monkeypatch):
     assert check_writable_file(tmp_path / "r.json", "--json") == tmp_path / "r.json"
     assert list(tmp_path.iterdir()) == []  # the probe is gone

@@ -252,3 +252,38 @@ def test_tune_refuses_to_continue_on_other_data(tmp_path):
         tune(task="mnist-mlp", optimizers="sgd", budget=1, epochs=1, seeds=1,
                   data_dir=a, out=out)
     assert not (out / "tune.db").exists()
+
+
+def test_out_on_a_read_only_file_system_is_one_line(run_cli, tmp_path, monkeypatch):
+    existing = tmp_path / "ro"
+    existing.mkdir()
+    real_open, real_mkdir = os.open, Path.mkdir
+
+    def read_only_open(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path)) and args and args[0] & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, *args, **kwargs)
+
+    def read_only_mkdir(self, *args, **kwargs):
+        if str(self).startswith(str(tmp_path)) and not self.exists():
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+    monkeypatch.setattr(Path, "mkdir", read_only_mkdir)
+    err = one_line(*run_cli(*ARGS, "--out", str(existing)))
+    assert f"Cannot write into {existing}: Read-only file system" in err
+    err = one_line(*run_cli(*ARGS, "--out", str(tmp_path / "new")))
+    assert f"Cannot create {tmp_path / 'new'}: Read-only file system" in err
+    assert list(existing.iterdir()) == []
+
+
+def test_an_unexpected_error_keeps_its_traceback(run_cli, tmp_path, monkeypatch):
+    from optimlab.lab.compare import run as compare_run
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(compare_run, "_run", bug)
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        run_cli(*ARGS, "--out", str(tmp_path / "o"))

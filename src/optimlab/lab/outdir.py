@@ -3,7 +3,8 @@
 A folder optimlab writes into (``--out DIR`` of compare, tune, surface) is one that it created
 or one that carries its manifest ``DIR/optimlab.json``::
 
-    {"format": "optimlab-output", "version": 1, "kind": "compare", "optimlab": "0.1.0",
+    {"format": "optimlab-output", "version": 1, "kind": "compare",
+     "versions": {"optimlab": "0.1.0", "torch": "2.13.0", "python": "3.11.7"},
      "config": {...}, "data": {...}, "files": ["results.db", "checkpoints/", ...]}
 
 Rules, in the order :func:`open_for_write` applies them:
@@ -31,7 +32,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
+import platform
 import tempfile
 import time
 from collections.abc import Mapping
@@ -46,6 +49,8 @@ try:  # POSIX; elsewhere folders are not locked (documented in open_for_write)
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+log = logging.getLogger(__name__)
+
 MANIFEST = "optimlab.json"
 LOCK = ".optimlab.lock"
 FORMAT = "optimlab-output"
@@ -57,13 +62,19 @@ DATA_KEY_NAMES = {"data_dir": "--data-dir", "source": "data source", "sha256": "
                   "train": "training examples", "test": "test examples"}
 
 
-def _version() -> str:
+def versions() -> dict[str, str]:
+    """The versions a folder's results depend on (recorded in its manifest; a resume under
+    others is logged as a warning: the numbers may differ in the last bits)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return version("optimlab")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
+    found = {}
+    for package in ("optimlab", "torch"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            found[package] = "unknown"
+    found["python"] = platform.python_version()
+    return found
 
 
 def _show(value: Any) -> str:
@@ -384,8 +395,9 @@ def open_for_write(
         raise UserError(f"--out {path} is a file, not a folder; choose another --out")
     created = False
     try:
-        path.mkdir(parents=True)
-        created = True
+        if not path.is_dir():
+            path.mkdir(parents=True)
+            created = True
     except FileExistsError:
         if not path.is_dir():
             raise UserError(f"--out {path} is a file, not a folder; choose another --out") from None
@@ -403,7 +415,7 @@ def open_for_write(
             if entries:
                 _refuse_foreign(path, entries)
             manifest = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind,
-                        "optimlab": _version(), "created": time.time(), "config": dict(config),
+                        "versions": versions(), "created": time.time(), "config": dict(config),
                         "data": dict(data), "files": [LOCK]}
             created = True
         elif manifest.get("kind") != kind:
@@ -424,10 +436,13 @@ def open_for_write(
                     f"Cannot resume {path}: the configuration changed "
                     f"({'; '.join(config_changes)}); pass --force to resume anyway, or {restart}"
                 )
+            changed = diff(manifest.get("versions") or {}, versions())
+            if changed:
+                log.warning("resuming %s under other versions (%s)", path, "; ".join(changed))
             manifest["config"] = dict(config)
         else:
             manifest["config"], manifest["data"] = dict(config), dict(data)
-        manifest["optimlab"] = _version()
+        manifest["versions"] = versions()
         handle = OutputFolder(path, kind, manifest, fd, created)
         handle._save()
         return handle
