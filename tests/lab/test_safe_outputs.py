@@ -64,6 +64,17 @@ def test_a_folder_optimlab_did_not_create_is_refused_and_kept(run_cli, snapshot,
     assert snapshot(tmp_path) == before  # not a byte, not a table, not a lock file
 
 
+def test_a_foreign_sqlite_storage_is_refused_and_left_byte_identical(run_cli, tmp_path):
+    db = foreign_db(tmp_path / "theirs.db")
+    before = db.read_bytes()
+    err = one_line(*run_cli(
+        "tune", "--task", "iris-softmax", "--optimizers", "sgd", "--budget", "1", "--epochs", "1",
+        "--seeds", "1", "--quiet", "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "t"),
+    ))
+    assert "not an Optuna storage (its tables: runs); it is left as it is" in err
+    assert db.read_bytes() == before
+
+
 def test_a_users_file_in_an_optimlab_folder_survives_a_fresh_start(run_cli, tmp_path):
     out = tmp_path / "o"
 

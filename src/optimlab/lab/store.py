@@ -323,6 +323,30 @@ def _columns(schema: str) -> dict[str, set[str]]:
 TABLES = _columns(_SCHEMA)
 
 
+def read_tables(path: Path, what: str = "results store") -> dict[str, set[str]]:
+    """The tables of the SQLite file ``path`` and their columns, read without writing a byte
+    (``mode=ro``): what a database holds is known before optimlab decides to write to it.
+
+    Raises:
+        UserError: ``path`` cannot be opened or is not an SQLite database (``what`` names the
+            store expected, e.g. "results store").
+    """
+    try:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    except sqlite3.Error as e:
+        raise UserError(f"Cannot open {what} {path}: {e}") from None
+    try:
+        names = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        return {n: {r[1] for r in db.execute(f"PRAGMA table_info(\"{n}\")")} for n in names}
+    except sqlite3.DatabaseError as e:
+        raise UserError(
+            f"Cannot open {what} {path}: not an SQLite database ({e}); it is left as it is"
+        ) from None
+    finally:
+        db.close()
+
+
 def check_schema(path: Path) -> None:
     """Refuse a database that is not an optimlab results store, reading it without writing.
 
@@ -333,28 +357,18 @@ def check_schema(path: Path) -> None:
     Raises:
         UserError: not an SQLite database, or another schema; naming the tables found.
     """
-    try:
+    found = read_tables(path)
+    if found.get("schema_version") == TABLES["schema_version"]:
         db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
-    except sqlite3.Error as e:
-        raise UserError(f"Cannot open results store {path}: {e}") from None
-    try:
-        names = [r[0] for r in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-        found = {n: {r[1] for r in db.execute(f"PRAGMA table_info(\"{n}\")")} for n in names}
-        versions = (db.execute("SELECT version FROM schema_version").fetchall()
-                    if found.get("schema_version") == TABLES["schema_version"] else [])
-    except sqlite3.DatabaseError as e:
-        raise UserError(
-            f"Cannot open results store {path}: not an optimlab results store ({e}); "
-            "choose another --out"
-        ) from None
-    finally:
-        db.close()
-    if versions and versions[0][0] != SCHEMA_VERSION:
-        raise UserError(
-            f"Results store {path} has schema version {versions[0][0]}, this optimlab reads "
-            f"version {SCHEMA_VERSION}; re-run the comparison into a new --out folder"
-        )
+        try:
+            versions = db.execute("SELECT version FROM schema_version").fetchall()
+        finally:
+            db.close()
+        if versions and versions[0][0] != SCHEMA_VERSION:
+            raise UserError(
+                f"Results store {path} has schema version {versions[0][0]}, this optimlab reads "
+                f"version {SCHEMA_VERSION}; re-run the comparison into a new --out folder"
+            )
     if found and found != TABLES:
         shown = ", ".join(sorted(found)[:5]) + (", ..." if len(found) > 5 else "")
         raise UserError(

@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import UserError
+from ..store import read_tables
 from ..urls import connect_string, scrub, show_url
 from .config import DEFAULT_MAX_RETRY, TuneConfig
 
@@ -70,6 +71,7 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None,
     if sqlite:
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
+            _check_foreign_sqlite(Path(path))
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60.0, "isolation_level": None}}
     else:
@@ -103,6 +105,24 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None,
     if sqlite:
         _serialize_sqlite(storage)
     return storage
+
+
+#: tables every Optuna RDB storage has (its schema's core)
+_OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
+
+
+def _check_foreign_sqlite(path: Path) -> None:
+    """Refuse an SQLite file with tables that is not an Optuna storage: Optuna would add its
+    tables to another program's database."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    found = read_tables(path, "storage")
+    if found and not _OPTUNA_TABLES <= set(found):
+        shown = ", ".join(sorted(found)[:5]) + (", ..." if len(found) > 5 else "")
+        raise UserError(
+            f"Cannot open storage {path}: not an Optuna storage (its tables: {shown}); it is left "
+            "as it is: choose another --storage or --out"
+        )
 
 
 def _with_driver(url: str) -> str:
