@@ -298,3 +298,30 @@ def test_an_unexpected_error_keeps_its_traceback(run_cli, tmp_path, monkeypatch)
     monkeypatch.setattr(compare_run, "_run", bug)
     with pytest.raises(ZeroDivisionError, match="a bug"):
         run_cli(*ARGS, "--out", str(tmp_path / "o"))
+
+
+def test_sigterm_stops_at_a_consistent_point_and_the_folder_resumes(run_cli, tmp_path, monkeypatch):
+    from optimlab.lab import runner
+
+    out, reference = tmp_path / "o", tmp_path / "ref"
+    assert run_cli(*ARGS, "--out", str(reference))[0] == 0
+    real = runner.save_checkpoint
+
+    def save_then_terminated(path, payload):  # SIGTERM lands between the checkpoint and the rows
+        # unhandled, SIGTERM would end the test process itself
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None), "SIGTERM unhandled"
+        os.kill(os.getpid(), signal.SIGTERM)
+        real(path, payload)
+
+    monkeypatch.setattr(runner, "save_checkpoint", save_then_terminated)
+    code, _, err = run_cli(*ARGS, "--out", str(out))
+    assert code == 143 and "interrupted: the finished epochs are saved" in err
+    with Store.open(out) as store:
+        (run,) = store.runs()
+        assert store.count_rows("epochs", run.run_id) == 1  # the rows of the checkpointed epoch
+    monkeypatch.setattr(runner, "save_checkpoint", real)
+    code, _, err = run_cli(*ARGS, "--out", str(out), "--resume")
+    assert code == 0, err
+    with Store.open(out) as resumed, Store.open(reference) as uninterrupted:
+        assert resumed.steps(run.run_id)[1] == uninterrupted.steps(run.run_id)[1]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the CLI put it back

@@ -36,9 +36,15 @@ def checkpoint_path(checkpoint_dir: Path, run_id: str) -> Path:
     return Path(checkpoint_dir) / f"{slug}-{digest}.pt"
 
 
+#: the signals held back by :func:`deferred_interrupt` (SIGTERM where the platform has it)
+HELD_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
+
+
 @contextlib.contextmanager
 def deferred_interrupt() -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) until the block ends, then raise ``KeyboardInterrupt``.
+    """Hold back Ctrl-C (SIGINT) and SIGTERM until the block ends, then deliver them to the
+    handlers they would have reached (Ctrl-C's raises ``KeyboardInterrupt``, the CLI's SIGTERM
+    handler :class:`~optimlab.lab.errors.Terminated`; an ignored signal stays ignored).
 
     Used around "write checkpoint, then commit the epoch's rows" so that an interrupt can never
     leave the two out of step. Outside the main thread it does nothing (signals go to the main
@@ -48,18 +54,26 @@ def deferred_interrupt() -> Iterator[None]:
         yield
         return
     received: list[int] = []
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in HELD_SIGNALS}
 
     def hold(signum: int, frame: Any) -> None:
         received.append(signum)
 
-    signal.signal(signal.SIGINT, hold)
+    for s in HELD_SIGNALS:
+        signal.signal(s, hold)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    for signum in dict.fromkeys(received):  # in the order they came, once each
+        handler = previous[signum]
+        if handler == signal.SIG_IGN:
+            continue
+        if callable(handler):
+            handler(signum, None)
+        else:  # the default action (or a handler set outside Python): as if it came now
+            signal.raise_signal(signum)
 
 
 def rng_state(data_generator: torch.Generator | None = None) -> dict[str, Any]:

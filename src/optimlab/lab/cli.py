@@ -5,7 +5,9 @@ and exit code 2."""
 from __future__ import annotations
 
 import errno
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -14,7 +16,7 @@ import typer
 from ..bench import cli as bench_cli
 from .compare import cli as compare_cli
 from .console import console
-from .errors import UserError
+from .errors import Terminated, UserError
 from .surface import cli as surface_cli
 from .tune import cli as tune_cli
 
@@ -111,9 +113,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     unwritable folder), with what to do where there is a remedy. Anything else is a bug and
     keeps its traceback.
     """
+    previous = signal.signal(signal.SIGTERM, _terminate) if _in_main_thread() else None
     try:
         code = app(args=None if argv is None else list(argv), prog_name="optimlab",
                    standalone_mode=False)
+    except Terminated:  # a command that does not stop cleanly on its own
+        sys.exit(Terminated.exit_code)
     except UserError as e:
         fail(str(e))
     except _CLICK_ERROR as e:
@@ -125,4 +130,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         fail(describe_os_error(e))
     except MemoryError:
         fail("Out of memory; try smaller sizes (--batch-size, --seeds, --jobs)")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM: the first stops the command like Ctrl-C, at its next consistent point; a
+    second ends the process at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated

@@ -149,12 +149,12 @@ def compare_command(
                           batch_size=batch_size, schedule=schedule, out=out_dir, resume=resume,
                           force=force, data_dir=data_dir, download=download, jobs=jobs,
                           nproc=nproc, threads=threads, listener=listener)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if listener is not None:
             listener.stop()  # the bars must be gone before the message
         err.print(f"interrupted: the finished epochs are saved; continue with the same command and "
                   f"--resume (folder {out_dir})")
-        raise typer.Exit(130) from None
+        raise typer.Exit(getattr(e, "exit_code", 130)) from None
     finally:
         if listener is not None:
             listener.stop()

@@ -146,10 +146,10 @@ def tune_command(
             workers=workers, threads=threads, heartbeat_interval=heartbeat_interval,
             grace_period=grace_period, data_dir=data_dir, listener=listener,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         err.print(f"interrupted: finished trials are kept in {listener.storage or 'the storage'}; "
                   "run the same command again to continue")
-        raise typer.Exit(130) from None
+        raise typer.Exit(getattr(e, "exit_code", 130)) from None
     if quiet:
         return
     console = _console()
