@@ -22,7 +22,7 @@ from fixtures import write_idx_dataset
 from optimlab.lab import data, tune
 from optimlab.lab.compare import CompareListener, compare
 from optimlab.lab.errors import UserError
-from optimlab.lab.outdir import LOCK, MANIFEST
+from optimlab.lab.outdir import LOCK, MANIFEST, open_for_write
 from optimlab.lab.runspec import EpochRecord
 from optimlab.lab.store import Store
 from optimlab.lab.tasks import clear_data_cache
@@ -97,6 +97,26 @@ def test_a_users_file_in_an_optimlab_folder_survives_a_fresh_start(run_cli, tmp_
     assert not ours[0].exists()
     with Store.open(out) as store:
         assert [r.status for r in store.runs()] == ["finished"]
+
+
+def test_a_report_of_a_live_comparison_shows_its_runs_unfinished(run_cli, tmp_path):
+    out = tmp_path / "o"
+
+    class StopInEpoch2(CompareListener):
+        def run_progress(self, done: int, total: int) -> None:
+            if done == total - 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compare(task="iris-softmax", optimizers="sgd:lr=0.1", epochs=2, seeds=1, batch_size=30,
+                out=out, listener=StopInEpoch2())
+    with open_for_write(out, "compare", json.loads((out / MANIFEST).read_text())["config"],
+                        json.loads((out / MANIFEST).read_text())["data"], resume=True):
+        # as while a comparison runs: the folder is locked
+        code, stdout, err = run_cli("report", str(out), "--json")
+        assert code == 0, err
+    (row,) = json.loads(stdout)["summary"]
+    assert row["unfinished_runs"] == 1 and row["seeds"] == 0
 
 
 def test_jobs_0_keeps_the_results(run_cli, snapshot, tmp_path):

@@ -176,13 +176,15 @@ def compare(
     try:
         with open_for_write(out, "compare", stored, fingerprint, resume=resume,
                             force=force) as folder:
+            from .report import render_report, report_files
+
+            # the report's names are recorded first: `optimlab report` may then rewrite them
+            # while this comparison runs, without the folder's lock
+            for path in report_files(out):
+                folder.file(path.name)
             result = _run(config, folder, data, resume, jobs, nproc, listener)
             if report:
-                from .report import render_report, report_files
-
                 listener.reporting()
-                for path in report_files(out):
-                    folder.file(path.name)
                 result.summary = render_report(out)
                 result.paths = report_files(out)
     finally:
