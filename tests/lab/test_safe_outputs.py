@@ -48,6 +48,19 @@ def foreign_db(path: Path) -> Path:
     return path
 
 
+class _StopInEpoch2(CompareListener):
+    def run_progress(self, done: int, total: int) -> None:
+        if done == total - 1:
+            raise KeyboardInterrupt
+
+
+def interrupt_in_epoch_2(out: Path) -> None:
+    """A comparison of ARGS in ``out`` interrupted in its last epoch (its checkpoint is there)."""
+    with pytest.raises(KeyboardInterrupt):
+        compare(task="iris-softmax", optimizers="sgd:lr=0.1", epochs=2, seeds=1, batch_size=30,
+                out=out, listener=_StopInEpoch2())
+
+
 def test_a_folder_optimlab_did_not_create_is_refused_and_kept(run_cli, snapshot, tmp_path):
     mine = tmp_path / "p"
     (mine / "checkpoints").mkdir(parents=True)
@@ -78,14 +91,7 @@ def test_a_foreign_sqlite_storage_is_refused_and_left_byte_identical(run_cli, tm
 def test_a_users_file_in_an_optimlab_folder_survives_a_fresh_start(run_cli, tmp_path):
     out = tmp_path / "o"
 
-    class StopInEpoch2(CompareListener):
-        def run_progress(self, done: int, total: int) -> None:
-            if done == total - 1:
-                raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        compare(task="iris-softmax", optimizers="sgd:lr=0.1", epochs=2, seeds=1,
-                        batch_size=30, out=out, listener=StopInEpoch2())
+    interrupt_in_epoch_2(out)
     ours = list((out / "checkpoints").glob("*.pt"))
     assert len(ours) == 1  # the interrupted run's checkpoint
     (out / "checkpoints" / "mine.ckpt").write_text("the user's")
@@ -102,14 +108,7 @@ def test_a_users_file_in_an_optimlab_folder_survives_a_fresh_start(run_cli, tmp_
 def test_a_report_of_a_live_comparison_shows_its_runs_unfinished(run_cli, tmp_path):
     out = tmp_path / "o"
 
-    class StopInEpoch2(CompareListener):
-        def run_progress(self, done: int, total: int) -> None:
-            if done == total - 1:
-                raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        compare(task="iris-softmax", optimizers="sgd:lr=0.1", epochs=2, seeds=1, batch_size=30,
-                out=out, listener=StopInEpoch2())
+    interrupt_in_epoch_2(out)
     with open_for_write(out, "compare", json.loads((out / MANIFEST).read_text())["config"],
                         json.loads((out / MANIFEST).read_text())["data"], resume=True):
         # as while a comparison runs: the folder is locked
