@@ -114,5 +114,5 @@ def test_a_foreign_results_db_is_refused_and_left_byte_identical(tmp_path):
             Store.open(tmp_path, create=create)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     path.write_bytes(b"no database" * 50)
-    with pytest.raises(UserError, match="Cannot open results store .*not an optimlab results store"):
+    with pytest.raises(UserError, match="Cannot open results store .*not an SQLite database.*left as it is"):
         Store.open(tmp_path)
