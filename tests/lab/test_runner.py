@@ -25,7 +25,7 @@ def _toy_load(options) -> Dataset:
     return Dataset(x[:80], y[:80], torch.full((20, 5), math.nan), y[80:], source="synthetic")
 
 
-def _toy_model() -> nn.Module:
+def _toy_model(seed: int) -> nn.Module:
     model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
     INITIAL_WEIGHTS.append(torch.cat([p.detach().flatten().clone() for p in model.parameters()]))
     return model
@@ -44,7 +44,8 @@ def _toy_task():
     from optimlab.lab import tasks
 
     get_task("iris-softmax")  # load the catalog first, then add the toy task
-    register(Task(TOY, "synthetic 5 -> 3 classes", _toy_load, _toy_model, nn.functional.cross_entropy,
+    register(Task(name=TOY, description="synthetic 5 -> 3 classes", load=_toy_load, model=_toy_model,
+                  loss=nn.functional.cross_entropy,
                   batch_size=16, epochs=3, optimizers=("sgd:lr=0.1", "adam:lr=0.01")))
     yield
     # other modules of the same worker see the catalog only

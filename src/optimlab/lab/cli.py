@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Annotated
 
 import typer
 
+from .._version import __version__
 from .errors import UserError
 
 app = typer.Typer(
@@ -15,6 +17,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"optimlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    )] = False,
+) -> None:
+    """optimlab: compare gradient-descent optimizers on the seeds' experiments."""
+
 
 # Each feature module defines register(app), which adds its commands. Add one line per module.
 COMMAND_MODULES: list[str] = [

@@ -132,7 +132,7 @@ def train(spec: Any, *, mode: str | None = None, data: Any = None,
     torch.manual_seed(spec.seed)
     random.seed(spec.seed)
     np.random.seed(spec.seed & 0xFFFFFFFF)
-    model = task.model()
+    model = task.model(spec.seed)
     if dtype is not None:
         model = model.to(dtype)
     if device is not None:

@@ -168,7 +168,7 @@ def load_dataset(task: Task, data: DataOptions, validation_fraction: float | Non
     key = (task.name, data, validation_fraction)
     if key not in _DATA_CACHE:
         if validation_fraction is None:
-            _DATA_CACHE[key] = task.load(data)
+            _DATA_CACHE[key] = task.dataset(data)
         else:
             _DATA_CACHE[key] = load_dataset(task, data).validation_split(validation_fraction, seed=0)
     return _DATA_CACHE[key]
@@ -261,7 +261,7 @@ class _Run:
         torch.manual_seed(spec.seed)
         random.seed(spec.seed)
         np.random.seed(spec.seed & 0xFFFFFFFF)
-        self.model = task.model()
+        self.model = task.model(spec.seed)
         self.model.train()
         self.phase = -1
         self.optimizer: Any = None
