@@ -233,6 +233,7 @@ def list_command(
     what: Annotated[str, typer.Argument(help="tasks or optimizers")],
 ) -> None:
     """List the tasks, or the optimizers with their conventions."""
+    from rich.markup import escape
     from rich.table import Table
 
     console = _console()
@@ -243,8 +244,13 @@ def list_command(
         for col in ("task", "description", "epochs", "batch", "default optimizers"):
             table.add_column(col)
         for name in task_names():
-            t = get_task(name)
-            table.add_row(name, t.description, str(t.epochs), str(t.batch_size), ", ".join(t.optimizers))
+            try:
+                t = get_task(name)
+            except UserError as e:  # a package's entry point that does not load
+                table.add_row(name, f"[red]cannot load: {escape(str(e))}[/red]", "", "", "")
+                continue
+            table.add_row(name, escape(t.description), str(t.epochs), str(t.batch_size),
+                          escape(", ".join(t.optimizers)))
         console.print(table)
     elif what == "optimizers":
         from ..optim import available, conventions, entry
