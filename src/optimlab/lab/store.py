@@ -2,7 +2,8 @@
 
 Tables (schema version :data:`SCHEMA_VERSION`, recorded in ``schema_version``)::
 
-    experiment(key PRIMARY KEY, value)         the compare configuration, JSON
+    experiment(key PRIMARY KEY, value)         'config': the compare configuration, JSON;
+                                               'provenance': what ran it, a JSON list
     runs(run_id PRIMARY KEY, position, task, optimizer, seed, config, status, diverged_step,
          wall_time_s, step_time_share, epochs_done, steps_done, source, updated_at)
     steps(run_id, step, loss, time_s, PRIMARY KEY (run_id, step))
@@ -171,8 +172,21 @@ class Store:
                 "INSERT OR REPLACE INTO experiment VALUES ('config', ?)", (json.dumps(config, sort_keys=True),)
             )
 
+    def add_provenance(self, record: dict[str, Any]) -> None:
+        """Append what this invocation ran on (:func:`optimlab.lab.provenance.collect`); a
+        comparison resumed N times holds N + 1 records, the first one the command that began it."""
+        with self._transaction():
+            records = self.provenance() + [record]
+            self._db.execute("INSERT OR REPLACE INTO experiment VALUES ('provenance', ?)",
+                             (json.dumps(records, sort_keys=True),))
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """The provenance records, oldest first (empty for a store written before they existed)."""
+        row = self._db.execute("SELECT value FROM experiment WHERE key = 'provenance'").fetchone()
+        return json.loads(row[0]) if row else []
+
     def clear(self) -> None:
-        """Delete every run, step, epoch and the experiment configuration."""
+        """Delete every run, step, epoch, the experiment configuration and its provenance."""
         with self._transaction():
             for table in ("steps", "epochs", "runs", "experiment"):
                 self._db.execute(f"DELETE FROM {table}")
