@@ -3,13 +3,17 @@
 Grammar::
 
     spec    := phase ("+" phase)*
-    phase   := NAME [":" hparam ("," hparam)*] ("@" CONVENTION | "@" EPOCHS)*
+    phase   := (NAME | MODULE ":" CLASS) [":" hparam ("," hparam)*] ("@" CONVENTION | "@" EPOCHS)*
     hparam  := KEY "=" value
     value   := number | "true" | "false" | "none" | number "/" number ("/" number)* | word
 
 Examples: ``adam``, ``adam:lr=3e-4,betas=0.9/0.99``, ``momentum:form=ema,lr=0.1``,
 ``rmsprop@keras``, ``adam@3+sgd:lr=0.01@2`` (Adam for 3 epochs, then SGD for 2; seed 001's tip).
 The last phase may omit its epoch count: it runs for the rest of training.
+
+``MODULE:CLASS`` names any ``torch.optim.Optimizer`` subclass (``torch.optim:Adam:lr=1e-3``,
+``pytorch_optimizer:Lion:lr=1e-4``; :mod:`optimlab.lab.external`): the class is imported, never
+evaluated, its hyperparameters are its constructor's keywords, and it takes no convention.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 
 from ..optim import available, conventions, create
 from .errors import UserError
+from .external import build_external, check_external
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -35,6 +40,11 @@ class Phase:
     convention: str = "pytorch"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None
+
+    @property
+    def external(self) -> bool:
+        """Whether ``name`` is a ``module:Class`` reference rather than an optimlab optimizer."""
+        return ":" in self.name
 
     def label(self) -> str:
         """The canonical text of this phase (parses back to an equal phase)."""
@@ -102,12 +112,22 @@ def _to_number(text: str) -> float | int:
     return float(text)
 
 
+def _split_head(head: str) -> tuple[str, str]:
+    """``(name, hyperparameter text)`` of a phase's head: ``adam:lr=1`` or ``torch.optim:Adam:lr=1``."""
+    first, _, rest = head.partition(":")
+    if rest and "=" not in rest.partition(":")[0] and first.strip().lower() not in available():
+        cls, _, hp_text = rest.partition(":")
+        return f"{first.strip()}:{cls.strip()}", hp_text
+    return first.strip().lower(), rest
+
+
 def parse_phase(text: str) -> Phase:
     head, *ats = text.strip().split("@")
-    name, _, hp_text = head.partition(":")
-    name = name.strip().lower()
-    if name not in available():
-        raise UserError(f"Unknown optimizer {name!r} in {text!r} (expected one of {', '.join(available())})")
+    name, hp_text = _split_head(head)
+    external = ":" in name
+    if not external and name not in available():
+        raise UserError(f"Unknown optimizer {name!r} in {text!r} (expected one of {', '.join(available())}, "
+                        "or module:Class, e.g. torch.optim:Adam)")
     hps: dict[str, Any] = {}
     if hp_text.strip():
         for item in hp_text.split(","):
@@ -123,13 +143,19 @@ def parse_phase(text: str) -> Phase:
             epochs = int(a)
             if epochs <= 0:
                 raise UserError(f"Invalid phase length {a!r} in {text!r} (expected epochs >= 1)")
-        elif a in conventions():
+        elif a in conventions() and not external:
             convention = a
+        elif external and a in conventions():
+            raise UserError(f"Invalid '@{a}' in {text!r}: conventions apply to optimlab's optimizers, "
+                            f"not to {name}")
         else:
             raise UserError(
                 f"Invalid '@{a}' in {text!r} (expected a convention: {', '.join(conventions())}, "
                 "or a number of epochs)"
             )
+    if external:
+        check_external(name, hps)
+        return Phase(name, convention, hps, epochs)
     try:
         # build once on a dummy tensor so that invalid values fail here, at parse time
         create(name, [torch.zeros(1, requires_grad=True)], convention=convention, **hps)
@@ -170,4 +196,6 @@ def split_specs(text: str) -> list[str]:
 
 def build_optimizer(phase: Phase, params: Any):
     """Create the optimizer of ``phase`` over ``params``."""
+    if phase.external:
+        return build_external(phase.name, params, phase.hyperparameters)
     return create(phase.name, params, convention=phase.convention, **phase.hyperparameters)
