@@ -49,12 +49,22 @@ from .checkpoint import (
     set_rng_state,
 )
 from .errors import UserError
+from .loop import (
+    finite_mean,
+    forward_backward,
+    hyperparameters,
+    on_device,
+    optimizer_options,
+    optimizer_step,
+)
 from .schedules import build_scheduler, parse_schedule
 from .spec import OptimizerSpec, build_optimizer, parse_spec
 from .tasks import DataOptions, Dataset, Task, get_task
+from .trackers import TrackedRun, Tracker
 
 if TYPE_CHECKING:
     from .store import Store
+    from .trackers import TrackerConfig
 
 __all__ = [
     "EpochRecord",
@@ -88,6 +98,14 @@ class RunSpec:
         validation_fraction: if set, hold out this fraction of the training split
             (``Dataset.validation_split(fraction, seed=0)``) and evaluate on it; the test split is
             then never read.
+        device: the torch device to train on (``"cuda:0"``); None: the CPU.
+        clip_grad_norm: clip the global gradient norm to this value before each step.
+        accumulate: micro-batches of ``batch_size`` per optimizer step, each loss weighted by its
+            share of the step's rows, so that the step equals one batch of ``accumulate`` times
+            the size (up to the order of floating-point sums).
+        skip_nonfinite: a step whose loss or gradients hold a NaN or an infinity changes nothing
+            and is counted (optimlab's optimizers through ``skip_nonfinite=True``, others here);
+            the run does not end as diverged.
     """
 
     task: str
@@ -97,6 +115,19 @@ class RunSpec:
     batch_size: int | str | None = None
     schedule: str | None = None
     validation_fraction: float | None = None
+    device: str | None = None
+    clip_grad_norm: float | None = None
+    accumulate: int | None = None
+    skip_nonfinite: bool = False
+
+    def __post_init__(self) -> None:
+        clip = self.clip_grad_norm
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
+                                 or not math.isfinite(clip) or clip <= 0):
+            raise UserError(f"Invalid clip_grad_norm {clip!r} (expected a number > 0)")
+        acc = self.accumulate
+        if acc is not None and (isinstance(acc, bool) or not isinstance(acc, int) or acc < 1):
+            raise UserError(f"Invalid accumulate {acc!r} (expected a whole number >= 1)")
 
     def optimizer_label(self) -> str:
         """The canonical text of the optimizer spec (``adam:lr=1e-3`` -> ``adam:lr=0.001``)."""
@@ -118,6 +149,15 @@ class RunSpec:
             parts.append(f"schedule={parse_schedule(self.schedule).label()}")
         if self.validation_fraction is not None:
             parts.append(f"validation={self.validation_fraction:g}")
+        if self.device is not None and torch.device(self.device).type != "cpu":
+            # the device type changes the numbers; which GPU of a kind does not
+            parts.append(f"device={torch.device(self.device).type}")
+        if self.clip_grad_norm is not None:
+            parts.append(f"clip={self.clip_grad_norm:g}")
+        if self.accumulate is not None and self.accumulate > 1:
+            parts.append(f"accumulate={self.accumulate}")
+        if self.skip_nonfinite:
+            parts.append("skip_nonfinite")
         return "|".join(parts)
 
     def config(self) -> dict[str, Any]:
@@ -155,6 +195,7 @@ class RunResult:
     step_time_share: float  # time in optimizer.step() / total training time
     step_times_s: list[float] = field(default_factory=list)
     source: str = ""  # the dataset's description
+    skipped_steps: int = 0  # steps that changed nothing (skip_nonfinite)
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -251,17 +292,20 @@ class _Run:
 
     def __init__(self, spec: RunSpec, task: Task, opt_spec: OptimizerSpec, dataset: Dataset,
                  epochs: int, batch_size: int) -> None:
-        self.spec, self.task, self.opt_spec, self.dataset = spec, task, opt_spec, dataset
+        self.device = torch.device(spec.device) if spec.device is not None else torch.device("cpu")
+        self.spec, self.task, self.opt_spec = spec, task, opt_spec
+        self.dataset = on_device(dataset, self.device)
         self.epochs, self.batch_size = epochs, batch_size
+        self.accumulate = spec.accumulate or 1
         self.n_train = len(dataset.x_train)
-        self.steps_per_epoch = math.ceil(self.n_train / batch_size)
+        self.steps_per_epoch = math.ceil(self.n_train / (batch_size * self.accumulate))
         self.total_steps = epochs * self.steps_per_epoch
         self.schedule = parse_schedule(spec.schedule) if spec.schedule is not None else None
 
         torch.manual_seed(spec.seed)
         random.seed(spec.seed)
         np.random.seed(spec.seed & 0xFFFFFFFF)
-        self.model = task.model(spec.seed)
+        self.model = task.model(spec.seed).to(self.device)
         self.model.train()
         self.phase = -1
         self.optimizer: Any = None
@@ -274,11 +318,14 @@ class _Run:
         self.wall_time_s = 0.0
         self.step_time_s = 0.0
         self.data_generator = torch.Generator()
+        self.skipped_steps = 0
 
     def enter_phase(self, index: int) -> None:
         """Build phase ``index``'s optimizer (and schedule, advanced to the current step)."""
         self.phase = index
-        self.optimizer = build_optimizer(self.opt_spec.phases[index], self.model.parameters())
+        phase = self.opt_spec.phases[index]
+        self.optimizer = build_optimizer(phase, self.model.parameters(),
+                                         **optimizer_options(phase, self.spec.skip_nonfinite))
         self.scheduler = None
         if self.schedule is not None:
             self.scheduler = build_scheduler(
@@ -304,6 +351,7 @@ class _Run:
             "epochs": [asdict(r) for r in self.records],
             "wall_time_s": self.wall_time_s,
             "step_time_s": self.step_time_s,
+            "skipped_steps": self.skipped_steps,
         }
 
     def restore(self, payload: dict[str, Any], path: Path) -> None:
@@ -317,7 +365,9 @@ class _Run:
         # optimizer and scheduler are built first (the scheduler writes initial_lr into the groups),
         # then both states are loaded over them
         self.phase = int(payload["phase"])
-        self.optimizer = build_optimizer(self.opt_spec.phases[self.phase], self.model.parameters())
+        phase = self.opt_spec.phases[self.phase]
+        self.optimizer = build_optimizer(phase, self.model.parameters(),
+                                         **optimizer_options(phase, self.spec.skip_nonfinite))
         self.scheduler = None
         if self.schedule is not None:
             self.scheduler = build_scheduler(
@@ -332,6 +382,7 @@ class _Run:
         self.records = [EpochRecord(**r) for r in payload["epochs"]]
         self.wall_time_s = float(payload["wall_time_s"])
         self.step_time_s = float(payload["step_time_s"])
+        self.skipped_steps = int(payload.get("skipped_steps", 0))
         set_rng_state(payload["rng"], self.data_generator)
 
     def share(self) -> float:
@@ -346,6 +397,8 @@ def run(
     checkpoint_dir: Path | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    trackers: TrackerConfig | None = None,
+    tracker_name: str | None = None,
 ) -> RunResult:
     """Train ``spec`` and return what it measured.
 
@@ -361,6 +414,8 @@ def run(
             checkpointed or stored; an exception it raises propagates (e.g. ``optuna.TrialPruned``)
             and the run is then not stored as finished.
         progress: called as ``progress(steps_done, total_steps)`` after every step.
+        trackers: if given, the run is logged to these trackers (:mod:`optimlab.lab.trackers`) as
+            it goes, as ``tracker_name`` (default ``<task>/<optimizer>/seed=<seed>``).
 
     Raises:
         UserError: unknown task, optimizer, schedule, bad batch size or epochs, missing data.
@@ -397,11 +452,47 @@ def run(
             step_time_share=state.share() if state.step else None,
         )
 
-    result = _train(state, store, ckpt, on_epoch, progress)
+    tracker = None
+    if trackers is not None:
+        tracker = trackers.open()
+        name = tracker_name or f"{task.name}/{opt_spec.label()}/seed={spec.seed}"
+        tracker.on_run_start(TrackedRun(run_id, name, resume_step=state.step),
+                             _tracked_hyperparameters(state, task))
+    status = "failed"
+    try:
+        result = _train(state, store, ckpt, on_epoch, progress, tracker)
+        status = result.status
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except Exception as e:
+        status = "pruned" if type(e).__name__ == "TrialPruned" else "failed"
+        raise
+    finally:
+        if tracker is not None:
+            tracker.on_run_end(status)
     if ckpt is not None:
         with contextlib.suppress(FileNotFoundError):
             ckpt.unlink()
     return result
+
+
+def _tracked_hyperparameters(state: _Run, task: Task) -> dict[str, Any]:
+    """What a tracker shows of a run: its configuration, then the first optimizer's values."""
+    spec = state.spec
+    out: dict[str, Any] = {
+        "task": task.name, "optimizer": state.opt_spec.label(), "seed": spec.seed,
+        "epochs": state.epochs, "batch_size": state.batch_size,
+        "schedule": state.schedule.label() if state.schedule is not None else "none",
+        "device": str(state.device),
+    }
+    if spec.clip_grad_norm is not None:
+        out["clip_grad_norm"] = spec.clip_grad_norm
+    if state.accumulate > 1:
+        out["accumulate"] = state.accumulate
+    if spec.skip_nonfinite:
+        out["skip_nonfinite"] = True
+    return out | {k: v for k, v in hyperparameters(state.optimizer).items() if k not in out}
 
 
 def _stored(records: list[EpochRecord]) -> list[Any]:
@@ -417,12 +508,14 @@ def _train(
     ckpt: Path | None,
     on_epoch: Callable[[EpochRecord], None] | None,
     progress: Callable[[int, int], None] | None,
+    tracker: Tracker | None = None,
 ) -> RunResult:
     spec, task, data = state.spec, state.task, state.dataset
     run_id = spec.run_id()
     model, loss_fn = state.model, task.loss
     x_train, y_train = data.x_train, data.y_train
     n, bs = state.n_train, state.batch_size
+    rows_per_step = bs * state.accumulate
     perf = time.perf_counter
     diverged_step: int | None = None
 
@@ -443,28 +536,33 @@ def _train(
         wall_before = state.wall_time_s
         step_time = 0.0
         start = perf()
-        for b in range(0, n, bs):
-            if order is None:
-                xb, yb = x_train, y_train
-            else:
-                idx = order[b:b + bs]
-                xb, yb = x_train[idx], y_train[idx]
+        for b in range(0, n, rows_per_step):
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            value = loss.item()
-            if not math.isfinite(value):
+            value = forward_backward(model, loss_fn, x_train, y_train, order, b,
+                                     min(b + rows_per_step, n), bs)
+            if not math.isfinite(value) and not spec.skip_nonfinite:
                 epoch_losses.append(value)
                 epoch_times.append(wall_before + perf() - start)
                 diverged_step = first_step + len(epoch_losses)
+                if tracker is not None:
+                    tracker.on_step(diverged_step, value)
                 break
-            loss.backward()
-            t0 = perf()
-            optimizer.step()
-            step_time += perf() - t0
+            if math.isfinite(value):
+                if spec.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), spec.clip_grad_norm)
+                t0 = perf()
+                stepped = optimizer_step(optimizer, spec.skip_nonfinite)
+                step_time += perf() - t0
+            else:  # skip_nonfinite: no backward pass ran, nothing to step
+                optimizer.zero_grad(set_to_none=True)
+                stepped = False
+            state.skipped_steps += not stepped
             if scheduler is not None:
                 scheduler.step()
             epoch_losses.append(value)
             epoch_times.append(wall_before + perf() - start)
+            if tracker is not None:
+                tracker.on_step(first_step + len(epoch_losses), value)
             if progress is not None:
                 progress(first_step + len(epoch_losses), state.total_steps)
         state.wall_time_s = wall_before + perf() - start
@@ -484,9 +582,13 @@ def _train(
 
         test_loss, test_accuracy = _evaluate(model, loss_fn, data.x_test, data.y_test)
         record = EpochRecord(
-            epoch=epoch0 + 1, train_loss=sum(epoch_losses) / len(epoch_losses), test_loss=test_loss,
+            epoch=epoch0 + 1, train_loss=finite_mean(epoch_losses) if spec.skip_nonfinite else
+            sum(epoch_losses) / len(epoch_losses), test_loss=test_loss,
             test_accuracy=test_accuracy, wall_time_s=state.wall_time_s, step=state.step,
         )
+        if tracker is not None:
+            tracker.on_epoch(record.epoch, record.step,
+                             {"loss/test": test_loss, "accuracy/test": test_accuracy})
         if on_epoch is not None:
             on_epoch(record)
         state.records.append(record)
@@ -511,4 +613,5 @@ def _train(
         step_time_share=state.share(),
         step_times_s=list(state.step_times),
         source=data.source,
+        skipped_steps=state.skipped_steps,
     )

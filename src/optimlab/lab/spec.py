@@ -194,8 +194,9 @@ def split_specs(text: str) -> list[str]:
     return out
 
 
-def build_optimizer(phase: Phase, params: Any):
-    """Create the optimizer of ``phase`` over ``params``."""
+def build_optimizer(phase: Phase, params: Any, **options: Any):
+    """Create the optimizer of ``phase`` over ``params`` (``options``: further keywords, such as
+    ``skip_nonfinite=True``)."""
     if phase.external:
-        return build_external(phase.name, params, phase.hyperparameters)
-    return create(phase.name, params, convention=phase.convention, **phase.hyperparameters)
+        return build_external(phase.name, params, phase.hyperparameters | options)
+    return create(phase.name, params, convention=phase.convention, **phase.hyperparameters, **options)
