@@ -9,7 +9,7 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from optimlab.lab.tasks import _REFERENCED
+from optimlab.lab.tasks.registry import _REFERENCED
 
 TASK_MODULE = '''
 import torch
@@ -45,18 +45,13 @@ def task_module(tmp_path, monkeypatch):
     _REFERENCED.pop("dash_tasks_mod:TASK", None)
 
 
-def test_optuna_dashboard_reads_the_tuning_study(tmp_path, monkeypatch, task_module):
+def test_optuna_dashboard_reads_the_tuning_study(tmp_path, task_module, run_cli):
     from optuna_dashboard import wsgi
 
-    from optimlab.lab import cli
-
     out = tmp_path / "tune"
-    monkeypatch.setattr(sys, "argv", [
-        "optimlab", "tune", "--task", task_module, "--optimizers", "sgd,adam", "--budget", "2",
-        "--epochs", "1", "--seeds", "1", "--out", str(out), "--quiet"])
-    with pytest.raises(SystemExit) as info:
-        cli.main()
-    assert info.value.code == 0
+    code, _, err = run_cli("tune", "--task", task_module, "--optimizers", "sgd,adam", "--budget", "2",
+                           "--epochs", "1", "--seeds", "1", "--out", str(out), "--quiet")
+    assert code == 0, err
 
     # what `optuna-dashboard sqlite:///<out>/tune.db` serves
     app = wsgi(f"sqlite:///{out / 'tune.db'}")

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from optimlab.lab import Task, tasks
+from optimlab.lab import Task
 from optimlab.lab.errors import UserError
-from optimlab.lab.runner import RunSpec, run
+from optimlab.lab.runner import run
+from optimlab.lab.runspec import RunSpec
 
 _G = torch.Generator().manual_seed(0)
 _X = torch.randn(48, 2, generator=_G)
@@ -51,10 +52,9 @@ TASKS = {
 
 
 @pytest.fixture(autouse=True)
-def _tasks(monkeypatch):
-    tasks.task_names()
-    for name, task in TASKS.items():
-        monkeypatch.setitem(tasks._TASKS, name, task)
+def _tasks(add_task):
+    for task in TASKS.values():
+        add_task(task)
 
 
 def test_accumulated_micro_batches_equal_one_batch_of_their_total_size():

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from optimlab.lab import Task, tasks
+from optimlab.lab import Task
 from optimlab.lab.errors import UserError
-from optimlab.lab.tasks import DataOptions, get_task, task_names
+from optimlab.lab.tasks import DataOptions, get_task, registry, task_names
 
 #: a task module as a user writes one (the README's example)
 MODULE = '''
@@ -49,8 +49,8 @@ def user_module(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "user_tasks_mod"
     sys.modules.pop("user_tasks_mod", None)
-    for key in [k for k in tasks._REFERENCED if "user" in k]:
-        tasks._REFERENCED.pop(key)
+    for key in [k for k in registry._REFERENCED if "user" in k]:
+        registry._REFERENCED.pop(key)
 
 
 def _model(seed: int) -> nn.Module:
@@ -147,7 +147,7 @@ def test_a_task_may_not_take_a_builtin_name(tmp_path, monkeypatch):
     sys.modules.pop("user_clash_mod", None)
 
 
-def test_entry_point_tasks_are_listed_and_loaded(tmp_path, monkeypatch, capsys):
+def test_entry_point_tasks_are_listed_and_loaded(tmp_path, monkeypatch, run_cli):
     """A package that declares ``[optimlab.tasks]`` in its metadata adds a task by name."""
     (tmp_path / "user_ep_tasks.py").write_text(MODULE.format(name="user-ep-task"))
     info = tmp_path / "user_ep_tasks-0.1.dist-info"
@@ -168,16 +168,11 @@ def test_entry_point_tasks_are_listed_and_loaded(tmp_path, monkeypatch, capsys):
         with pytest.raises(UserError, match="names a task called 'user-ep-task' .expected 'user-ep-wrong'"):
             get_task("user-ep-wrong")
 
-        from optimlab.lab import cli
-
-        monkeypatch.setattr(sys, "argv", ["optimlab", "list", "tasks"])
         monkeypatch.setenv("COLUMNS", "250")
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main()
-        out = capsys.readouterr().out
-        assert exit_info.value.code == 0
+        code, out, _ = run_cli("list", "tasks")
+        assert code == 0
         assert "user-ep-task" in out and "xor-like quadrants" in out
         assert "user-ep-wrong" in out and "cannot load" in out
     finally:
         sys.modules.pop("user_ep_tasks", None)
-        tasks._REFERENCED.pop("user-ep-task", None)
+        registry._REFERENCED.pop("user-ep-task", None)

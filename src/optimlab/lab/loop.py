@@ -18,14 +18,17 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..optim import entry
 from .spec import Phase
-from .tasks import Dataset
+from .tasks import Dataset, Task
+
+if TYPE_CHECKING:
+    from .runspec import RunSpec
 
 #: keyword arguments of an optimizer that say how it runs, not what it computes
 _IMPLEMENTATION_KEYS = {"foreach", "fused", "capturable", "differentiable", "impl", "params"}
@@ -39,24 +42,23 @@ def on_device(dataset: Dataset, device: torch.device) -> Dataset:
                                             dataset.y_test)), source=dataset.source)
 
 
-def forward_backward(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor,
-                     y: Tensor, order: Tensor | None, start: int, stop: int, micro: int) -> float:
-    """Forward and backward passes over the rows ``order[start:stop]`` (all rows when ``order``
+def forward_backward(loss_of: Callable[[Tensor | None], tuple[Tensor, float]], order: Tensor | None,
+                     start: int, stop: int, micro: int) -> float:
+    """Forward and backward passes over the rows ``order[start:stop]`` (every row when ``order``
     is None), ``micro`` rows at a time; returns the step's mean loss.
 
-    The first micro-batch whose loss is not finite stops the step before its backward pass, and
-    its loss is returned.
+    ``loss_of(idx)`` gives the loss to back-propagate for the rows ``idx`` and its value (the
+    loop's :class:`~optimlab.lab.runner.Batches` hook). The first micro-batch whose loss is not
+    finite stops the step before its backward pass, and its loss is returned.
     """
     rows = stop - start
     total = 0.0
     for b in range(start, stop, micro):
         idx = None if order is None else order[b:min(b + micro, stop)]
-        xb, yb = (x, y) if idx is None else (x[idx], y[idx])
-        loss = loss_fn(model(xb), yb)
-        value = loss.item()
+        loss, value = loss_of(idx)
         if not math.isfinite(value):
             return value
-        share = len(xb) / rows
+        share = (rows if idx is None else len(idx)) / rows
         if share == 1.0:
             loss.backward()  # one micro-batch: exactly the plain loop's arithmetic
             return value
@@ -106,12 +108,24 @@ def optimizer_step(optimizer: torch.optim.Optimizer, skip_nonfinite: bool) -> bo
     return True
 
 
-def hyperparameters(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """The optimizer's hyperparameters as built (its defaults, explicit values included), as
-    plain values: numbers, booleans, text and tuples."""
-    out: dict[str, Any] = {}
+def tracked_hyperparameters(spec: RunSpec, task: Task, epochs: int, batch_size: int,
+                            optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """What a tracker shows of a run: its configuration, then the values its (first) optimizer
+    was built with, defaults included, as plain numbers, booleans, text and tuples."""
+    out: dict[str, Any] = {
+        "task": task.name, "optimizer": spec.optimizer_label(), "seed": spec.seed, "epochs": epochs,
+        "batch_size": batch_size,
+        "schedule": spec.schedule.label() if spec.schedule is not None else "none",
+        "device": spec.device or "cpu",
+    }
+    if spec.clip_grad_norm is not None:
+        out["clip_grad_norm"] = spec.clip_grad_norm
+    if spec.accumulate is not None and spec.accumulate > 1:
+        out["accumulate"] = spec.accumulate
+    if spec.skip_nonfinite:
+        out["skip_nonfinite"] = True
     for key, value in optimizer.defaults.items():
-        if key in _IMPLEMENTATION_KEYS or value is None:
+        if key in _IMPLEMENTATION_KEYS or key in out or value is None:
             continue
         if isinstance(value, Tensor) and value.numel() == 1:
             value = value.item()
