@@ -11,7 +11,7 @@ import platform
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import torch
 
 from .. import __version__
 from .device import cpu_name, device_name
+from .pages import escape
 
 #: the keys of :func:`collect`, in display order, with their labels
 LABELS: dict[str, str] = {
@@ -39,6 +40,28 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     """The command as a shell line, ``optimlab`` first (``sys.argv`` by default)."""
     args = list(sys.argv if argv is None else argv)
     return shlex.join(["optimlab", *args[1:]])
+
+
+def command_for(command: str, options: Mapping[str, Any]) -> str:
+    """The shell line of ``optimlab COMMAND`` with keyword ``options`` as its flags, for a run
+    started from Python: None and False are left out, True is a bare flag, parsed specs and
+    schedules are written as their labels, sequences joined with commas."""
+    args = ["optimlab", command]
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            args.append(flag)
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ",".join(_label(v) for v in value)
+        args += [flag, _label(value)]
+    return shlex.join(args)
+
+
+def _label(value: Any) -> str:
+    return value.label() if hasattr(value, "label") else str(value)
 
 
 def git_commit(package_dir: Path | None = None) -> str | None:
@@ -84,4 +107,24 @@ def display_rows(record: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _text(value: Any) -> str:
     return "–" if value is None else str(value)
+
+
+def provenance_section(records: Sequence[dict[str, Any]]) -> str:
+    """The report's provenance block: what began the run (a definition list) and the command
+    that reproduces it; later records (``--resume``) are listed by their command and device.
+    Empty for a store without records."""
+    if not records:
+        return ""
+    first = records[0]
+    items = "".join(f"<dt>{escape(label)}</dt><dd>{escape(text)}</dd>"
+                    for label, text in display_rows(first) if label != "command")
+    resumed = "".join(
+        f"<li><code>{escape(r.get('command', ''))}</code> on {escape(r.get('device', '?'))} "
+        f"({escape(r.get('device_name', ''))})</li>" for r in records[1:])
+    resumed = f"<p>Resumed by:</p><ul>{resumed}</ul>" if resumed else ""
+    return (
+        '<section class="provenance"><h2>Provenance</h2><dl>' + items + "</dl>"
+        "<p>Reproduce with:</p><pre><code>" + escape(first.get("command", "")) + "</code></pre>"
+        + resumed + "</section>"
+    )
 

@@ -309,7 +309,7 @@ def run(
             run_id,
             steps=zip(range(1, state.step + 1), state.step_losses, state.step_times),
             epochs=state.records, wall_time_s=state.wall_time_s,
-            step_time_share=state.share() if state.step else None,
+            step_time_share=state.share() if state.step else None, skipped_steps=state.skipped_steps,
         )
 
     tracker = None
@@ -414,7 +414,8 @@ def _train(
                 with deferred_interrupt():
                     store.write_progress(run_id, steps=new_steps, epochs=[],
                                          wall_time_s=state.wall_time_s, step_time_share=state.share(),
-                                         status="diverged", diverged_step=diverged_step)
+                                         status="diverged", diverged_step=diverged_step,
+                                         skipped_steps=state.skipped_steps)
             break
 
         test_loss, test_accuracy = _evaluate(model, task, data.x_test, data.y_test)
@@ -438,7 +439,8 @@ def _train(
             if store is not None:
                 store.write_progress(run_id, steps=new_steps, epochs=[record],
                                      wall_time_s=state.wall_time_s, step_time_share=state.share(),
-                                     status="finished" if last else "running")
+                                     status="finished" if last else "running",
+                                     skipped_steps=state.skipped_steps)
 
     return RunResult(
         spec=spec,
