@@ -11,7 +11,7 @@ import platform
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,11 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return shlex.join(["optimlab", *args[1:]])
 
 
-def command_for(command: str, options: Mapping[str, Any]) -> str:
+def command_for(command: str, options: Mapping[str, Any], repeated: Collection[str] = ()) -> str:
     """The shell line of ``optimlab COMMAND`` with keyword ``options`` as its flags, for a run
     started from Python: None and False are left out, True is a bare flag, parsed specs and
-    schedules are written as their labels, sequences joined with commas."""
+    schedules are written as their labels, sequences joined with commas (one flag per item for
+    the keys in ``repeated``)."""
     args = ["optimlab", command]
     for key, value in options.items():
         if value is None or value is False:
@@ -53,10 +54,13 @@ def command_for(command: str, options: Mapping[str, Any]) -> str:
         flag = "--" + key.replace("_", "-")
         if value is True:
             args.append(flag)
-            continue
-        if isinstance(value, (list, tuple)):
-            value = ",".join(_label(v) for v in value)
-        args += [flag, _label(value)]
+        elif isinstance(value, (list, tuple)) and key in repeated:
+            for v in value:
+                args += [flag, _label(v)]
+        elif isinstance(value, (list, tuple)):
+            args += [flag, ",".join(_label(v) for v in value)]
+        else:
+            args += [flag, _label(value)]
     return shlex.join(args)
 
 
