@@ -1,10 +1,11 @@
 """Data-parallel training of a run under DDP or FSDP2, and the ``--nproc`` launcher (torchrun).
 
-One :class:`~optimlab.lab.runner.RunSpec` is trained by ``world`` processes. Every process builds
-the model under the run's seed (the same initial weights as :func:`optimlab.lab.runner.run`) and
-draws the same data order (the runner's per-epoch generator), so the global batches are the
-runner's. Each global batch of ``B`` rows is cut into ``world`` contiguous shards of
-``n_r`` rows; rank ``r`` computes
+One :class:`~optimlab.lab.runspec.RunSpec` is trained by ``world`` processes, each running the
+runner's training loop (:func:`optimlab.lab.runner.train`) with the :class:`ShardedBatches` hook.
+Every process builds the model under the run's seed (the same initial weights as
+:func:`optimlab.lab.runner.run`) and draws the same data order (the runner's per-epoch generator),
+so the global batches are the runner's. Each global batch of ``B`` rows is cut into ``world``
+contiguous shards of ``n_r`` rows; rank ``r`` computes
 
     loss_r = (1/n_r) * sum_{i in shard r} l_i * (n_r * world / B)
 
@@ -22,7 +23,7 @@ run their per-tensor path there (``foreach=False`` unless the spec sets it): in 
 
 The launcher (:func:`launch`) runs ``python -m torch.distributed.run --standalone
 --nproc_per_node N -m optimlab.lab.distributed ...``; rank 0 writes the result as JSON and the
-launcher reads it back as a :class:`~optimlab.lab.runner.RunResult`.
+launcher reads it back as a :class:`~optimlab.lab.runspec.RunResult`.
 """
 
 from __future__ import annotations
