@@ -1,8 +1,7 @@
-"""Trackers: what TensorBoard and MLflow read back from a run logged step by step, and resumed."""
+"""Trackers: --log-to, and what TensorBoard reads back from runs logged step by step and resumed
+(MLflow, and TensorBoard through a comparison: tests/lab/test_open_lab.py)."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 
@@ -61,33 +60,3 @@ def test_tensorboard_reads_one_loss_per_step_for_every_run_even_after_a_resume(t
         assert [e.step for e in events.Scalars("loss/test")] == [3, 6]
         assert [e.value for e in events.Scalars("accuracy/test")] == pytest.approx([2 / 3, 5 / 6])
         assert "_hparams_/experiment" in events.Tags()["tensors"] or events.PluginTagToContent("hparams")
-
-
-def test_mlflow_lists_one_run_per_optimizer_and_seed_with_its_parameters(tmp_path, monkeypatch):
-    from mlflow.tracking import MlflowClient
-
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-    out = tmp_path / "cmp"
-    config = TrackerConfig(("mlflow",), out)
-    config.prepare()
-    _train(config.open(), TrackedRun("iris|adam|seed=0", "adam:lr=0.05/seed=0"), range(1, 4))
-    _train(config.open(), TrackedRun("iris|adam|seed=1", "adam:lr=0.05/seed=1"), range(1, 3),
-           status="interrupted")
-    _train(config.open(), TrackedRun("iris|adam|seed=1", "adam:lr=0.05/seed=1", resume_step=2),
-           range(3, 4), loss_of=lambda s: math.nan, status="diverged")
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("cmp")
-    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.run_name ASC"])
-    assert [r.info.run_name for r in runs] == ["adam:lr=0.05/seed=0", "adam:lr=0.05/seed=1"]
-    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
-    assert [r.data.tags["optimlab.status"] for r in runs] == ["finished", "diverged"]
-    for seed, r in enumerate(runs):
-        assert r.data.params == {"task": "iris-softmax", "optimizer": "adam:lr=0.05", "seed": str(seed),
-                                 "lr": "0.05", "betas": "0.9/0.999", "schedule": "None"}
-        assert r.data.tags["optimlab.run_id"] == f"iris|adam|seed={seed}"
-    history = client.get_metric_history(runs[1].info.run_id, "loss/train")
-    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [1, 2, 3]
-    assert math.isnan(max(history, key=lambda m: m.step).value)
-    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "loss/test")] == [3]
