@@ -121,7 +121,9 @@ class TuneConfig:
                 raise UserError(f"Optimizer {spec.label()!r} is listed twice")
             labels.append(spec.label())
         for t in tasks:
-            get_task(t)
+            if get_task(t).metric is None:
+                raise UserError(f"Task {t!r} has no metric, and tuning selects on the validation "
+                                "metric (give the Task one, e.g. metric=accuracy)")
         if len(set(tasks)) != len(tasks):
             raise UserError(f"A task is listed twice in {', '.join(tasks)}")
         cfg = cls(tasks=tuple(tasks), optimizers=tuple(labels), **kw)
