@@ -20,7 +20,11 @@ bit-identical numbers on CPU.
 
 Divergence: the loss of every step is read (``loss.item()``) before the backward pass; the first
 non-finite loss ends the run as ``"diverged"`` at that (1-based, global) step, before any update
-with it, so no checkpoint ever holds non-finite weights.
+with it, so no checkpoint ever holds non-finite weights. With ``skip_nonfinite`` such a step (and
+one whose gradients are not finite) changes nothing instead and is counted
+(``RunResult.skipped_steps``); accumulation, clipping and the device are the loop's other
+options (:mod:`optimlab.lab.loop`). Trackers (:mod:`optimlab.lab.trackers`) see every step and
+epoch as the run goes.
 
 Timing: ``wall_time_s`` counts training only (forward, backward, ``optimizer.step()``, scheduler);
 evaluation, checkpoints and store writes are excluded. ``step_time_share`` is the time inside
