@@ -6,7 +6,8 @@
 
 from .adadelta import Adadelta
 from .adagrad import Adagrad
-from .adam import Adam, Adamax, AdamW, NAdam
+from .adam import Adam, AdamW, NAdam
+from .adamax import Adamax
 from .conventions import CONVENTIONS, conventions
 from .registry import available, create, entry, resolve
 from .rmsprop import RMSprop

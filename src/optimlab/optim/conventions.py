@@ -42,7 +42,8 @@ _TABLE: dict[str, dict[str, dict[str, Any]]] = {
         },
         "adam": {"lr": 1e-3, "eps": 1e-7, "eps_hat": True, **_KERAS_ALL},
         "amsgrad": {"lr": 1e-3, "eps": 1e-7, "eps_hat": True, **_KERAS_ALL},
-        "adamw": {"lr": 1e-3, "eps": 1e-7, "eps_hat": True, "weight_decay": 0.004, **_KERAS_ALL},
+        # (AdamW's decay is decoupled by its nature: it takes no switch)
+        "adamw": {"lr": 1e-3, "eps": 1e-7, "eps_hat": True, "weight_decay": 0.004},
         "nadam": {"lr": 1e-3, "eps": 1e-7, "momentum_decay": 1.0, **_KERAS_ALL},
         "adamax": {"lr": 1e-3, "eps": 1e-7, "eps_inside_max": False, **_KERAS_ALL},
     },

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch.optim import Optimizer
 
+from ._base import RuleOptimizer
 from .adadelta import Adadelta
 from .adagrad import Adagrad
-from .adam import Adam, Adamax, AdamW, NAdam
+from .adam import Adam, AdamW, NAdam
+from .adamax import Adamax
 from .conventions import convention_defaults
 from .rmsprop import RMSprop
 from .sgd import NAG, SGD, Momentum
@@ -21,21 +22,13 @@ class OptimizerEntry:
     """One registered name: its class, its own defaults and a one-line description."""
 
     name: str
-    cls: type[Optimizer]
+    cls: type[RuleOptimizer]
     summary: str
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def hyperparameters(self) -> list[str]:
-        """The keyword names the class accepts (besides ``params``)."""
-        names: list[str] = []
-        for klass in self.cls.__mro__:
-            if klass is SGD.__mro__[1]:  # stop at RuleOptimizer
-                break
-            sig = inspect.signature(klass.__init__)
-            for p in list(sig.parameters.values())[2:]:
-                if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names:
-                    names.append(p.name)
-        return names
+        """The keyword names the class accepts (besides ``params``), in signature order."""
+        return self.cls.hyperparameter_names()
 
 
 _ENTRIES = [
