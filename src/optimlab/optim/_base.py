@@ -122,6 +122,9 @@ class RuleOptimizer(Optimizer):
     sparse_grads: str | None = None
     #: the error for a sparse gradient where ``sparse_grads`` is None (torch.optim's wording)
     sparse_error = "{name} does not support sparse gradients"
+    #: whether a differentiable step computes from the step count as a tensor (torch.optim.Adam
+    #: does; its other optimizers read the count on the host)
+    differentiable_step_tensor = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -169,8 +172,9 @@ class RuleOptimizer(Optimizer):
     def _derived(
         self, group: dict[str, Any], step: Any, states: list[dict[str, Any]], on_device: bool
     ) -> dict[str, Any]:
-        """The rule keywords named in ``derived``, for parameters at ``step`` (an int, or on the
-        device a tensor: 0-d, or 1-d with one count per parameter)."""
+        """The rule keywords named in ``derived``, for parameters at ``step`` (an int, or a
+        tensor: 0-d, or 1-d with one count per parameter); ``on_device``: as for
+        :meth:`_update`."""
         return {}
 
     def _active_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
@@ -199,8 +203,9 @@ class RuleOptimizer(Optimizer):
         """Run the rule once, its keywords read from ``group`` (:mod:`._hyper`).
 
         ``step`` is the parameters' step number (1 at their first step; for an optimizer
-        without a counter, 1 at the first step and 2 after); ``on_device``: hyperparameters
-        that are tensors stay tensors, and ``step`` may be one.
+        without a counter, 1 at the first step and 2 after), an int or a tensor (see
+        :mod:`._scalars`); ``on_device``: hyperparameters that are tensors stay tensors (a
+        step on tensor counts, or a differentiable one).
         """
         kwargs: dict[str, Any] = {}
         for name in self._rule_keywords:
@@ -252,12 +257,15 @@ class RuleOptimizer(Optimizer):
 
     def _step_group(self, group: dict[str, Any]) -> None:
         names = self._active_buffers(group)
-        on_device = bool(
-            torch.compiler.is_compiling() or group.get("capturable") or group.get("differentiable")
+        differentiable = bool(group.get("differentiable"))
+        tensor_steps = bool(
+            torch.compiler.is_compiling()
+            or group.get("capturable")
+            or (differentiable and self.differentiable_step_tensor)
         )
         impls: set[str] = set()
         fused: set[int] = set()
-        if not on_device and (
+        if not (tensor_steps or differentiable) and (
             group.get("fused") or (group.get("fused") is None and group.get("foreach") is None)
         ):
             fused = self._step_fused(group, names, impls)
@@ -272,7 +280,7 @@ class RuleOptimizer(Optimizer):
                 sparse.append(p)
                 continue
             state = self._init_state(p, group)
-            key = self._prev_step(state, names, on_device)
+            key = self._prev_step(state, names, tensor_steps)
             for name in names:
                 if name not in state:
                     state[name] = self._new_buffer(name, p, group)
@@ -281,16 +289,18 @@ class RuleOptimizer(Optimizer):
             step_sparse(self, group, names, p)
             impls.add("forloop")
         for (_, _, prev), ps in buckets.items():
-            impls.add(step_bucket(self, group, names, ps, prev, on_device))
+            impls.add(step_bucket(self, group, names, ps, prev, tensor_steps))
         if impls:
             group["impl"] = "+".join(sorted(impls))
 
-    def _prev_step(self, state: dict[str, Any], names: tuple[str, ...], on_device: bool) -> Any:
-        """The bucket key of a parameter's state: its step count before this step; None on the
-        device (each count stays there). Without a counter: 1 once the buffers exist, else 0."""
+    def _prev_step(
+        self, state: dict[str, Any], names: tuple[str, ...], tensor_steps: bool
+    ) -> Any:
+        """The bucket key of a parameter's state: its step count before this step; None where
+        the counts stay tensors. Without a counter: 1 once the buffers exist, else 0."""
         if not self.counts_steps:
             return int(bool(names) and all(n in state for n in names))
-        return None if on_device else int(state["step"])
+        return None if tensor_steps else int(state["step"])
 
     def _init_state(self, p: Tensor, group: dict[str, Any] | None = None) -> dict[str, Any]:
         """``p``'s state, with its scalar state created on first use (buffers come later)."""

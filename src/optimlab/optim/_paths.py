@@ -44,10 +44,12 @@ def step_bucket(
     names: tuple[str, ...],
     ps: list[Tensor],
     prev: int | None,
-    on_device: bool,
+    tensor_steps: bool,
 ) -> str:
-    """Step parameters that share device, dtype and step count (on the device: device and
-    dtype); returns the path taken, ``"foreach"`` or ``"forloop"``."""
+    """Step parameters that share device, dtype and step count (``tensor_steps``: device and
+    dtype; the counts stay tensors); returns the path taken, ``"foreach"`` or ``"forloop"``."""
+    # tensor hyperparameters stay tensors where the counts do, and for autograd
+    on_device = bool(tensor_steps or group.get("differentiable"))
     states = [opt.state[p] for p in ps]
     if group.get("capturable"):
         check_capturable(ps)
@@ -63,7 +65,7 @@ def step_bucket(
             g = wise(grads[i])
             opt._update(
                 group,
-                _step_math(step[i]) if isinstance(step, list) else step,
+                step[i] if isinstance(step, list) else step,
                 wise(real[i]),
                 g.neg() if group["maximize"] else g,
                 {n: wise(b[i]) for n, b in bufs.items()},
@@ -75,7 +77,7 @@ def step_bucket(
     g = many(grads)
     opt._update(
         group,
-        _step_math(torch.stack(step)) if isinstance(step, list) else step,
+        torch.stack(step) if isinstance(step, list) else step,
         many(real),
         g.neg() if group["maximize"] else g,
         {n: many(b) for n, b in bufs.items()},
@@ -91,7 +93,7 @@ def step_sparse(opt: Any, group: dict[str, Any], names: tuple[str, ...], p: Tens
     ``"dense"`` (SGD) on the whole parameter, with the gradient densified unless the rule takes
     it as it is (``opt._takes_sparse``: plain SGD adds it)."""
     state = opt._init_state(p, group)
-    prev = opt._prev_step(state, names, on_device=False)
+    prev = opt._prev_step(state, names, tensor_steps=False)
     for name in names:
         if name not in state:
             state[name] = opt._new_buffer(name, p, group)
@@ -113,8 +115,3 @@ def step_sparse(opt: Any, group: dict[str, Any], names: tuple[str, ...], p: Tens
         for n, b in bufs.items():
             state[n].index_put_(rows, b.tensor)
 
-
-def _step_math(step: Tensor) -> Tensor:
-    """A step count on the device in the dtype its scalars are computed in: float64, as the
-    host computes them, where the device has it."""
-    return step if step.device.type == "mps" else step.to(torch.float64)

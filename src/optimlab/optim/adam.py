@@ -149,6 +149,7 @@ class Adam(RuleOptimizer):
 
     rule = staticmethod(adam_rule)
     buffers = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    differentiable_step_tensor = True
     sparse_error = "Adam does not support sparse gradients, please consider SparseAdam instead"
     checks: ClassVar[dict[str, Check]] = {"amsgrad_max": choice("amsgrad_max", AMSGRAD_MAX)}
 
@@ -404,8 +405,10 @@ class NAdam(RuleOptimizer):
         products = [s["mu_product"] for s in states]
         # as torch.optim.NAdam: the stored product (float32) is updated, then read
         torch._foreach_mul_(products, list(mu.reshape(-1).unbind()) if _many(mu) else mu)
-        if on_device:
-            mu_product = torch.stack(products).to(step.dtype).reshape(step.shape)
+        if isinstance(step, Tensor):
+            mu_product = torch.stack(products).reshape(step.shape)
+        elif on_device:  # differentiable: one parameter, its product as the tensor it is
+            mu_product = products[0]
         else:
             # the parameters of one bucket share their step, hence their product
             mu_product = float(products[0])
