@@ -112,56 +112,93 @@ class DeviceTensorList(TensorList):
 
 
 class DeviceTensorwise(Tensorwise):
-    """:class:`Tensorwise` whose scalar arguments may be 0-d tensors; every operation is one
-    autograd can differentiate (no ``out=``)."""
+    """:class:`Tensorwise` whose scalar arguments may be 0-d tensors, and that autograd can
+    differentiate: an "in-place" operation on a tensor the rule made itself (``fresh``: an
+    intermediate such as a denominator) computes a new tensor instead, so that no value an
+    earlier operation saved for the backward pass is overwritten; the parameters and the state
+    are still updated in place."""
 
-    __slots__ = ()
+    __slots__ = ("fresh",)
+
+    def __init__(self, tensor: Tensor, fresh: bool = False) -> None:
+        super().__init__(tensor)
+        self.fresh = fresh
+
+    def _apply(self, name: str, *args: Any, **kwargs: Any) -> DeviceTensorwise:
+        if self.fresh:
+            self.tensor = getattr(self.tensor, name)(*args, **kwargs)
+        else:
+            getattr(self.tensor, name + "_")(*args, **kwargs)
+        return self
+
+    def mul_(self, x: Any) -> DeviceTensorwise:
+        return self._apply("mul", self._arg(x))
+
+    def div_(self, x: Any) -> DeviceTensorwise:
+        return self._apply("div", self._arg(x))
 
     def add_(self, x: Any, alpha: Any = 1) -> DeviceTensorwise:
         if isinstance(alpha, Tensor):
-            self.tensor.add_(self._arg(x) * alpha)
-        else:
-            self.tensor.add_(self._arg(x), alpha=alpha)
-        return self
+            return self._apply("add", self._arg(x) * alpha)
+        return self._apply("add", self._arg(x), alpha=alpha)
 
     def addcmul_(self, a: Tensorwise, b: Tensorwise, value: Any = 1) -> DeviceTensorwise:
         if isinstance(value, Tensor):
-            self.tensor.addcmul_(a.tensor, b.tensor * value)
-        else:
-            self.tensor.addcmul_(a.tensor, b.tensor, value=value)
-        return self
+            return self._apply("addcmul", a.tensor, b.tensor * value)
+        return self._apply("addcmul", a.tensor, b.tensor, value=value)
 
     def addcdiv_(self, a: Tensorwise, b: Tensorwise, value: Any = 1) -> DeviceTensorwise:
         if isinstance(value, Tensor):
-            self.tensor.addcdiv_(a.tensor * value, b.tensor)
-        else:
-            self.tensor.addcdiv_(a.tensor, b.tensor, value=value)
-        return self
+            return self._apply("addcdiv", a.tensor * value, b.tensor)
+        return self._apply("addcdiv", a.tensor, b.tensor, value=value)
+
+    def lerp_(self, end: Tensorwise, weight: Any) -> DeviceTensorwise:
+        return self._apply("lerp", end.tensor, weight)
+
+    def sqrt_(self) -> DeviceTensorwise:
+        return self._apply("sqrt")
 
     def maximum_(self, other: Tensorwise) -> DeviceTensorwise:
-        self.tensor.copy_(torch.maximum(self.tensor, other.tensor))
+        # where() keeps only the mask for the backward pass (maximum keeps both inputs, and
+        # the state it writes into is one of them); NaNs propagate as maximum's do
+        a, b = self.tensor, other.tensor
+        larger = torch.where(a.isnan() | (a >= b), a, b)
+        if self.fresh:
+            self.tensor = larger
+        else:
+            a.copy_(larger)
         return self
 
+    def copy_(self, other: Tensorwise) -> DeviceTensorwise:
+        if self.fresh:
+            self.tensor = other.tensor.clone()
+        else:
+            self.tensor.copy_(other.tensor)
+        return self
+
+    def _new(self, tensor: Tensor) -> DeviceTensorwise:
+        return DeviceTensorwise(tensor, fresh=True)
+
     def mul(self, x: Any) -> DeviceTensorwise:
-        return DeviceTensorwise(self.tensor.mul(self._arg(x)))
+        return self._new(self.tensor.mul(self._arg(x)))
 
     def div(self, x: Any) -> DeviceTensorwise:
-        return DeviceTensorwise(self.tensor.div(self._arg(x)))
+        return self._new(self.tensor.div(self._arg(x)))
 
     def add(self, x: Any, alpha: Any = 1) -> DeviceTensorwise:
-        return DeviceTensorwise(self.tensor.clone()).add_(x, alpha)
+        return self._new(self.tensor).add_(x, alpha)
 
     def addcmul(self, a: Tensorwise, b: Tensorwise, value: Any = 1) -> DeviceTensorwise:
-        return DeviceTensorwise(self.tensor.clone()).addcmul_(a, b, value)
+        return self._new(self.tensor).addcmul_(a, b, value)
 
     def sqrt(self) -> DeviceTensorwise:
-        return DeviceTensorwise(self.tensor.sqrt())
+        return self._new(self.tensor.sqrt())
 
     def abs(self) -> DeviceTensorwise:
-        return DeviceTensorwise(self.tensor.abs())
+        return self._new(self.tensor.abs())
 
     def neg(self) -> DeviceTensorwise:
-        return DeviceTensorwise(self.tensor.neg())
+        return self._new(self.tensor.neg())
 
     def clone(self) -> DeviceTensorwise:
-        return DeviceTensorwise(self.tensor.clone())
+        return self._new(self.tensor.clone())

@@ -1,0 +1,101 @@
+"""Compiled steps (issue 15): ``torch.compile`` of a function that calls ``opt.step()``.
+
+As torch.optim's recipe for compiling its optimizers has it: the learning rate is a tensor, an
+LR scheduler changes it every step, and the compiled step must give the numbers the eager one
+gives without compiling anything new once the state exists (dynamo compiles the step once for
+the empty state and once more at step 2, when the state holds its tensors). Inside
+``torch.compile`` the step reads nothing on the host (the counts, the learning rate and every
+scalar derived from them stay tensors), and with ``fused=None`` it takes the multi-tensor path.
+
+Frames are counted with dynamo's ``CompileCounter`` backend (the graphs run eagerly, so the
+frame and guard behaviour is dynamo's own); Inductor compiles one optimizer for real.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch._dynamo.testing import CompileCounter
+
+from optimlab import optim
+
+CLASSES = [
+    optim.SGD,
+    optim.Adagrad,
+    optim.Adadelta,
+    optim.RMSprop,
+    optim.Adam,
+    optim.AdamW,
+    optim.NAdam,
+    optim.Adamax,
+]
+#: each class with settings that exercise its state (momentum, centering, AMSGrad...)
+KWARGS = {
+    optim.SGD: {"momentum": 0.9, "weight_decay": 0.01},
+    optim.Adagrad: {"lr_decay": 0.01},
+    optim.RMSprop: {"momentum": 0.5, "centered": True},
+    optim.Adam: {"amsgrad": True},
+}
+STEPS = 10
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    """Every test compiles from scratch (dynamo's caches are per process)."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def _run(cls, foreach, compile_backend=None, steps=STEPS, eager_steps=0):
+    """``steps`` steps under an ExponentialLR schedule of a tensor lr, the first
+    ``eager_steps`` of them uncompiled; returns the parameters, the optimizer and the frame
+    count after each step."""
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.randn(s, generator=gen).requires_grad_(True) for s in ((3, 2), (2,))]
+    opt = cls(params, lr=torch.tensor(0.01), foreach=foreach, **KWARGS.get(cls, {}))
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)
+
+    def step():
+        opt.step()
+
+    compiled = torch.compile(step, backend=compile_backend) if compile_backend else step
+    frames = []
+    for t in range(steps):
+        g = torch.Generator().manual_seed(100 + t)
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g)
+        (step if t < eager_steps else compiled)()
+        sched.step()
+        if isinstance(compile_backend, CompileCounter):
+            frames.append(compile_backend.frame_count)
+    return params, opt, frames
+
+
+@pytest.mark.parametrize("foreach", [None, False], ids=["default", "forloop"])
+@pytest.mark.parametrize("cls", CLASSES, ids=[c.__name__ for c in CLASSES])
+def test_compiled_step_equals_eager_and_never_recompiles(cls, foreach):
+    eager, eager_opt, _ = _run(cls, foreach)
+    counter = CompileCounter()
+    compiled, opt, frames = _run(cls, foreach, counter)
+    assert frames[0] > 0, "nothing was compiled"
+    assert frames[-1] == frames[1], f"new frames after step 2: {frames}"
+    assert opt.param_groups[0]["impl"] == ("forloop" if foreach is False else "foreach")
+    for a, b in zip(compiled, eager):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(compiled, eager):
+        for key, value in eager_opt.state[b].items():
+            torch.testing.assert_close(opt.state[a][key], value, msg=key)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")
+def test_inductor_compiled_adam_equals_eager(monkeypatch):
+    """One optimizer through Inductor (a C++ kernel on the CPU); its state is created by an
+    eager step first, so that one graph is compiled, in this process (no worker pool)."""
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config, "compile_threads", 1)
+    eager, _, _ = _run(optim.Adam, None, steps=4)
+    compiled, _, _ = _run(optim.Adam, None, "inductor", steps=4, eager_steps=1)
+    for a, b in zip(compiled, eager):
+        torch.testing.assert_close(a, b)
