@@ -22,8 +22,8 @@ from ._hyper import (
 )
 from ._paths import step_bucket, step_sparse
 from ._rules import ArrayLike
-from ._state import has_nonfinite, new_scalar, restore_scalar_dtypes
-from ._validate import Check, check_hyperparameters
+from ._state import new_scalar, nonfinite_grads, restore_scalar_dtypes
+from ._validate import Check, check_hyperparameters, check_paths
 
 #: the ways a step can run; the one last used is in each param group's ``"impl"``
 IMPLS = ("foreach", "forloop", "fused", "fused-torch", "fused-eager")
@@ -95,10 +95,12 @@ class RuleOptimizer(Optimizer):
       the C-compiled rule and ``_fused.AUTO_FUSED_MIN_NUMEL`` (1M) for Inductor (it costs
       seconds of imports per process); the multi-tensor path otherwise (:meth:`_fused_route`).
 
-    Inside ``torch.compile``, and for ``capturable`` and ``differentiable`` groups, the step
-    reads nothing on the host: the step counts stay tensors and so does every scalar the rule
-    derives from them (:mod:`._scalars`). Such a step runs the multi-tensor path (the per-tensor
-    one with ``foreach=False``, and always when differentiable: autograd through the step).
+    Inside ``torch.compile`` and for ``capturable`` groups the step reads nothing on the host:
+    the step counts stay tensors, and so does every scalar the rule derives from them
+    (:mod:`._scalars`); it runs the multi-tensor path (the per-tensor one with
+    ``foreach=False``). A ``differentiable`` step runs per tensor with autograd on, keeps tensor
+    hyperparameters as tensors (gradients reach them) and, as torch.optim, reads the count on
+    the host except in Adam (``differentiable_step_tensor``).
 
     Each step records the path it took in the group's ``"impl"`` (``"foreach"``, ``"forloop"``,
     ``"fused"``, ``"fused-torch"``, ``"fused-eager"`` where compiling failed, or several joined
@@ -146,15 +148,7 @@ class RuleOptimizer(Optimizer):
 
     def _check(self, hyperparameters: dict[str, Any]) -> None:
         """Checks across hyperparameters (each one alone is checked by name before)."""
-        foreach, fused = hyperparameters.get("foreach"), hyperparameters.get("fused")
-        differentiable = hyperparameters.get("differentiable")
-        if fused and differentiable:
-            raise RuntimeError("`fused` does not support `differentiable`")
-        if foreach and fused:
-            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-        if foreach and differentiable:
-            # torch.optim fails at the first step ("_foreach ops don't support autograd")
-            raise RuntimeError("`foreach` does not support `differentiable`")
+        check_paths(hyperparameters)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -236,24 +230,13 @@ class RuleOptimizer(Optimizer):
         with torch.set_grad_enabled(self.defaults["differentiable"]):
             if torch.compiler.is_compiling():
                 torch._dynamo.graph_break()
-            skip = self._nonfinite()
+            skip = nonfinite_grads(self.param_groups)
             for group in self.param_groups:
                 if skip and group.get("skip_nonfinite"):
                     group["skipped_steps"] = group.get("skipped_steps", 0) + 1
                 else:
                     self._step_group(group)
         return loss
-
-    def _nonfinite(self) -> bool:
-        """Whether the gradients of the groups with ``skip_nonfinite`` hold a NaN or an inf."""
-        grads = [
-            p.grad
-            for group in self.param_groups
-            if group.get("skip_nonfinite")
-            for p in group["params"]
-            if p.grad is not None
-        ]
-        return bool(grads) and has_nonfinite(grads)
 
     def _step_group(self, group: dict[str, Any]) -> None:
         names = self._active_buffers(group)
@@ -293,9 +276,7 @@ class RuleOptimizer(Optimizer):
         if impls:
             group["impl"] = "+".join(sorted(impls))
 
-    def _prev_step(
-        self, state: dict[str, Any], names: tuple[str, ...], tensor_steps: bool
-    ) -> Any:
+    def _prev_step(self, state: dict[str, Any], names: tuple[str, ...], tensor_steps: bool) -> Any:
         """The bucket key of a parameter's state: its step count before this step; None where
         the counts stay tensors. Without a counter: 1 once the buffers exist, else 0."""
         if not self.counts_steps:

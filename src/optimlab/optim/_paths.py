@@ -114,4 +114,3 @@ def step_sparse(opt: Any, group: dict[str, Any], names: tuple[str, ...], p: Tens
         p.index_put_(rows, target.tensor)
         for n, b in bufs.items():
             state[n].index_put_(rows, b.tensor)
-

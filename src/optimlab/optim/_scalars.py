@@ -1,13 +1,13 @@
 """Array-likes whose scalar arguments may be tensors: steps that never read a number on the host.
 
-A compiled step (``torch.compile``), a capturable one (CUDA graphs) and a differentiable one
-(autograd through the step) must not turn the step count, the learning rate or the bias
-corrections into Python floats: reading a tensor on the host breaks dynamo's graph and bakes the
-value into it (a recompilation whenever a scheduler changes ``lr``), cannot be captured in a CUDA
-graph, and cuts the autograd graph. In those modes the optimizer passes the rule the step count as
-a tensor, so that every scalar the rule computes from it (``1 - beta**step``, ``-lr/bc1``...) is a
-tensor too, and the rule runs on these array-likes instead of :class:`TensorList` and
-:class:`Tensorwise`. The rule itself is the same function.
+A compiled step (``torch.compile``) and a capturable one (CUDA graphs) must not turn the step
+count, the learning rate or the bias corrections into Python floats: reading a tensor on the host
+breaks dynamo's graph and bakes the value into it (a recompilation whenever a scheduler changes
+``lr``), and cannot be captured in a CUDA graph; a differentiable step (autograd through the
+step) must keep a tensor learning rate a tensor, or its gradient is lost. In those modes the
+optimizer passes the rule tensors (the step count, so that every scalar the rule computes from it,
+``1 - beta**step``, ``-lr/bc1``..., is a tensor too) and the rule runs on these array-likes
+instead of :class:`TensorList` and :class:`Tensorwise`. The rule itself is the same function.
 
 A scalar argument here is a Python number, a 0-d tensor (one value for every tensor), or, for
 :class:`DeviceTensorList`, a 1-d tensor with one value per tensor of the list (each parameter has

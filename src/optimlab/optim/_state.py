@@ -95,10 +95,18 @@ def restore_scalar_dtypes(
                 loaded[name] = value.to(device=current.device)
 
 
-def has_nonfinite(grads: list[Tensor]) -> bool:
-    """Whether any gradient holds a NaN or an infinity: one read of each (the largest magnitude
-    of every tensor in one multi-tensor op per device and dtype) and one read on the host."""
+def nonfinite_grads(param_groups: list[dict[str, Any]]) -> bool:
+    """Whether a gradient of the groups with ``skip_nonfinite`` holds a NaN or an infinity:
+    one read of each (the largest magnitude of every tensor, in one multi-tensor op per device
+    and dtype) and one read on the host."""
     by_key: dict[tuple, list[Tensor]] = defaultdict(list)
+    grads = [
+        p.grad
+        for group in param_groups
+        if group.get("skip_nonfinite")
+        for p in group["params"]
+        if p.grad is not None
+    ]
     for g in grads:
         if g.is_sparse:
             g = g._values()

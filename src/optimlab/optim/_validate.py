@@ -137,6 +137,19 @@ CHECKS: Mapping[str, Check] = {
 }
 
 
+def check_paths(hyperparameters: Mapping[str, Any]) -> None:
+    """The combinations of ``foreach``, ``fused`` and ``differentiable`` that cannot run."""
+    foreach, fused = hyperparameters.get("foreach"), hyperparameters.get("fused")
+    differentiable = hyperparameters.get("differentiable")
+    if fused and differentiable:
+        raise RuntimeError("`fused` does not support `differentiable`")
+    if foreach and fused:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    if foreach and differentiable:
+        # torch.optim fails at the first step instead ("_foreach ops don't support autograd")
+        raise RuntimeError("`foreach` does not support `differentiable`")
+
+
 def check_hyperparameters(values: Mapping[str, Any], own: Mapping[str, Check] = {}) -> None:
     """Run each value's check: the class's own (``own``) first, else the shared one."""
     for name, value in values.items():
