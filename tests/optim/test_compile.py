@@ -89,13 +89,60 @@ def test_compiled_step_equals_eager_and_never_recompiles(cls, foreach):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")
-def test_inductor_compiled_adam_equals_eager(monkeypatch):
+def test_inductor_compiled_adam_equals_eager():
     """One optimizer through Inductor (a C++ kernel on the CPU); its state is created by an
     eager step first, so that one graph is compiled, in this process (no worker pool)."""
     import torch._inductor.config
 
-    monkeypatch.setattr(torch._inductor.config, "compile_threads", 1)
     eager, _, _ = _run(optim.Adam, None, steps=4)
-    compiled, _, _ = _run(optim.Adam, None, "inductor", steps=4, eager_steps=1)
+    with torch._inductor.config.patch(compile_threads=1):
+        compiled, _, _ = _run(optim.Adam, None, "inductor", steps=4, eager_steps=1)
     for a, b in zip(compiled, eager):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls", CLASSES, ids=[c.__name__ for c in CLASSES])
+def test_capturable_step_replays_in_a_cuda_graph(cls):
+    """H3: a capturable step (the classes torch takes ``capturable`` for) captured in a CUDA
+    graph after 3 warm-up steps, then replayed, equals torch.optim's capturable class eager."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    torch_cls = getattr(torch.optim, cls.__name__)
+    if "capturable" not in torch_cls.__init__.__code__.co_varnames:
+        pytest.skip(f"torch.optim.{cls.__name__} takes no capturable")
+    dev = torch.device("cuda")
+    kwargs = {**KWARGS.get(cls, {}), "capturable": True, "foreach": True}
+    grads = [
+        [torch.randn(s, generator=torch.Generator().manual_seed(t)) for s in ((3, 2), (2,))]
+        for t in range(6)
+    ]
+    runs = []
+    for make in (cls, torch_cls):
+        params = [
+            torch.randn(s, generator=torch.Generator().manual_seed(9), device="cpu")
+            for s in ((3, 2), (2,))
+        ]
+        params = [p.to(dev).requires_grad_(True) for p in params]
+        opt = make(params, lr=0.01, **kwargs)
+        for p, g in zip(params, grads[0]):
+            p.grad = g.to(dev)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for t in range(3):
+                for p, g in zip(params, grads[t]):
+                    p.grad.copy_(g.to(dev))
+                opt.step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            opt.step()
+        for t in range(3, 6):
+            for p, g in zip(params, grads[t]):
+                p.grad.copy_(g.to(dev))
+            graph.replay()
+        torch.cuda.synchronize()
+        runs.append([p.detach().cpu() for p in params])
+    for a, b in zip(*runs):
         torch.testing.assert_close(a, b)
