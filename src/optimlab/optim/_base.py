@@ -16,7 +16,7 @@ from ._fused import KERNELS, FlatBucket, Tape, compiler_available, flat_eligible
 from ._hyper import (
     check_declaration,
     defaults_from,
-    hyperparameter_names,
+    hyperparameter_defaults,
     normalise,
     rule_signature,
 )
@@ -142,9 +142,9 @@ class RuleOptimizer(Optimizer):
         self._flat: dict[int, _GroupFlat] = {}
 
     @classmethod
-    def hyperparameter_names(cls) -> list[str]:
-        """The keyword names the constructor accepts (besides ``params``), in signature order."""
-        return hyperparameter_names(cls, RuleOptimizer)
+    def hyperparameter_defaults(cls) -> dict[str, Any]:
+        """Keyword -> default of the constructor (besides ``params``), in signature order."""
+        return hyperparameter_defaults(cls, RuleOptimizer)
 
     def _check(self, hyperparameters: dict[str, Any]) -> None:
         """Checks across hyperparameters (each one alone is checked by name before)."""

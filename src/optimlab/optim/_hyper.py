@@ -37,22 +37,30 @@ def defaults_from(constructor_locals: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in constructor_locals.items() if k not in _NOT_HYPERPARAMETERS}
 
 
-def hyperparameter_names(cls: type, stop: type) -> list[str]:
-    """The keyword names ``cls(params, ...)`` accepts, in signature order; a constructor that
-    forwards ``**kwargs`` (``Momentum``) adds its parent's, up to the class ``stop``."""
-    names: list[str] = []
+def hyperparameter_defaults(cls: type, stop: type) -> dict[str, Any]:
+    """Keyword -> default of ``cls(params, ...)``, in signature order (None where there is no
+    default). A constructor that forwards ``**kwargs`` (``Momentum``) adds its base's, up to the
+    class ``stop``; a subclass's default wins (``NAG``'s ``nesterov=True`` over ``SGD``'s). A
+    constructor without ``**kwargs`` ends the walk: ``AdamW`` fixes ``Adam``'s
+    ``decoupled_weight_decay`` and does not take it."""
+    out: dict[str, Any] = {}
     for klass in cls.__mro__:
-        if klass is stop:
+        if klass is stop or not issubclass(klass, stop):
             break
         if "__init__" not in vars(klass):
             continue
         params = list(inspect.signature(klass.__init__).parameters.values())[2:]
         for p in params:
-            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names:
-                names.append(p.name)
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in out:
+                out[p.name] = None if p.default is inspect.Parameter.empty else p.default
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break
-    return names
+    return out
+
+
+def hyperparameter_names(cls: type, stop: type) -> list[str]:
+    """The keyword names ``cls(params, ...)`` accepts, in signature order."""
+    return list(hyperparameter_defaults(cls, stop))
 
 
 def rule_signature(rule: Callable[..., None]) -> tuple[tuple[str, ...], tuple[str, ...]]:
