@@ -15,20 +15,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from optim_testing import TORCH_COUNTERPARTS
 from torch._dynamo.testing import CompileCounter
 
 from optimlab import optim
 
-CLASSES = [
-    optim.SGD,
-    optim.Adagrad,
-    optim.Adadelta,
-    optim.RMSprop,
-    optim.Adam,
-    optim.AdamW,
-    optim.NAdam,
-    optim.Adamax,
-]
+CLASSES = [ours for ours, _ in TORCH_COUNTERPARTS]
 #: each class with settings that exercise its state (momentum, centering, AMSGrad...)
 KWARGS = {
     optim.SGD: {"momentum": 0.9, "weight_decay": 0.01},

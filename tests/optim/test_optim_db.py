@@ -25,21 +25,11 @@ import warnings
 
 import pytest
 import torch
+from optim_testing import TORCH_COUNTERPARTS
 from torch.testing._internal.common_optimizers import OptimizerErrorEnum, optim_db
 
-from optimlab import optim
-
 #: torch.optim's classes and optimlab's counterparts
-OURS = {
-    torch.optim.SGD: optim.SGD,
-    torch.optim.Adagrad: optim.Adagrad,
-    torch.optim.Adadelta: optim.Adadelta,
-    torch.optim.RMSprop: optim.RMSprop,
-    torch.optim.Adam: optim.Adam,
-    torch.optim.AdamW: optim.AdamW,
-    torch.optim.NAdam: optim.NAdam,
-    torch.optim.Adamax: optim.Adamax,
-}
+OURS = {theirs: ours for ours, theirs in TORCH_COUNTERPARTS}
 INFOS = [info for info in optim_db if info.optim_cls in OURS]
 STEPS = 20
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

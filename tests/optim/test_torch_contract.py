@@ -12,21 +12,12 @@ import math
 
 import pytest
 import torch
-from optim_testing import make_grad_fn
+from optim_testing import TORCH_COUNTERPARTS, assert_identical, make_grad_fn
 
 from optimlab import optim
 from optimlab.optim._base import RuleOptimizer
 
-PAIRS = [
-    (optim.SGD, torch.optim.SGD),
-    (optim.Adagrad, torch.optim.Adagrad),
-    (optim.Adadelta, torch.optim.Adadelta),
-    (optim.RMSprop, torch.optim.RMSprop),
-    (optim.Adam, torch.optim.Adam),
-    (optim.AdamW, torch.optim.AdamW),
-    (optim.NAdam, torch.optim.NAdam),
-    (optim.Adamax, torch.optim.Adamax),
-]
+PAIRS = TORCH_COUNTERPARTS
 IDS = [ours.__name__ for ours, _ in PAIRS]
 #: the ways a step runs: flags, and the size that takes the fused path's C loop by default
 PATHS = {
@@ -46,23 +37,6 @@ def _step(opt, params, grads):
     for p, g in zip(params, grads):
         p.grad = g.clone()
     opt.step()
-
-
-def _assert_identical(a, b, where=""):
-    """Equal structure, keys, types, dtypes and values (tensors bit for bit)."""
-    assert type(a) is type(b), f"{where}: {type(a)} != {type(b)}"
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), f"{where}: {a.keys()} != {b.keys()}"
-        for k in a:
-            _assert_identical(a[k], b[k], f"{where}/{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            _assert_identical(x, y, f"{where}/{i}")
-    elif isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and a.device == b.device and torch.equal(a, b), where
-    else:
-        assert a == b, where
 
 
 # ---- signatures ---------------------------------------------------------------------------------
@@ -144,9 +118,9 @@ def test_state_dict_round_trip_is_identical(name, path):
     saved = copy.deepcopy(opt.state_dict())
     other = optim.create(name, [p.detach().clone().requires_grad_(True) for p in params])
     other.load_state_dict(saved)
-    _assert_identical(other.state_dict(), saved)
+    assert_identical(other.state_dict(), saved)
     opt.load_state_dict(saved)
-    _assert_identical(opt.state_dict(), saved)
+    assert_identical(opt.state_dict(), saved)
 
 
 def test_adamw_keeps_decoupled_decay_after_loading_an_adam_state():
@@ -301,7 +275,7 @@ def test_skip_nonfinite_leaves_everything_untouched(name, path, bad):
     after = opt.state_dict()
     assert after["param_groups"][0].pop("skipped_steps") == 1
     assert before["param_groups"][0].pop("skipped_steps") == 0
-    _assert_identical(after, before)
+    assert_identical(after, before)
     _step(opt, params, grad_fn(2, params))
     _step(ref, twin, grad_fn(2, twin))
     for a, b in zip(params, twin):

@@ -91,16 +91,13 @@ class Adagrad(RuleOptimizer):
                 ``decoupled_weight_decay``; not with sparse gradients (as torch).
             initial_accumulator_value: r_0, where the sum of squared gradients starts.
             eps: added to the root (``eps_inside_sqrt``: under it).
-            foreach: the multi-tensor path (True), the per-tensor path (False), or the
-                fastest for the parameters (None: see :class:`RuleOptimizer`).
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
             maximize: ascend the objective instead of descending.
             differentiable: record the step for autograd (per-tensor path).
             fused: the fused path (True), never (False), or by size (None).
             eps_inside_sqrt: ``sqrt(r_t + eps)`` (Keras, optax) instead of ``sqrt(r_t) + eps``.
-            decoupled_weight_decay: decay the weights by ``lr*weight_decay`` apart from the
-                gradient (Keras).
-            skip_nonfinite: leave parameters and state untouched on a step whose gradients
-                hold a NaN or an infinity, and count it in the group's ``skipped_steps``.
+            decoupled_weight_decay: decay by ``lr*weight_decay`` apart from the gradient (Keras).
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
 
         Sparse gradients update only the rows they touch (duplicate indices summed first), as
         torch.optim.Adagrad does. Unlike torch.optim.Adagrad, which creates every parameter's

@@ -186,11 +186,9 @@ class Adam(RuleOptimizer):
             weight_decay: L2 penalty (added to the gradient), or decoupled with
                 ``decoupled_weight_decay``.
             amsgrad: divide by the running maximum of v (Reddi et al.).
-            foreach: the multi-tensor path (True), the per-tensor path (False), or the
-                fastest for the parameters (None: see :class:`RuleOptimizer`).
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
             maximize: ascend the objective instead of descending.
-            capturable: keep the step count on the parameters' device and never read it on
-                the host, for CUDA graphs (the CPU cannot capture: the step raises there).
+            capturable: counts on the parameters' device, never read by the host (CUDA graphs).
             differentiable: record the step for autograd (per-tensor path).
             fused: the fused path (True), never (False), or by size (None).
             decoupled_weight_decay: decay the weights by ``lr*weight_decay`` apart from the
@@ -200,8 +198,7 @@ class Adam(RuleOptimizer):
                 correction moved into the step size.
             amsgrad_max: the maximum of the raw v (``"raw"``: torch, Keras) or of v_hat
                 (``"corrected"``: optax).
-            skip_nonfinite: leave parameters and state untouched on a step whose gradients
-                hold a NaN or an infinity, and count it in the group's ``skipped_steps``.
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
         """
         super().__init__(params, locals())
 
@@ -378,19 +375,16 @@ class NAdam(RuleOptimizer):
             momentum_decay: psi of Dozat's schedule ``mu_t = beta1*(1 - 0.5*0.96^(t*psi))``.
             decoupled_weight_decay: decay the weights by ``lr*weight_decay`` apart from the
                 gradient (NAdamW, Keras).
-            foreach: the multi-tensor path (True), the per-tensor path (False), or the
-                fastest for the parameters (None: see :class:`RuleOptimizer`).
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
             maximize: ascend the objective instead of descending.
-            capturable: keep the step count on the parameters' device and never read it on
-                the host, for CUDA graphs (the CPU cannot capture: the step raises there).
+            capturable: counts on the parameters' device, never read by the host (CUDA graphs).
             differentiable: record the step for autograd (per-tensor path).
             fused: the fused path (True), never (False), or by size (None); optimlab's
                 (torch.optim.NAdam has none).
             eps_inside_sqrt: ``sqrt(v_hat + eps)`` instead of ``sqrt(v_hat) + eps``.
             momentum_schedule: ``"dozat"`` (torch, Keras) or ``"constant"`` (mu_t = beta1,
                 optax).
-            skip_nonfinite: leave parameters and state untouched on a step whose gradients
-                hold a NaN or an infinity, and count it in the group's ``skipped_steps``.
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
         """
         super().__init__(params, locals())
 

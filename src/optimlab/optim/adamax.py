@@ -92,19 +92,15 @@ class Adamax(RuleOptimizer):
             eps: inside the maximum (``eps_inside_max``) or added to the denominator.
             weight_decay: L2 penalty (added to the gradient), or decoupled with
                 ``decoupled_weight_decay``.
-            foreach: the multi-tensor path (True), the per-tensor path (False), or the
-                fastest for the parameters (None: see :class:`RuleOptimizer`).
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
             maximize: ascend the objective instead of descending.
             differentiable: record the step for autograd (per-tensor path).
-            capturable: keep the step count on the parameters' device and never read it on
-                the host, for CUDA graphs (the CPU cannot capture: the step raises there).
+            capturable: counts on the parameters' device, never read by the host (CUDA graphs).
             fused: the fused path (True), never (False), or by size (None); optimlab's
                 (torch.optim.Adamax has none).
             eps_inside_max: ``max(beta2*u, |g| + eps)`` (torch, optax) instead of
                 ``max(beta2*u, |g|)`` and ``u + eps`` in the denominator (Keras).
-            decoupled_weight_decay: decay the weights by ``lr*weight_decay`` apart from the
-                gradient (Keras).
-            skip_nonfinite: leave parameters and state untouched on a step whose gradients
-                hold a NaN or an infinity, and count it in the group's ``skipped_steps``.
+            decoupled_weight_decay: decay by ``lr*weight_decay`` apart from the gradient (Keras).
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
         """
         super().__init__(params, locals())

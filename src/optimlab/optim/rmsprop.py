@@ -130,10 +130,8 @@ class RMSprop(RuleOptimizer):
                 ``decoupled_weight_decay``.
             momentum: the momentum factor (0: no momentum buffer).
             centered: divide by the root of the variance, not of the second moment (Graves).
-            capturable: keep the step count on the parameters' device and never read it on
-                the host, for CUDA graphs (the CPU cannot capture: the step raises there).
-            foreach: the multi-tensor path (True), the per-tensor path (False), or the
-                fastest for the parameters (None: see :class:`RuleOptimizer`).
+            capturable: counts on the parameters' device, never read by the host (CUDA graphs).
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
             maximize: ascend the objective instead of descending.
             differentiable: record the step for autograd (per-tensor path).
             fused: the fused path (True), never (False), or by size (None); optimlab's
@@ -145,10 +143,8 @@ class RMSprop(RuleOptimizer):
             initial_accumulator_value: v_0, where the average of squared gradients starts
                 (TF1: 1.0).
             bias_correction: divide the averages by ``1 - alpha^t`` (optax's option).
-            decoupled_weight_decay: decay the weights by ``lr*weight_decay`` apart from the
-                gradient (Keras).
-            skip_nonfinite: leave parameters and state untouched on a step whose gradients
-                hold a NaN or an infinity, and count it in the group's ``skipped_steps``.
+            decoupled_weight_decay: decay by ``lr*weight_decay`` apart from the gradient (Keras).
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
         """
         super().__init__(params, locals())
 

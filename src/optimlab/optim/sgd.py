@@ -136,16 +136,13 @@ class SGD(RuleOptimizer):
                 ``decoupled_weight_decay``.
             nesterov: Nesterov's look-ahead; needs a momentum and zero dampening.
             maximize: ascend the objective instead of descending.
-            foreach: the multi-tensor path (True), the per-tensor path (False), or the
-                fastest for the parameters (None: see :class:`RuleOptimizer`).
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
             differentiable: record the step for autograd (per-tensor path).
             fused: the fused path (True), never (False), or by size (None).
             form: how momentum is written: ``"heavy_ball"`` (torch), ``"velocity"``
                 (Keras, TF1, Sutskever) or ``"ema"`` (seeds 001 and 003).
-            decoupled_weight_decay: decay the weights by ``lr*weight_decay`` apart from the
-                gradient (Keras).
-            skip_nonfinite: leave parameters and state untouched on a step whose gradients
-                hold a NaN or an infinity, and count it in the group's ``skipped_steps``.
+            decoupled_weight_decay: decay by ``lr*weight_decay`` apart from the gradient (Keras).
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
         """
         super().__init__(params, locals())
 
