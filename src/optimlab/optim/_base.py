@@ -131,7 +131,13 @@ class RuleOptimizer(Optimizer):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         check_declaration(cls, RuleOptimizer)
-        cls._rule_keywords = rule_signature(cls.rule)[1] if cls.rule is not None else ()
+        keywords = rule_signature(cls.rule)[1] if cls.rule is not None else ()
+        # (sorted once here: ``_update`` runs for every tensor on the per-tensor path)
+        cls._rule_step = "step" in keywords
+        cls._rule_betas = "beta1" in keywords or "beta2" in keywords
+        cls._rule_group_keys = tuple(
+            k for k in keywords if k not in ("step", "beta1", "beta2") and k not in cls.derived
+        )
 
     def __init__(self, params: Any, hyperparameters: dict[str, Any]) -> None:
         """``hyperparameters``: the subclass constructor's ``locals()`` (see :mod:`._hyper`)."""
@@ -201,17 +207,17 @@ class RuleOptimizer(Optimizer):
         :mod:`._scalars`); ``on_device``: hyperparameters that are tensors stay tensors (a
         step on tensor counts, or a differentiable one).
         """
-        kwargs: dict[str, Any] = {}
-        for name in self._rule_keywords:
-            if name == "step":
-                kwargs[name] = step
-            elif name in ("beta1", "beta2"):
-                kwargs[name] = group["betas"][name == "beta2"]
-            elif name in group:
-                kwargs[name] = group[name]
+        kwargs = {name: group[name] for name in self._rule_group_keys}
+        if self._rule_betas:
+            kwargs["beta1"], kwargs["beta2"] = group["betas"]
         if not on_device:
-            kwargs = {k: scalar(v) if isinstance(v, Tensor) else v for k, v in kwargs.items()}
-        kwargs.update(self._derived(group, step, states, on_device))
+            for name, value in kwargs.items():
+                if isinstance(value, Tensor):
+                    kwargs[name] = scalar(value)
+        if self._rule_step:
+            kwargs["step"] = step
+        if self.derived:
+            kwargs.update(self._derived(group, step, states, on_device))
         self.rule(params, grads, *(buffers.get(n) for n in self.buffers), **kwargs)
 
     # ---- the step --------------------------------------------------------------------------------

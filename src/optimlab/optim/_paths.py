@@ -34,10 +34,6 @@ def advance(opt: Any, states: list[dict[str, Any]], prev: int | None) -> Any:
     return prev + 1
 
 
-def _real(t: Tensor) -> Tensor:
-    return torch.view_as_real(t) if t.is_complex() else t
-
-
 def step_bucket(
     opt: Any,
     group: dict[str, Any],
@@ -56,9 +52,11 @@ def step_bucket(
     if group.get("differentiable") and any(s["step"].requires_grad for s in states if "step" in s):
         raise RuntimeError("`requires_grad` is not supported for `step` in differentiable mode")
     step = advance(opt, states, prev)
-    real = [_real(p) for p in ps]
-    grads = [_real(p.grad) for p in ps]
-    bufs = {n: [_real(s[n]) for s in states] for n in names}
+    # complex tensors as their real views (inline: this runs for every bucket of every step)
+    as_real = torch.view_as_real
+    real = [as_real(p) if p.is_complex() else p for p in ps]
+    grads = [as_real(p.grad) if p.grad.is_complex() else p.grad for p in ps]
+    bufs = {n: [as_real(s[n]) if s[n].is_complex() else s[n] for s in states] for n in names}
     if group.get("foreach") is False or group.get("differentiable"):
         wise = DeviceTensorwise if on_device else Tensorwise
         for i in range(len(ps)):
