@@ -18,6 +18,11 @@ Examples: ``adam``, ``adam:lr=3e-4,betas=0.9/0.99``, ``momentum:form=ema,lr=0.1`
 ``rmsprop@keras``, ``adam@3+sgd:lr=0.01@2`` (Adam for 3 epochs, then SGD for 2; seed 001's tip).
 The last phase may omit its epoch count: it runs for the rest of training.
 
+An optimizer phase may name any ``torch.optim.Optimizer`` subclass as ``MODULE:CLASS`` instead
+of a NAME (``torch.optim:Adam:lr=1e-3``, ``pytorch_optimizer:Lion:lr=1e-4``;
+:mod:`optimlab.lab.external`): the class is imported, never evaluated, its hyperparameters are its
+constructor's keywords, and it takes no convention.
+
 A parsed :class:`OptimizerSpec` is validated by the optimizer classes' own checks
 (:func:`optimlab.optim.check`, which builds no optimizer); its :meth:`~OptimizerSpec.label` is
 the canonical text, which parses back to an equal spec.
@@ -33,6 +38,7 @@ from typing import Any
 
 from ..optim import available, check, conventions, create
 from .errors import UserError
+from .external import build_external, check_external
 from .limits import LIMITS, MAX_NUMBER_CHARS, MAX_SPEC_CHARS, short
 
 log = logging.getLogger(__name__)
@@ -51,7 +57,7 @@ class Part:
 
     Attributes:
         text: the part as written (stripped).
-        name: its lower-cased name.
+        name: its lower-cased name (a ``MODULE:CLASS`` reference as written).
         params: ``KEY -> value text``, in the order written.
         suffixes: the ``@`` suffixes, stripped.
     """
@@ -80,28 +86,39 @@ def split_top(text: str) -> list[str]:
     return parts
 
 
-def parse_parts(text: str, *, noun: str, expected: str) -> list[Part]:
+def parse_parts(text: str, *, noun: str, expected: str, classes: bool = False) -> list[Part]:
     """Split ``text`` by the grammar above; a malformed or repeated ``key=value`` raises
-    :class:`UserError` naming the ``noun`` (e.g. "hyperparameter") and the ``expected`` form."""
+    :class:`UserError` naming the ``noun`` (e.g. "hyperparameter") and the ``expected`` form.
+    With ``classes``, a part may start ``MODULE:CLASS`` (kept as its name, as written)."""
     if len(text) > MAX_SPEC_CHARS:
         raise UserError(f"{short(text)!r} is too long (at most {MAX_SPEC_CHARS:,} characters)")
     parts = []
     for raw in split_top(text):
         head, *suffixes = raw.strip().split("@")
         name, _, rest = head.partition(":")
-        params: dict[str, str] = {}
-        if rest.strip():
-            for item in rest.split(","):
-                key, eq, value = (x.strip() for x in item.partition("="))
-                if not eq or not KEY.match(key) or not value:
-                    raise UserError(
-                        f"Invalid {noun} {short(item.strip())!r} in {short(text)!r} (expected {expected})"
-                    )
-                if key in params:
-                    raise UserError(f"{noun.capitalize()} {key!r} given twice in {short(raw.strip())!r}")
-                params[key] = value
-        parts.append(Part(raw.strip(), name.strip().lower(), params, tuple(a.strip() for a in suffixes)))
+        if classes and rest and "=" not in rest.partition(":")[0] and name.strip().lower() not in available():
+            cls, _, rest = rest.partition(":")
+            name = f"{name.strip()}:{cls.strip()}"
+        else:
+            name = name.strip().lower()
+        parts.append(_part(text, raw, name, rest, suffixes, noun, expected))
     return parts
+
+
+def _part(text: str, raw: str, name: str, rest: str, suffixes: list[str], noun: str, expected: str
+          ) -> Part:
+    params: dict[str, str] = {}
+    if rest.strip():
+        for item in rest.split(","):
+            key, eq, value = (x.strip() for x in item.partition("="))
+            if not eq or not KEY.match(key) or not value:
+                raise UserError(
+                    f"Invalid {noun} {short(item.strip())!r} in {short(text)!r} (expected {expected})"
+                )
+            if key in params:
+                raise UserError(f"{noun.capitalize()} {key!r} given twice in {short(raw.strip())!r}")
+            params[key] = value
+    return Part(raw.strip(), name, params, tuple(a.strip() for a in suffixes))
 
 
 def parse_number(text: str) -> float | int | None:
@@ -137,6 +154,11 @@ class Phase:
     convention: str = "pytorch"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None
+
+    @property
+    def external(self) -> bool:
+        """Whether ``name`` is a ``module:Class`` reference rather than an optimlab optimizer."""
+        return ":" in self.name
 
     def label(self) -> str:
         """The canonical text of this phase (parses back to an equal phase)."""
@@ -222,10 +244,11 @@ def parse_value(text: str) -> Any:
 
 def _phase(part: Part, text: str) -> Phase:
     where = short(part.text)
-    if part.name not in available():
+    external = ":" in part.name
+    if not external and part.name not in available():
         raise UserError(
             f"Unknown optimizer {short(part.name)!r} in {short(text)!r} (expected one of "
-            f"{', '.join(available())})"
+            f"{', '.join(available())}, or module:Class, e.g. torch.optim:Adam)"
         )
     hps = {key: parse_value(value) for key, value in part.params.items()}
     convention, epochs = None, None
@@ -239,6 +262,9 @@ def _phase(part: Part, text: str) -> Phase:
                     f"{LIMITS['epochs']:,})"
                 )
             epochs = int(a)
+        elif a in conventions() and external:
+            raise UserError(f"Invalid '@{a}' in {where!r}: conventions apply to optimlab's "
+                            f"optimizers, not to {short(part.name)}")
         elif a in conventions():
             if convention is not None:
                 raise UserError(f"Convention given twice in {where!r} (@{convention} and @{a})")
@@ -249,6 +275,9 @@ def _phase(part: Part, text: str) -> Phase:
                 f"{', '.join(conventions())}, or a number of epochs)"
             )
     convention = convention or "pytorch"
+    if external:
+        check_external(part.name, hps)
+        return Phase(part.name, convention, hps, epochs)
     try:
         check(part.name, convention, **hps)
     except (ValueError, TypeError, RuntimeError) as e:
@@ -261,7 +290,7 @@ def parse_spec(text: str) -> OptimizerSpec:
     """Parse one optimizer spec; raises :class:`UserError` with a one-line message."""
     if not text or not text.strip():
         raise UserError("Empty optimizer spec (expected e.g. adam or adam:lr=3e-4)")
-    parts = parse_parts(text, noun="hyperparameter", expected="key=value")
+    parts = parse_parts(text, noun="hyperparameter", expected="key=value", classes=True)
     phases = tuple(_phase(p, text) for p in parts)
     for p in phases[:-1]:
         if p.epochs is None:
@@ -324,6 +353,9 @@ def split_specs(text: str) -> list[str]:
     return out
 
 
-def build_optimizer(phase: Phase, params: Any):
-    """Create the optimizer of ``phase`` over ``params``."""
-    return create(phase.name, params, convention=phase.convention, **phase.hyperparameters)
+def build_optimizer(phase: Phase, params: Any, **options: Any):
+    """Create the optimizer of ``phase`` over ``params`` (``options``: further keywords, such as
+    ``skip_nonfinite=True``)."""
+    if phase.external:
+        return build_external(phase.name, params, phase.hyperparameters | options)
+    return create(phase.name, params, convention=phase.convention, **phase.hyperparameters, **options)
