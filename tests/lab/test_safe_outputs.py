@@ -344,3 +344,19 @@ def test_sigterm_stops_at_a_consistent_point_and_the_folder_resumes(run_cli, tmp
     with Store.open(out) as resumed, Store.open(reference) as uninterrupted:
         assert resumed.steps(run.run_id)[1] == uninterrupted.steps(run.run_id)[1]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the CLI put it back
+
+
+def test_a_fresh_start_removes_only_tensorboards_own_event_files(tmp_path):
+    from optimlab.lab.compare.run import _remove_tensorboard_logs
+    from optimlab.lab.trackers import run_folder
+
+    root = tmp_path / "tensorboard"
+    cleared, kept = (run_folder(root, f"iris-softmax/sgd:lr=0.1/seed={s}") for s in (0, 1))
+    for folder in (cleared, kept):
+        folder.mkdir(parents=True)
+        (folder / "events.out.tfevents.1.host.1.0").write_bytes(b"events")
+    (root / "iris-softmax" / "notes.txt").write_text("the user's")
+    _remove_tensorboard_logs(root, ["iris-softmax/sgd:lr=0.1/seed=0"])
+    assert not cleared.exists()  # its events gone, then the folder they left empty
+    assert (kept / "events.out.tfevents.1.host.1.0").exists()  # another run's
+    assert (root / "iris-softmax" / "notes.txt").read_text() == "the user's"
