@@ -360,3 +360,50 @@ def test_a_fresh_start_removes_only_tensorboards_own_event_files(tmp_path):
     assert not cleared.exists()  # its events gone, then the folder they left empty
     assert (kept / "events.out.tfevents.1.host.1.0").exists()  # another run's
     assert (root / "iris-softmax" / "notes.txt").read_text() == "the user's"
+
+
+def _idx_files(folder: Path, images_dims: tuple[int, ...], n_labels: int) -> Path:
+    import struct
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix in ("train", "t10k"):
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
+            b"\x00\x00\x08" + bytes([len(images_dims)]) + struct.pack(f">{len(images_dims)}I", *images_dims))
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            b"\x00\x00\x08\x01" + struct.pack(">I", n_labels) + bytes(n_labels))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seeds", "30000000"], "Invalid number of seeds 30000000 (at most 10,000)"),
+        (["--optimizers", "adam@\u00b2"], "Invalid '@\u00b2' in 'adam@\u00b2'"),
+        (["--optimizers", "adam:fused=true,foreach=true"], "cannot be `True` together"),
+        (["--optimizers", "adam:lr=" + "9" * 5000], "is too long (at most 2,000 characters)"),
+        (["--batch-size", "9" * 5000], "Invalid batch size 9999"),
+        (["--out", "{file}"], "is a file, not a folder"),
+        (["--task", "mnist-mlp", "--data-dir", "{zero}"], "holds 0 images"),
+        (["--task", "mnist-mlp", "--data-dir", "{huge}"], "declares dimensions 4294967295x"),
+    ],
+    ids=["seeds", "superscript", "fused-foreach", "long-spec", "long-batch", "out-file",
+         "idx-empty", "idx-huge"],
+)
+def test_the_issues_tracebacks_are_one_line_each(run_cli, tmp_path, argv, message):
+    (tmp_path / "file").write_text("x")
+    places = {"file": tmp_path / "file", "zero": _idx_files(tmp_path / "zero", (0, 28, 28), 0),
+              "huge": _idx_files(tmp_path / "huge", (2**32 - 1,) * 3, 1)}
+    argv = [a.format(**places) for a in argv]
+    out = ["--out", str(tmp_path / "o")] if "--out" not in argv else []
+    assert message in one_line(*run_cli(*ARGS, *out, *argv))
+
+
+@pytest.mark.parametrize("command", [["surface", "--steps", "5", "--format", "none"],
+                                     ["tune", "--task", "iris-softmax", "--optimizers", "sgd"],
+                                     ["bench", "step", "--json"]])
+def test_out_on_a_file_is_one_line_for_every_command(run_cli, tmp_path, command):
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / "file" / "r.json" if command[0] == "bench" else tmp_path / "file"
+    argv = [*command, str(target)] if command[-1] == "--json" else [*command, "--out", str(target)]
+    assert "file" in one_line(*run_cli(*argv))
+    assert (tmp_path / "file").read_text() == "x"
