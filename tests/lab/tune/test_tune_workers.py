@@ -92,7 +92,7 @@ def test_two_workers_on_postgresql_finish_exactly_the_budget():
     _check_exact_budget(url, name, cfg)
     password = password_of(url)
     assert password and password not in output
-    from optimlab.lab.tune_report import summarize
+    from optimlab.lab.tune.results import summarize
 
     results = load_results(open_storage(url), name)
     assert password not in results.storage and "***" in results.storage
