@@ -277,20 +277,30 @@ def _cfg(threads: int, variant: _cc.Variant) -> ctypes.Array:
     return found
 
 
-def call_c(kernel: _cc.CKernel, launch: Any, scalars: Sequence[float]) -> None:
-    """Run ``kernel`` over ``launch`` (a layout's pointer arrays, see ``_inplace.Run``), with
-    the variant the tuner gives for its layout class."""
-    threads = torch.get_num_threads()
-    tuned = launch.tuned
-    if tuned is None or tuned[0] is not kernel or tuned[1] != threads:
-        tuner = None
-        if launch.numel >= _tuning.TUNE_MIN_NUMEL:
-            key = _tuning.layout_class(kernel.key, threads, launch.numel, launch.nseg)
-            tuner = _tuning.tuner(key)
-        tuned = launch.tuned = (kernel, threads, tuner)
-    tuner = tuned[2]
-    trial = tuner.next() if tuner is not None else None
-    variant = trial or (tuner.chosen if tuner is not None and tuner.chosen else _tuning.DEFAULT)
+def call_c(
+    kernel: _cc.CKernel,
+    launch: Any,
+    scalars: Sequence[float],
+    variant: _cc.Variant | None = None,
+    threads: int | None = None,
+) -> None:
+    """Run ``kernel`` over ``launch`` (a layout's pointer arrays, see ``_inplace.Run``) with
+    ``variant``, or the one the tuner gives for the layout class (:mod:`._tuning`)."""
+    threads = torch.get_num_threads() if threads is None else threads
+    trial = tuner = None
+    if variant is None:
+        tuned = launch.tuned
+        if tuned is None or tuned[0] is not kernel or tuned[1] != threads:
+            found = None
+            if launch.numel >= _tuning.TUNE_MIN_NUMEL:
+                key = _tuning.layout_class(kernel.key, threads, launch.numel, launch.nseg)
+                found = _tuning.tuner(key)
+            tuned = launch.tuned = (kernel, threads, found)
+        tuner = tuned[2]
+        if tuner is not None:
+            trial = tuner.next()
+            variant = trial or tuner.chosen
+        variant = variant or _tuning.DEFAULT
     args = (
         launch.nseg,
         launch.ptrs_addr,

@@ -308,6 +308,7 @@ def _step_run(opt, group, names, share: Share, run: Run, route: str, kernel, dty
     if route == _route.TORCH:
         torch._foreach_add_(run.steps, 1)
         kernel(run.params, share.run_grads(run), run.buffers, run.steps, run.step + 1)
+        increment_version(run.versioned)  # not every fused op of torch's counts its writes
         return "fused-torch"
     tape = _fused.record(opt, group, names, run.step + 1, run.dicts)
     if route == _route.C:
