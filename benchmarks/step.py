@@ -5,10 +5,9 @@ tensors: a few large matrices and many small vectors, shaped like a small transf
 measures the median step time of
 
 * optimlab: ``foreach`` (multi-tensor), ``forloop`` (one tensor at a time), ``fused`` (the rule
-  compiled over flat buffers: C on CPU, Inductor elsewhere), and the default
-  (``create(name, params)``, whatever path it picks); where torch has a fused kernel with the
-  rule's arithmetic, ``torch_kernel`` times the fused path calling it (per parameter, on views of
-  the same buffers);
+  compiled into one loop over every parameter's own storage, in place: C on CPU, Inductor
+  elsewhere), and the default (``create(name, params)``, whatever path it picks); where torch has
+  a fused kernel with the rule's arithmetic, ``torch_kernel`` times the fused path calling it;
 * torch.optim, for the same algorithm with torch's defaults: ``forloop``, ``foreach`` and
   ``fused`` where torch has a fused kernel;
 * the machine: STREAM-style copy (``y.copy_(x)``, 2 words per element) and in-place axpy
@@ -19,8 +18,14 @@ ratios are measured side by side under the same machine load. Each step must at 
 parameters, gradients and every state buffer and write back the parameters and state:
 ``(2 + k) + (1 + k)`` words per parameter for ``k`` state buffers; achieved GB/s counts those
 bytes. Also reported: optimizer state bytes per parameter, the peak extra memory one step
-allocates (from the profiler's memory events), and the fused path's one-time cost (flat buffers
-and compile or compile-cache load, measured as the first two steps minus two ordinary steps).
+allocates (from the profiler's memory events), and the fused path's one-time cost (laying out
+the parameters and building or loading the C loop, measured as the first two steps minus two
+ordinary steps). The C loop's walk over memory is chosen by measuring on the first steps
+(``optimlab.optim._tuning``); every path is stepped until that choice is made before it is timed.
+
+Small models (``small``): every optimizer's default step on seed 003's MLP (784-200-10, 4 tensors)
+against torch's fused Adam on it, and on ~159k parameters in 196 tensors against torch's own
+paths for the same algorithm; one thread, as the lab trains.
 
 Run ``python benchmarks/step.py --help`` or ``optimlab bench step --help``. Benchmarks are never
 asserted by tests.
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import importlib.util
 import math
 import os
 import platform
@@ -45,6 +50,7 @@ import torch
 
 from optimlab import optim
 from optimlab.optim import _cc, _fused
+from optimlab.optim._inplace import measuring
 from optimlab.optim.conventions import convention_defaults
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
@@ -212,6 +218,15 @@ def _with_torch_kernel(step: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
+def _settle(opt: torch.optim.Optimizer, limit: int = 80) -> int:
+    """Step until the C loops' walk is chosen (``_tuning``); how many steps that took."""
+    steps = 0
+    while measuring(opt) and steps < limit:
+        opt.step()
+        steps += 1
+    return steps
+
+
 def _theirs(name: str, how: str, params: list[torch.Tensor]) -> torch.optim.Optimizer | None:
     cls_name, kwargs = TORCH_EQUIVALENT[name]
     flags = {"forloop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
@@ -246,6 +261,7 @@ def bench_config(
         opt.step()
         opt.step()
         first_two = time.perf_counter() - t0
+        _settle(opt)
         k = len(opt._active_buffers(opt.param_groups[0]))
         words = 3 + 2 * k
         if how == "default":
@@ -316,6 +332,7 @@ def run(
     torch_paths: bool = True,
     progress: Callable[[str], None] | None = None,
     threads: int | None = None,
+    small: bool = True,
 ) -> dict[str, Any]:
     """The whole benchmark; returns a JSON-serialisable dict (see the module docstring)."""
     if threads is not None:
@@ -347,7 +364,7 @@ def run(
     copy = statistics.median(r["paths"]["machine.copy"]["gbs"] for r in results)
     for r in results:
         _summarise(r, axpy)
-    return {
+    out = {
         "machine": _machine(),
         "params": numel,
         "tensors": len(shapes),
@@ -356,6 +373,61 @@ def run(
         "bandwidth_gbs": {"copy": copy, "axpy": axpy},
         "results": results,
     }
+    if small:
+        if progress:
+            progress("small models")
+        out["small"] = small_models(names, max(repeats, 9) * 20, torch_paths)
+    return out
+
+
+# ---- small models --------------------------------------------------------------------------------
+
+#: seed 003's MLP (784-200-10): the lab's default model
+MLP = ((200, 784), (200,), (10, 200), (10,))
+SMALL_PARAMS = 159_010
+
+
+def small_models(names: Sequence[str], repeats: int, torch_paths: bool = True) -> dict[str, Any]:
+    """Default steps on small models, one thread, interleaved with torch's in the same rounds:
+    on the MLP against torch's fused Adam; on 159k parameters in 196 tensors against torch's
+    paths for the same algorithm. Median microseconds."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {}
+        for label, shapes in (("mlp", list(MLP)), ("196", layout(SMALL_PARAMS, 196))):
+            gen = torch.Generator().manual_seed(0)
+            base = [torch.randn(s, generator=gen) for s in shapes]
+            grads = [torch.randn(s, generator=gen) * 1e-2 for s in shapes]
+            paths: list[_Path] = []
+            impls = {}
+            for name in names:
+                opt = optim.create(name, _clone_params(base, grads))
+                opt.step()
+                _settle(opt)
+                impls[name] = opt.param_groups[0]["impl"]
+                paths.append(_Path(f"optimlab.{name}", opt.step, 1, 1))
+            if torch_paths:
+                refs = [("adam", "fused")] if label == "mlp" else [
+                    (n, how) for n in names if n in TORCH_EQUIVALENT for how in ("foreach", "fused")
+                ]
+                for name, how in refs:
+                    opt = _theirs(name, how, _clone_params(base, grads))
+                    if opt is not None:
+                        paths.append(_Path(f"torch.{name}.{how}", opt.step, 1, 1))
+            for r in range(repeats):
+                shift = r % len(paths)
+                for path in paths[shift:] + paths[:shift]:
+                    path.time_once()
+            out[label] = {
+                "tensors": len(shapes),
+                "params": sum(p.numel() for p in base),
+                "impl": impls,
+                "us": {path.label: path.median() * 1e6 for path in paths},
+            }
+        return out
+    finally:
+        torch.set_num_threads(saved)
 
 
 def _summarise(r: dict[str, Any], axpy_gbs: float) -> None:
@@ -375,84 +447,18 @@ def _summarise(r: dict[str, Any], axpy_gbs: float) -> None:
             r["speedup_vs_torch_foreach"] = theirs["torch.foreach"] / default["median_ms"]
 
 
-# ---- output ------------------------------------------------------------------------------------
-
-
-COLUMNS = (
-    "optimizer", "conv", "B/param", "ours foreach", "ours forloop", "ours fused", "ours torch kernel",
-    "default (path)",
-    "torch loop", "torch foreach", "torch fused", "default GB/s", "% axpy", "x torch best",
-    "x torch fused", "setup s", "state B/param",
-)
-
-
-def rows(result: dict[str, Any]) -> list[list[str]]:
-    """The cells of every row of ``result``, in :data:`COLUMNS` order (shared by both tables)."""
-
-    def ms(r: dict[str, Any], key: str) -> str:
-        v = r["paths"].get(key)
-        return f"{v['median_ms']:.2f}" if v else "-"
-
-    def ratio(x: float | None) -> str:
-        return f"{x:.2f}" if x else "-"
-
-    out = []
-    for r in result["results"]:
-        d = r["paths"]["optimlab.default"]
-        out.append([
-            r["optimizer"],
-            r["convention"],
-            str(r["bytes_per_param"]),
-            ms(r, "optimlab.foreach"),
-            ms(r, "optimlab.forloop"),
-            ms(r, "optimlab.fused"),
-            ms(r, "optimlab.torch_kernel"),
-            f"{d['median_ms']:.2f} ({r['default_impl']})",
-            ms(r, "torch.forloop"),
-            ms(r, "torch.foreach"),
-            ms(r, "torch.fused"),
-            f"{d['gbs']:.1f}",
-            f"{100 * r['default_fraction_of_axpy']:.0f}%",
-            ratio(r.get("speedup_vs_torch_best")),
-            ratio(r.get("speedup_vs_torch_fused")),
-            f"{r['fused_setup_s']:.2f}",
-            f"{r['state_bytes_per_param']:.1f}",
-        ])
-    return out
-
-
-def table(result: dict[str, Any]):
-    """A rich table of ``result`` (one row per optimizer and convention)."""
-    from rich.table import Table
-
-    bw = result["bandwidth_gbs"]
-    t = Table(
-        title=(
-            f"optimizer step, {result['params']:,} {result['dtype']} params in "
-            f"{result['tensors']} tensors, {result['machine']['threads']} threads; "
-            f"axpy {bw['axpy']:.1f} GB/s, copy {bw['copy']:.1f} GB/s (median ms)"
-        )
+def _sibling(name: str) -> Any:
+    """``benchmarks/NAME.py``, loaded by path (this script is itself loaded by path)."""
+    spec = importlib.util.spec_from_file_location(
+        f"optimlab_benchmarks_{name}", Path(__file__).with_name(f"{name}.py")
     )
-    for col in COLUMNS:
-        t.add_column(col, justify="left" if col in ("optimizer", "conv") else "right")
-    for row in rows(result):
-        t.add_row(*row)
-    return t
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The table of ``result`` as Markdown (for RESULTS.md)."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(result)]
-    return "\n".join(lines)
-
-
-def write_json(result: dict[str, Any], path: str | Path) -> None:
-    """Write ``result`` atomically (a temporary file renamed over ``path``)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
+_tables = _sibling("step_tables")
+table, markdown, write_json = _tables.table, _tables.markdown, _tables.write_json
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -465,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-torch", action="store_true", help="skip torch.optim's paths")
+    ap.add_argument("--no-small", action="store_true", help="skip the small-model rows")
+    ap.add_argument("--markdown", action="store_true", help="print Markdown tables instead")
     ap.add_argument("--json", default=None, help="write the full result here")
     args = ap.parse_args(argv)
     from rich.console import Console
@@ -480,8 +488,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch_paths=not args.no_torch,
         progress=lambda msg: console.log(msg),
         threads=args.threads,
+        small=not args.no_small,
     )
-    console.print(table(result))
+    console.print(markdown(result) if args.markdown else table(result))
     if args.json:
         write_json(result, args.json)
     return 0

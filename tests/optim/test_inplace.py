@@ -19,7 +19,6 @@ import torch
 
 from optimlab import optim
 from optimlab.optim import _cc, _fused, _route, _tuning
-from optimlab.optim._cc import Variant
 
 PATHS = {
     "foreach": {"foreach": True},

@@ -127,7 +127,7 @@ class RuleOptimizer(Optimizer):
     def _step_group(self, group: dict[str, Any]) -> None:
         names = self._active_buffers(group)
         impls: set[str] = set()
-        fused: set[int] = set()
+        fused: frozenset[int] = frozenset()
         if group.get("fused") or (group.get("fused") is None and group.get("foreach") is None):
             fused = self._step_fused(group, names, impls)
         buckets: dict[tuple, list[Tensor]] = defaultdict(list)
@@ -190,7 +190,9 @@ class RuleOptimizer(Optimizer):
         return state
 
     # ---- the fused path --------------------------------------------------------------------------
-    def _step_fused(self, group: dict[str, Any], names: tuple[str, ...], impls: set[str]) -> set[int]:
+    def _step_fused(
+        self, group: dict[str, Any], names: tuple[str, ...], impls: set[str]
+    ) -> frozenset[int]:
         """Step the group's fused shares in place; returns the ids of the parameters stepped."""
         runs = self.__dict__.setdefault("_fused_groups", {})
         entry = runs.get(id(group))

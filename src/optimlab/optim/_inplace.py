@@ -63,9 +63,28 @@ class Run:
     """
 
     __slots__ = (
-        "buffer_ptrs", "buffers", "counter_kind", "counters", "counters_addr", "dicts", "index",
-        "kernel", "nseg", "ncounters", "numel", "ops", "params", "ptrs", "ptrs_addr", "seg",
-        "starts", "starts_addr", "step", "step_ptrs", "steps", "tuned", "versioned", "views",
+        "buffers",
+        "counter_kind",
+        "counters",
+        "counters_addr",
+        "dicts",
+        "index",
+        "kernel",
+        "ncounters",
+        "nseg",
+        "numel",
+        "ops",
+        "params",
+        "ptrs",
+        "ptrs_addr",
+        "seg",
+        "starts",
+        "starts_addr",
+        "step",
+        "steps",
+        "tuned",
+        "versioned",
+        "views",
     )
 
     def __init__(self, index: list[int], share: Share, names: tuple[str, ...], step: int) -> None:
@@ -74,8 +93,6 @@ class Run:
         self.dicts = [share.dicts[i] for i in index]
         self.buffers = {n: [d[n] for d in self.dicts] for n in names}
         self.steps = list(map(_STEP, self.dicts))
-        self.step_ptrs = list(map(_data_ptr, self.steps))
-        self.buffer_ptrs = {n: list(map(_data_ptr, b)) for n, b in self.buffers.items()}
         self.step = step
         self.seg = [i for i, p in zip(index, self.params) if p.numel()]
         self.nseg = len(self.seg)
@@ -95,7 +112,9 @@ class Run:
         self.counters = np.array([s.data_ptr() for s in self.steps], dtype=np.int64)
         self.counters_addr = self.counters.ctypes.data
         self.ncounters = len(self.steps) if self.counter_kind >= 0 else 0
-        self.versioned = self.params + [b for bufs in self.buffers.values() for b in bufs]
+        # the parameters' version counters move, as with torch's in-place ops, so autograd
+        # refuses a backward through values a step overwrote
+        self.versioned = self.params
         # 1-d views of each segment's parameter and state, for the graph path
         self.views = [
             [memory_order(self.params[k])] + [memory_order(self.buffers[n][k]) for n in names]
@@ -119,7 +138,7 @@ class Share:
                  names: tuple[str, ...]) -> None:
         self.members = members
         self.member_index = member_index  # positions in the share's parameters, None: all
-        self.ids = {id(p) for p in members}
+        self.ids = frozenset(map(id, members))
         self.names = names
         self.state = opt.state
         self.dicts = [opt.state[p] for p in members]
@@ -140,10 +159,12 @@ class Share:
     def current(self, state: Any, names: tuple[str, ...]) -> bool:
         """Whether the layout still describes the live tensors (checked every step).
 
-        The kernels write through the pointers of the layout, so every tensor's storage is
-        checked, not only its identity: ``p.data = ...`` or ``Module.to()`` keep the parameter
-        object and free its old storage; a state tensor replaced by a view of the same storage
-        is still written where it lives.
+        The kernels write through the pointers of the layout, so the parameters' storage is
+        checked, not only their identity: ``p.data = ...`` or ``Module.to()`` keep the parameter
+        object and free its old storage. State tensors are checked by identity (a replaced one
+        calls for a new layout; the layout holds the old ones, so their memory stays valid).
+        Swapping a state tensor's storage in place (``state[p]["exp_avg"].data = ...``) is not
+        seen; nothing in torch.optim or optimlab does it.
         """
         if state is not self.state or names != self.names:
             return False
@@ -154,12 +175,12 @@ class Share:
             return False  # a parameter's state dict replaced
         try:
             for run in self.runs:
-                if list(map(_data_ptr, map(_STEP, run.dicts))) != run.step_ptrs:
+                if not all(map(_is, map(_STEP, run.dicts), run.steps)):
                     return False
-                if run.dicts[0]["step"].item() != run.step:
+                if run.steps[0].item() != run.step:
                     return False  # stepped (or reset) outside this layout
-                for n, ptrs in run.buffer_ptrs.items():
-                    if list(map(_data_ptr, map(operator.itemgetter(n), run.dicts))) != ptrs:
+                for n, bufs in run.buffers.items():
+                    if not all(map(_is, map(operator.itemgetter(n), run.dicts), bufs)):
                         return False
         except (KeyError, AttributeError, TypeError):
             return False
@@ -229,7 +250,7 @@ class FusedGroup:
         params = group["params"]
         if len(params) != len(self.params) or not all(map(_is, params, self.params)):
             self._replan(params)
-        done: set[int] = set()
+        done: frozenset[int] = frozenset()
         for key, ps, total in self.plan:
             grads = list(map(_GRAD, ps))
             mask = None
@@ -264,7 +285,7 @@ class FusedGroup:
             for run in share.runs:
                 impls.add(_step_run(opt, group, names, share, run, route, kernel, dtype))
                 run.step += 1
-            done.update(share.ids)
+            done = done | share.ids if done else share.ids
         return done
 
     def _share(self, opt, key, ps, grads, mask, names) -> Share | None:
@@ -301,6 +322,17 @@ class FusedGroup:
         if not share.take_grads([grads[i] for i in index]):  # pragma: no cover - checked above
             return None
         return share
+
+
+def measuring(opt: Any) -> bool:
+    """Whether one of ``opt``'s C loops is still measuring how to walk memory (``_tuning``)."""
+    for entry in opt.__dict__.get("_fused_groups", {}).values():
+        for _, share in entry.shares.values():
+            for run in share.runs if share is not None else ():
+                tuner = run.tuned[2] if run.tuned is not None else None
+                if tuner is not None and tuner.chosen is None:
+                    return True
+    return False
 
 
 def _step_run(opt, group, names, share: Share, run: Run, route: str, kernel, dtype) -> str:
