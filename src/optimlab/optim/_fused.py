@@ -42,6 +42,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import subprocess
 import threading
 import time
 import warnings
@@ -159,7 +160,7 @@ class KernelCache:
                 if key not in self._c:
                     try:
                         self._c[key] = _cc.build(structure, dtype)
-                    except (RuntimeError, OSError) as e:
+                    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                         self._c[key] = None
                         self._warn("cpu", str(e).splitlines()[0][:200])
         return self._c[key]

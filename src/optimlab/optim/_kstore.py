@@ -50,7 +50,7 @@ _folders: dict[str, list[Folder]] = {}
 _loaded_fds: list[int] = []
 
 
-class Refused(Exception):
+class Refused(OSError):
     """A file or folder the store will not use, with the reason."""
 
 
@@ -234,12 +234,9 @@ def folders() -> list[Folder]:
         found = _folders.get(key)
         if found is None:
             found = []
-            reasons = []
             for opener, path in ((_open_configured, configured_path), (_open_fallback, _fallback_name())):
-                try:
+                with contextlib.suppress(OSError):  # refused or unusable: the next one
                     found.append(opener(path))
-                except (Refused, OSError) as e:
-                    reasons.append(str(e))
             if not found:
                 found.append(Folder(Path(tempfile.mkdtemp(prefix="optimlab-kernels-"))))
             _folders[key] = found
@@ -265,7 +262,7 @@ def load(name: str, build: Callable[[Folder, str], None], loader: Callable[[str]
     for folder in list(folders()):
         try:
             result = _load_or_build(folder, name, build, loader)
-        except (Refused, OSError):
+        except OSError:
             continue  # a lock file or folder that is not ours any more: the next folder
         if result is not None:
             return result
