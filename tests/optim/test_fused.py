@@ -534,6 +534,28 @@ def test_replaced_parameter_and_state_storage_is_followed(request, backend):
     assert opt.param_groups[0]["impl"] == "fused"
 
 
+@pytest.mark.parametrize("backend", ["uncompiled", "c_backend"])
+def test_module_moved_to_another_dtype_is_followed(request, backend):
+    """``Module.double()`` between steps (and the state cast along): the kernels of the old dtype
+    are never run over the new storage; the step after it equals the multi-tensor path."""
+    request.getfixturevalue(backend)
+    runs = []
+    for flags in ({"fused": True}, {"foreach": True}):
+        model = _mlp(torch.float32)
+        opt = optim.create("adam", model.parameters(), **flags)
+        _train(model, opt, 2)
+        model.double()
+        for state in opt.state.values():
+            for key in ("exp_avg", "exp_avg_sq"):
+                state[key] = state[key].double()
+        _train(model, opt, 3)
+        runs.append((opt, list(model.parameters())))
+    assert runs[0][0].param_groups[0]["impl"] == "fused"
+    for p, q in zip(runs[1][1], runs[0][1]):
+        assert q.dtype == torch.float64
+        torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
+
+
 def test_default_compiles_only_for_large_shares(uncompiled, monkeypatch):
     monkeypatch.setattr(_fused, "compiler_available", lambda device: True)
     monkeypatch.setattr(_fused, "AUTO_FUSED_MIN_NUMEL", 100)

@@ -299,14 +299,19 @@ class FusedGroup:
             ]
             if share.take_grads(member_grads):
                 return share
-        share = self._layout(opt, ps, grads, names)
+        share = self._layout(opt, key, ps, grads, names)
         self.shares[key] = (mask, share)
         return share
 
-    def _layout(self, opt, ps, grads, names) -> Share | None:
+    def _layout(self, opt, key, ps, grads, names) -> Share | None:
         group = self.group
         members, index = [], []
         for i, (p, g) in enumerate(zip(ps, grads)):
+            if (p.device, p.dtype) != key or not _fused.fusable(p):
+                # moved to another device or dtype since the plan was made (``Module.to()``):
+                # the per-tensor paths take it this step, and the next step plans afresh
+                self.params = []
+                continue
             if g is None or g.layout != torch.strided:
                 continue  # no gradient, or a sparse one (the per-tensor paths handle it)
             state = opt._init_state(p)
