@@ -115,11 +115,7 @@ class Run:
         # the parameters' version counters move, as with torch's in-place ops, so autograd
         # refuses a backward through values a step overwrote
         self.versioned = self.params
-        # 1-d views of each segment's parameter and state, for the graph path
-        self.views = [
-            [memory_order(self.params[k])] + [memory_order(self.buffers[n][k]) for n in names]
-            for k in local
-        ]
+        self.views: list[list[Tensor]] | None = None  # for the graph path, made on first use
         self.tuned: tuple | None = None
         self.ops: list | None = None
         self.kernel: Any = None
@@ -364,6 +360,12 @@ def _step_run(opt, group, names, share: Share, run: Run, route: str, kernel, dty
     device = run.params[0].device
     if device.type != "cpu":
         scalars = scalars.to(device, non_blocking=True)
+    if run.views is None:
+        # 1-d views of each segment's parameter and state tensors (their own storage)
+        run.views = [
+            [memory_order(t) for t in (share.members[i], *(share.dicts[i][n] for n in names))]
+            for i in run.seg
+        ]
     grads = share.used
     segments = [
         [views[0], memory_order(grads[i]), *views[1:]] for i, views in zip(run.seg, run.views)
