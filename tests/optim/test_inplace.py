@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from optimlab import optim
-from optimlab.optim import _cc, _fused, _route, _tuning
+from optimlab.optim import _cc, _fused, _kstore, _route, _tuning
 
 PATHS = {
     "foreach": {"foreach": True},
@@ -245,8 +245,6 @@ def test_every_variant_and_thread_count_rounds_identically(name, dtype):
 
 
 def test_tuner_measures_each_candidate_then_keeps_the_fastest(monkeypatch, tmp_path):
-    from optimlab.optim import _kstore
-
     monkeypatch.setenv("OPTIMLAB_KERNEL_CACHE", str(tmp_path / "kernels"))
     _tuning.forget()
     key = _tuning.layout_class("k" * 32, 2, 10**7, 196)
@@ -261,6 +259,33 @@ def test_tuner_measures_each_candidate_then_keeps_the_fastest(monkeypatch, tmp_p
     assert _tuning.tuner(key).chosen == fastest
     record = _kstore.folders()[0].read_json(_tuning.RECORD)
     assert record["variants"][key]["variant"] == list(fastest)
+    _tuning.forget()
+
+
+def test_tuner_keeps_the_default_unless_clearly_beaten_and_records_nothing_in_noise(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("OPTIMLAB_KERNEL_CACHE", str(tmp_path / "kernels"))
+    _tuning.forget()
+    close = _tuning.tuner(_tuning.layout_class("a" * 32, 2, 10**7, 196))
+    close.next()
+    for _ in range(_tuning.ROUNDS * len(_tuning.CANDIDATES)):
+        variant = close.next()
+        close.report(variant, 0.00100 if variant == _tuning.DEFAULT else 0.00098)  # 2% better
+    assert close.chosen == _tuning.DEFAULT
+    noisy = _tuning.tuner(_tuning.layout_class("b" * 32, 2, 10**7, 196))
+    noisy.next()
+    calls = 0
+    while noisy.chosen is None:
+        variant = noisy.next()
+        calls += 1
+        slow = calls // len(_tuning.CANDIDATES) % 2  # the default at 1 ms, then 2 ms, ...
+        fast = variant == _tuning.CANDIDATES[2]
+        noisy.report(variant, (0.0005 if fast else 0.001) * (1 + slow))
+    assert calls == _tuning.MAX_ROUNDS * len(_tuning.CANDIDATES)
+    assert noisy.chosen == _tuning.CANDIDATES[2]  # used in this process, but not recorded
+    record = _kstore.folders()[0].read_json(_tuning.RECORD)
+    assert noisy.key not in record.get("variants", {})
     _tuning.forget()
 
 

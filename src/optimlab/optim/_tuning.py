@@ -12,15 +12,19 @@ so the choice can be made by measuring, without changing any result:
 * where the kernel store (:mod:`._kstore`) holds a choice for that class, it is used from the
   first call; otherwise the calls after the first run each :data:`CANDIDATES` in turn,
   :data:`ROUNDS` times, timed (these are real steps: nothing extra is computed, and the first
-  step costs nothing more), and the variant with the lowest time wins, is recorded in the store
-  (``tuning.json``, written under its lock) and used from then on, in this process and the
-  next ones;
+  step costs nothing more). The variant with the lowest time wins if it beats :data:`DEFAULT`
+  by :data:`MARGIN` (else the default stays), is recorded in the store (``tuning.json``,
+  written under its lock) and used from then on, in this process and the next ones. On a busy
+  machine (the default's own times spread by more than :data:`NOISE`) up to
+  :data:`MAX_ROUNDS` rounds are timed, and a choice made in that noise is used in this process
+  only, never recorded;
 * smaller layouts sit in the caches, where the variants differ by less than a call's overhead:
   they use :data:`DEFAULT` and are never timed.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -45,6 +49,13 @@ TUNE_MIN_NUMEL = 1 << 18
 
 #: timed calls per candidate
 ROUNDS = 3
+#: timed calls per candidate at most, on a busy machine
+MAX_ROUNDS = 6
+#: how much faster than the default a variant must be to replace it
+MARGIN = 0.05
+#: the spread (slowest over fastest of the default's timed calls) above which the machine is
+#: deemed too busy to record a choice
+NOISE = 1.3
 
 RECORD = "tuning.json"
 _VERSION = 1
@@ -82,9 +93,18 @@ class Tuner:
     def report(self, variant: Variant, seconds: float) -> None:
         """One timed call; after :data:`ROUNDS` rounds the fastest candidate is chosen."""
         self.samples[variant].append(seconds)
-        if all(len(s) >= ROUNDS for s in self.samples.values()):
-            best = min(CANDIDATES, key=lambda v: min(self.samples[v]))
-            self.chosen = best
+        rounds = min(len(s) for s in self.samples.values())
+        if rounds < ROUNDS:
+            return
+        default = self.samples[DEFAULT]
+        noisy = max(default) > NOISE * min(default)
+        if noisy and rounds < MAX_ROUNDS:
+            return
+        best = min(CANDIDATES, key=lambda v: min(self.samples[v]))
+        if min(self.samples[best]) > (1 - MARGIN) * min(default):
+            best = DEFAULT
+        self.chosen = best
+        if not noisy:
             _save(self.key, best, {v.label(): min(s) * 1e3 for v, s in self.samples.items()})
 
 
@@ -136,8 +156,6 @@ def _save(key: str, variant: Variant, ms: dict[str, float]) -> None:
                 "ms": ms,
                 "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
-            import json
-
             folder.write_atomic(RECORD, json.dumps(record, indent=1, sort_keys=True).encode())
     except OSError:
         pass  # an unwritable store only means measuring again in the next process
