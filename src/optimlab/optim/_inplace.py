@@ -182,10 +182,10 @@ class Share:
             return False
         return True
 
-    def take_grads(self, grads: list[Tensor]) -> bool:
+    def take_grads(self, grads: list[Tensor], same: bool = False) -> bool:
         """Point the runs at this step's gradients; False if one cannot be read in place
-        (sparse), which calls for a new layout."""
-        if self.grads is not None and all(map(_is, grads, self.grads)):
+        (sparse), which calls for a new layout. ``same``: known to be last step's tensors."""
+        if same or (self.grads is not None and all(map(_is, grads, self.grads))):
             for i in self.copies:  # gradients read through copies: their values changed
                 self.used[i].copy_(grads[i])
             if list(map(_data_ptr, grads)) == self.grad_ptrs:
@@ -249,17 +249,34 @@ class FusedGroup:
         done: frozenset[int] = frozenset()
         for key, ps, total in self.plan:
             grads = list(map(_GRAD, ps))
+            found = self.shares.get(key)
+            last = found[1] if found is not None and found[0] is None else None
+            # the gradient tensors of the last step (autograd accumulating into them, or
+            # assigned once): none is missing, and their layout was checked then
+            same = (
+                last is not None
+                and last.member_index is None
+                and all(map(_is, grads, last.grads))
+            )
             mask = None
             numel = total
-            if any(map(_is, grads, repeat(None))):
+            if not same and any(map(_is, grads, repeat(None))):
                 mask = tuple(g is not None for g in grads)
                 numel = sum(p.numel() for p, m in zip(ps, mask) if m)
                 if not any(mask):
                     continue
             device, dtype = key
-            kernel = None
-            if _fused.TORCH_KERNELS and device.type == "cpu" and dtype in _fused.TORCH_KERNEL_DTYPES:
-                kernel = opt._torch_kernel(group)
+            kernel: list = []
+
+            def torch_kernel(device=device, dtype=dtype, kernel=kernel) -> bool:
+                if (
+                    _fused.TORCH_KERNELS
+                    and device.type == "cpu"
+                    and dtype in _fused.TORCH_KERNEL_DTYPES
+                ):
+                    kernel.append(opt._torch_kernel(group))
+                return bool(kernel) and kernel[0] is not None
+
             route = _route.route(
                 _route.Facts(
                     device=device.type,
@@ -267,7 +284,7 @@ class FusedGroup:
                     fused=group.get("fused"),
                     foreach=group.get("foreach"),
                     c=_fused.c_serves(device, dtype),
-                    torch_kernel=kernel is not None,
+                    torch_kernel=torch_kernel,
                     graph_compiler=_fused.compiler_available(device),
                     auto_c_min=_fused.AUTO_C_MIN_NUMEL,
                     auto_graph_min=_fused.AUTO_FUSED_MIN_NUMEL,
@@ -275,16 +292,17 @@ class FusedGroup:
             )
             if route is None:
                 continue
-            share = self._share(opt, key, ps, grads, mask, names)
+            share = self._share(opt, key, ps, grads, mask, names, same)
             if share is None:
                 continue
+            torch_op = kernel[0] if kernel else None
             for run in share.runs:
-                impls.add(_step_run(opt, group, names, share, run, route, kernel, dtype))
+                impls.add(_step_run(opt, group, names, share, run, route, torch_op, dtype))
                 run.step += 1
             done = done | share.ids if done else share.ids
         return done
 
-    def _share(self, opt, key, ps, grads, mask, names) -> Share | None:
+    def _share(self, opt, key, ps, grads, mask, names, same) -> Share | None:
         # one layout per share: parameters that had no gradient last step did not step, so a
         # layout of another gradient pattern would hold stale step counts
         found = self.shares.get(key)
@@ -293,7 +311,7 @@ class FusedGroup:
             member_grads = grads if share.member_index is None else [
                 grads[i] for i in share.member_index
             ]
-            if share.take_grads(member_grads):
+            if share.take_grads(member_grads, same):
                 return share
         share = self._layout(opt, key, ps, grads, names)
         self.shares[key] = (mask, share)

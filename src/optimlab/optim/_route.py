@@ -9,6 +9,7 @@ step as one that never stopped: the paths round differently, and exact resume de
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 #: what :func:`route` returns
@@ -33,8 +34,8 @@ class Facts(NamedTuple):
     fused: bool | None  #: the group's ``fused`` flag
     foreach: bool | None  #: the group's ``foreach`` flag
     c: bool  #: the C backend builds loops for this device and dtype (a C compiler exists)
-    torch_kernel: bool  #: torch's fused kernel has the rule's arithmetic for these settings,
-    #: device and dtype
+    torch_kernel: bool | Callable[[], bool]  #: torch's fused kernel has the rule's arithmetic for
+    #: these settings, device and dtype (or a function that tells, asked only where it matters)
     graph_compiler: bool  #: ``torch.compile`` can build kernels for this device
     auto_c_min: int = AUTO_C_MIN_NUMEL
     auto_graph_min: int = AUTO_GRAPH_MIN_NUMEL
@@ -53,11 +54,12 @@ def route(f: Facts) -> str | None:
     """
     if f.fused is False or (f.fused is None and f.foreach is not None):
         return None
-    if f.fused:
-        return C if f.c else TORCH if f.torch_kernel else GRAPH
-    if f.c and f.numel >= f.auto_c_min:
+    if f.c and (f.fused or f.numel >= f.auto_c_min):
         return C
-    if f.torch_kernel:
+    torch_kernel = f.torch_kernel() if callable(f.torch_kernel) else f.torch_kernel
+    if f.fused:
+        return TORCH if torch_kernel else GRAPH
+    if torch_kernel:
         return TORCH
     if f.graph_compiler and f.numel >= f.auto_graph_min:
         return GRAPH
