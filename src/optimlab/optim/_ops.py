@@ -257,7 +257,12 @@ class Tape:
         return (self.n_inputs, len(self.scalars), tuple(self.ops))
 
     def arg(self, x: Any) -> tuple:
-        if isinstance(x, Recorder):
+        kind = type(x)
+        if kind is float:
+            scalars = self.scalars
+            scalars.append(x)
+            return ("s", len(scalars) - 1)
+        if kind is Recorder:
             if x.tape is not self:
                 raise RuntimeError("an array-like of another tape was used in an update rule")
             return ("v", x.index)
@@ -280,21 +285,35 @@ class Recorder:
 
 
 def _record_method(name: str, op: Op, in_place: bool) -> Callable[..., Any]:
+    n, scalar, default, branch = len(op.operands), op.scalar, op.default, op.branch
+    folds = op.operands == ("x",) and scalar is not None
+
     def method(self: Recorder, *args: Any, **kw: Any) -> Recorder:
+        # the hot path of every fused step: one call per operation of the rule, kept lean
         tape = self.tape
-        operands, value = _split(op, args, kw)
-        tape_op = name if op.branch is None else f"{name}_{op.branch(value)}"
-        recorded = [tape.arg(x) for x in operands]
-        if op.scalar is not None:
-            recorded.append(tape.arg(value))
+        arg = tape.arg
+        if scalar is None:
+            recorded = [arg(x) for x in args]
+            tape_op = name
+        else:
+            value = args[n] if len(args) > n else kw.get(scalar, default)
+            first = args[0] if n else None
+            if folds and type(first) is not Recorder:
+                # add_(c, alpha=a) is add_(c*a): torch's scalar overload has no alpha
+                recorded = [arg(first * value if value != 1 else first), ("c", 1)]
+            else:
+                recorded = [arg(x) for x in args[:n]]
+                recorded.append(arg(value))
+            tape_op = name if branch is None else f"{name}_{branch(value)}"
+        index = self.index
         if in_place:
-            if self.index == 1:
+            if index == 1:
                 raise RuntimeError("an update rule wrote its gradients in place")
-            out = self.index
+            out = index
         else:
             out = tape.n_values
-            tape.n_values += 1
-        tape.ops.append((tape_op, out, ("v", self.index), *recorded))
+            tape.n_values = out + 1
+        tape.ops.append((tape_op, out, ("v", index), *recorded))
         return self if in_place else Recorder(tape, out)
 
     return method
