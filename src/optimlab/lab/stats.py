@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from scipy import stats as _scipy_stats
-
 
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
@@ -22,7 +20,9 @@ def ci95(values: Sequence[float]) -> float:
         return math.nan
     m = mean(values)
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
-    return float(_scipy_stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    from scipy import stats  # imported on first use: it takes seconds
+
+    return float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
 def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
@@ -31,7 +31,9 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
         return math.nan
     if len(set(a)) == 1 and len(set(b)) == 1:
         return 1.0 if a[0] == b[0] else 0.0
-    return float(_scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+    from scipy import stats
+
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:
