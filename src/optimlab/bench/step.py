@@ -391,9 +391,10 @@ SMALL_PARAMS = 159_010
 
 
 def small_models(names: Sequence[str], repeats: int, torch_paths: bool = True) -> dict[str, Any]:
-    """Default steps on small models, one thread, interleaved with torch's in the same rounds:
-    on the MLP against torch's fused Adam; on 159k parameters in 196 tensors against torch's
-    paths for the same algorithm. Median microseconds."""
+    """Default steps on small models, one thread. For each optimizer, its default step is timed
+    in the same rounds as its references, as a row of :func:`bench_config`: on the MLP torch's
+    fused Adam, on 159k parameters in 196 tensors torch's paths for the same algorithm.
+    Median microseconds, per optimizer (``us[name][path]``)."""
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -402,31 +403,30 @@ def small_models(names: Sequence[str], repeats: int, torch_paths: bool = True) -
             gen = torch.Generator().manual_seed(0)
             base = [torch.randn(s, generator=gen) for s in shapes]
             grads = [torch.randn(s, generator=gen) * 1e-2 for s in shapes]
-            paths: list[_Path] = []
-            impls = {}
+            impls, times = {}, {}
             for name in names:
                 opt = optim.create(name, _clone_params(base, grads))
                 opt.step()
                 _settle(opt)
                 impls[name] = opt.param_groups[0]["impl"]
-                paths.append(_Path(f"optimlab.{name}", opt.step, 1, 1))
-            if torch_paths:
+                paths = [_Path(f"optimlab.{name}", opt.step, 1, 1)]
                 refs = [("adam", "fused")] if label == "mlp" else [
-                    (n, how) for n in names if n in TORCH_EQUIVALENT for how in ("foreach", "fused")
+                    (name, how) for how in ("foreach", "fused") if name in TORCH_EQUIVALENT
                 ]
-                for name, how in refs:
-                    opt = _theirs(name, how, _clone_params(base, grads))
-                    if opt is not None:
-                        paths.append(_Path(f"torch.{name}.{how}", opt.step, 1, 1))
-            for r in range(repeats):
-                shift = r % len(paths)
-                for path in paths[shift:] + paths[:shift]:
-                    path.time_once()
+                for ref, how in refs if torch_paths else ():
+                    theirs = _theirs(ref, how, _clone_params(base, grads))
+                    if theirs is not None:
+                        paths.append(_Path(f"torch.{ref}.{how}", theirs.step, 1, 1))
+                for r in range(repeats):
+                    shift = r % len(paths)
+                    for path in paths[shift:] + paths[:shift]:
+                        path.time_once()
+                times[name] = {path.label: path.median() * 1e6 for path in paths}
             out[label] = {
                 "tensors": len(shapes),
                 "params": sum(p.numel() for p in base),
                 "impl": impls,
-                "us": {path.label: path.median() * 1e6 for path in paths},
+                "us": times,
             }
         return out
     finally:

@@ -109,17 +109,17 @@ def small_rows(result: dict[str, Any]) -> list[list[str]]:
     small = result.get("small")
     if not small:
         return []
-    mlp, many = small["mlp"]["us"], small["196"]["us"]
-    adam = mlp.get("torch.adam.fused")
     rows_ = []
-    for name in small["mlp"]["impl"]:
+    for name, impl in small["mlp"]["impl"].items():
+        mlp, many = small["mlp"]["us"][name], small["196"]["us"][name]
         ours_mlp, ours_many = mlp[f"optimlab.{name}"], many[f"optimlab.{name}"]
+        adam = mlp.get("torch.adam.fused")
         fused = many.get(f"torch.{name}.fused")
         foreach = many.get(f"torch.{name}.foreach")
         best = min(v for v in (fused, foreach) if v) if (fused or foreach) else None
         rows_.append([
             name,
-            f"{ours_mlp:.0f} ({small['mlp']['impl'][name]})",
+            f"{ours_mlp:.0f} ({impl})",
             f"{adam:.0f}" if adam else "-",
             f"{adam / ours_mlp:.2f}" if adam else "-",
             f"{ours_many:.0f} ({small['196']['impl'][name]})",
