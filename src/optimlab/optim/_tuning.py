@@ -12,12 +12,13 @@ so the choice can be made by measuring, without changing any result:
 * where the kernel store (:mod:`._kstore`) holds a choice for that class, it is used from the
   first call; otherwise the calls after the first run each :data:`CANDIDATES` in turn,
   :data:`ROUNDS` times, timed (these are real steps: nothing extra is computed, and the first
-  step costs nothing more). The variant with the lowest time wins if it beats :data:`DEFAULT`
-  by :data:`MARGIN` (else the default stays), is recorded in the store (``tuning.json``,
-  written under its lock) and used from then on, in this process and the next ones. On a busy
-  machine (the default's own times spread by more than :data:`NOISE`) up to
-  :data:`MAX_ROUNDS` rounds are timed, and a choice made in that noise is used in this process
-  only, never recorded;
+  step costs nothing more). A variant replaces :data:`DEFAULT` only if it beat it by
+  :data:`MARGIN` in every round (each round times every candidate back to back, so a change of
+  load between rounds does not decide); of those, the fastest wins. The choice is recorded in
+  the store (``tuning.json``, written under its lock) and used from then on, in this process and
+  the next ones. On a busy machine (some candidate's own times spread by more than
+  :data:`NOISE`) up to :data:`MAX_ROUNDS` rounds are timed, and a choice made in that noise is
+  used in this process only, never recorded;
 * smaller layouts sit in the caches, where the variants differ by less than a call's overhead:
   they use :data:`DEFAULT` and are never timed.
 """
@@ -53,7 +54,7 @@ ROUNDS = 3
 MAX_ROUNDS = 6
 #: how much faster than the default a variant must be to replace it
 MARGIN = 0.05
-#: the spread (slowest over fastest of the default's timed calls) above which the machine is
+#: the spread (slowest over fastest of one candidate's timed calls) above which the machine is
 #: deemed too busy to record a choice
 NOISE = 1.3
 
@@ -96,13 +97,17 @@ class Tuner:
         rounds = min(len(s) for s in self.samples.values())
         if rounds < ROUNDS:
             return
-        default = self.samples[DEFAULT]
-        noisy = max(default) > NOISE * min(default)
+        timed = {v: s[:rounds] for v, s in self.samples.items()}
+        noisy = any(max(s) > NOISE * min(s) for s in timed.values())
         if noisy and rounds < MAX_ROUNDS:
             return
-        best = min(CANDIDATES, key=lambda v: min(self.samples[v]))
-        if min(self.samples[best]) > (1 - MARGIN) * min(default):
-            best = DEFAULT
+        default = timed[DEFAULT]
+        winners = [
+            v
+            for v in CANDIDATES
+            if v != DEFAULT and all(a < (1 - MARGIN) * b for a, b in zip(timed[v], default))
+        ]
+        best = min(winners, key=lambda v: min(timed[v])) if winners else DEFAULT
         self.chosen = best
         if not noisy:
             _save(self.key, best, {v.label(): min(s) * 1e3 for v, s in self.samples.items()})
