@@ -207,7 +207,8 @@ class _Launch:
         self.numel = int(self.starts[-1])
         self.counters = np.array([s.data_ptr() for s in steps], dtype=np.int64)
         self.ptrs_addr, self.starts_addr = self.ptrs.ctypes.data, self.starts.ctypes.data
-        self.counters_addr, self.ncounters, self.counter_kind = self.counters.ctypes.data, len(steps), 0
+        self.counters_addr = self.counters.ctypes.data
+        self.ncounters, self.counter_kind = len(steps), 0
 
 
 @needs_cc

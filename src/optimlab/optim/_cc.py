@@ -168,7 +168,8 @@ def c_source(structure: tuple, dtype: torch.dtype) -> str:
     ctype, suffix = C_TYPES[dtype]
     arith = _C(suffix)
     loads = [f"const T in{i} = x{i}[i];" for i in range(n_inputs)]
-    values, mutated = evaluate(structure, arith, [f"in{i}" for i in range(n_inputs)], lambda k: f"s{k}")
+    inputs = [f"in{i}" for i in range(n_inputs)]
+    values, mutated = evaluate(structure, arith, inputs, lambda k: f"s{k}")
     stores = [f"x{i}[i] = {values[i]};" for i in mutated]
     params = ", ".join(f"T* restrict x{i}" for i in range(n_inputs))
     at = ", ".join(f"(T*)x[{i}] + off" for i in range(n_inputs))

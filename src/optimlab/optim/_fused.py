@@ -30,11 +30,11 @@ names it (``RuleOptimizer._torch_kernel``) and the route (:mod:`._route`, one pu
 pick it: below ``AUTO_C_MIN_NUMEL`` elements by default, or without a C compiler. Called per
 parameter it is bit-identical to torch.optim's fused optimizers.
 
-Each param group keeps a :class:`FusedGroup`: its parameters sorted by (device, dtype), and for
-each share the layout the kernels were last given (pointers, state tensors, step counters). Each
-step checks that layout against the live tensors at C speed (``map`` over identities and data
-pointers) and rebuilds it when anything moved: ``p.data = ...``, ``Module.to()``,
-``load_state_dict``, a replaced state entry, a gradient that appeared or vanished.
+Each param group keeps a :class:`._inplace.FusedGroup`: its parameters sorted by (device, dtype),
+and for each share the layout the kernels were last given (pointers, state tensors, step
+counters). Each step checks that layout against the live tensors at C speed (``map`` over
+identities and data pointers) and lays it out afresh when anything moved: ``p.data = ...``,
+``Module.to()``, ``load_state_dict``, a replaced state entry, a gradient that appeared or vanished.
 """
 
 from __future__ import annotations
@@ -320,7 +320,9 @@ def call_c(
     tuner.report(trial, time.perf_counter() - start)
 
 
-def record(opt: Any, group: dict[str, Any], names: tuple[str, ...], step: int, states: list) -> Tape:
+def record(
+    opt: Any, group: dict[str, Any], names: tuple[str, ...], step: int, states: list
+) -> Tape:
     """The tape of one call of ``opt``'s rule for ``group`` at ``step``."""
     tape = Tape(2 + len(names))
     params, grads, *bufs = tape.inputs()

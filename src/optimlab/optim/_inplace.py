@@ -388,5 +388,6 @@ def _step_run(opt, group, names, share: Share, run: Run, route: str, kernel, dty
     segments = [
         [views[0], memory_order(grads[i]), *views[1:]] for i, views in zip(run.seg, run.views)
     ]
-    ran = _fused.KERNELS.run_graph(tape.structure(), segments, scalars, compile=route == _route.GRAPH)
-    return "fused" if ran == "compiled" or (ran == "eager" and route == _route.GRAPH) else "fused-eager"
+    graph = route == _route.GRAPH
+    ran = _fused.KERNELS.run_graph(tape.structure(), segments, scalars, compile=graph)
+    return "fused" if ran == "compiled" or (ran == "eager" and graph) else "fused-eager"

@@ -209,7 +209,8 @@ def _hash_fd(fd: int) -> str:
 
 
 def _fallback_name() -> Path:
-    return Path(tempfile.gettempdir()) / f"optimlab-kernels-{_uid() if _uid() is not None else 'user'}"
+    uid = _uid()
+    return Path(tempfile.gettempdir()) / f"optimlab-kernels-{uid if uid is not None else 'user'}"
 
 
 def _open_configured(path: Path) -> Folder:
@@ -234,7 +235,8 @@ def folders() -> list[Folder]:
         found = _folders.get(key)
         if found is None:
             found = []
-            for opener, path in ((_open_configured, configured_path), (_open_fallback, _fallback_name())):
+            candidates = ((_open_configured, configured_path), (_open_fallback, _fallback_name()))
+            for opener, path in candidates:
                 with contextlib.suppress(OSError):  # refused or unusable: the next one
                     found.append(opener(path))
             if not found:
