@@ -83,7 +83,8 @@ def _check_in_place(name, path, size):
     for i, p in enumerate(params):
         for key, tensor in state[i].items():
             assert torch.equal(saved["state"][i][key], opt.state[p][key]), key
-    assert all(int(opt.state[p]["step"]) == 3 for p in params)
+    if opt.counts_steps:  # torch.optim.SGD keeps no counter, and neither does ours
+        assert all(int(opt.state[p]["step"]) == 3 for p in params)
 
 
 @pytest.mark.parametrize("flags", [{}, {"fused": True}], ids=["default", "fused"])

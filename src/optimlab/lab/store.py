@@ -2,9 +2,11 @@
 
 Tables (schema version :data:`SCHEMA_VERSION`, recorded in ``schema_version``)::
 
-    experiment(key PRIMARY KEY, value)         the compare configuration, JSON
+    experiment(key PRIMARY KEY, value)         'config': the compare configuration, JSON;
+                                               'provenance': what ran it, a JSON list
     runs(run_id PRIMARY KEY, position, task, optimizer, seed, config, status, diverged_step,
-         wall_time_s, step_time_share, epochs_done, steps_done, source, updated_at)
+         wall_time_s, step_time_share, epochs_done, steps_done, source, updated_at,
+         skipped_steps)                        skipped_steps: steps skip_nonfinite left out
     steps(run_id, step, loss, time_s, PRIMARY KEY (run_id, step))
     epochs(run_id, epoch, train_loss, test_loss, test_accuracy, wall_time_s, step,
            PRIMARY KEY (run_id, epoch))
@@ -17,8 +19,10 @@ power cut. Non-finite losses (a diverged step) are stored as NULL and read back 
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -52,7 +56,8 @@ CREATE TABLE IF NOT EXISTS runs (
     epochs_done INTEGER NOT NULL DEFAULT 0,
     steps_done INTEGER NOT NULL DEFAULT 0,
     source TEXT NOT NULL DEFAULT '',
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    skipped_steps INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL,
@@ -91,6 +96,7 @@ class StoredRun:
     epochs_done: int
     steps_done: int
     source: str
+    skipped_steps: int = 0
 
 
 def _finite_or_none(x: float | None) -> float | None:
@@ -108,6 +114,8 @@ class Store:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise UserError(f"No results store at {self.path} (run `optimlab compare --out ...` first)")
+        if self.path.is_file() and self.path.stat().st_size > 0:
+            check_schema(self.path)  # before anything is written to it, WAL mode included
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -146,9 +154,12 @@ class Store:
                     f"Results store {self.path} has schema version {rows[0][0]}, this optimlab reads "
                     f"version {SCHEMA_VERSION}; re-run the comparison into a new --out folder"
                 )
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(runs)")}
+            if "skipped_steps" not in columns:  # a store written before the column existed
+                self._db.execute("ALTER TABLE runs ADD COLUMN skipped_steps INTEGER NOT NULL DEFAULT 0")
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
     # ---- experiment -----------------------------------------------------------------------------
     def get_experiment(self) -> dict[str, Any] | None:
@@ -162,8 +173,21 @@ class Store:
                 "INSERT OR REPLACE INTO experiment VALUES ('config', ?)", (json.dumps(config, sort_keys=True),)
             )
 
+    def add_provenance(self, record: dict[str, Any]) -> None:
+        """Append what this invocation ran on (:func:`optimlab.lab.provenance.collect`); a
+        comparison resumed N times holds N + 1 records, the first one the command that began it."""
+        with self._transaction():
+            records = self.provenance() + [record]
+            self._db.execute("INSERT OR REPLACE INTO experiment VALUES ('provenance', ?)",
+                             (json.dumps(records, sort_keys=True),))
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """The provenance records, oldest first (empty for a store written before they existed)."""
+        row = self._db.execute("SELECT value FROM experiment WHERE key = 'provenance'").fetchone()
+        return json.loads(row[0]) if row else []
+
     def clear(self) -> None:
-        """Delete every run, step, epoch and the experiment configuration."""
+        """Delete every run, step, epoch, the experiment configuration and its provenance."""
         with self._transaction():
             for table in ("steps", "epochs", "runs", "experiment"):
                 self._db.execute(f"DELETE FROM {table}")
@@ -230,6 +254,7 @@ class Store:
         step_time_share: float | None,
         status: str = "running",
         diverged_step: int | None = None,
+        skipped_steps: int = 0,
     ) -> None:
         """Write step rows ``(step, loss, time_s)``, epoch rows and the run's totals in one transaction."""
         if status not in STATUSES:
@@ -249,8 +274,9 @@ class Store:
                 "UPDATE runs SET status = ?, diverged_step = ?, wall_time_s = ?, step_time_share = ?, "
                 "epochs_done = (SELECT COUNT(*) FROM epochs WHERE run_id = ?), "
                 "steps_done = (SELECT COALESCE(MAX(step), 0) FROM steps WHERE run_id = ?), "
-                "updated_at = ? WHERE run_id = ?",
-                (status, diverged_step, wall_time_s, step_time_share, run_id, run_id, time.time(), run_id),
+                "updated_at = ?, skipped_steps = ? WHERE run_id = ?",
+                (status, diverged_step, wall_time_s, step_time_share, run_id, run_id, time.time(),
+                 skipped_steps, run_id),
             )
 
     def delete_run(self, run_id: str) -> None:
@@ -267,11 +293,12 @@ class Store:
         """Every run, in the order the comparison listed them."""
         rows = self._db.execute(
             "SELECT run_id, position, task, optimizer, seed, config, status, diverged_step, wall_time_s, "
-            "step_time_share, epochs_done, steps_done, source FROM runs ORDER BY position, run_id"
+            "step_time_share, epochs_done, steps_done, source, skipped_steps FROM runs "
+            "ORDER BY position, run_id"
         ).fetchall()
         return [
             StoredRun(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9], r[10],
-                      r[11], r[12])
+                      r[11], r[12], r[13])
             for r in rows
         ]
 
@@ -304,22 +331,126 @@ class Store:
         ).fetchone()[0]
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); re-entrant as a no-op."""
+def _columns(schema: str) -> dict[str, set[str]]:
+    """Table name -> column names of a ``CREATE TABLE`` script."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(schema)
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {n: {r[1] for r in db.execute(f"PRAGMA table_info({n})")} for n in names}
+    finally:
+        db.close()
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+
+#: the tables and columns of an optimlab results store
+TABLES = _columns(_SCHEMA)
+
+
+def read_tables(path: Path, what: str = "results store") -> dict[str, set[str]]:
+    """The tables of the SQLite file ``path`` and their columns, read without writing a byte
+    (``mode=ro``): what a database holds is known before optimlab decides to write to it.
+
+    Raises:
+        UserError: ``path`` cannot be opened or is not an SQLite database (``what`` names the
+            store expected, e.g. "results store").
+    """
+    try:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    except sqlite3.Error as e:
+        raise UserError(f"Cannot open {what} {path}: {e}") from None
+    try:
+        names = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        return {n: {r[1] for r in db.execute(f"PRAGMA table_info(\"{n}\")")} for n in names}
+    except sqlite3.DatabaseError as e:
+        raise UserError(
+            f"Cannot open {what} {path}: not an SQLite database ({e}); it is left as it is"
+        ) from None
+    finally:
+        db.close()
+
+
+def check_schema(path: Path) -> None:
+    """Refuse a database that is not an optimlab results store, reading it without writing.
+
+    An optimlab store has exactly :data:`TABLES` (an empty database is accepted too: it is
+    initialised). Another program's ``results.db`` (its own ``runs`` table, or any other
+    table) is never modified: no rows deleted, no tables added.
+
+    Raises:
+        UserError: not an SQLite database, or another schema; naming the tables found.
+    """
+    found = read_tables(path)
+    if found.get("schema_version") == TABLES["schema_version"]:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        try:
+            versions = db.execute("SELECT version FROM schema_version").fetchall()
+        finally:
+            db.close()
+        if versions and versions[0][0] != SCHEMA_VERSION:
+            raise UserError(
+                f"Results store {path} has schema version {versions[0][0]}, this optimlab reads "
+                f"version {SCHEMA_VERSION}; re-run the comparison into a new --out folder"
+            )
+    if found and found != TABLES:
+        shown = ", ".join(sorted(found)[:5]) + (", ..." if len(found) > 5 else "")
+        raise UserError(
+            f"Cannot open results store {path}: not an optimlab results store (its tables: "
+            f"{shown}); it is left as it is: choose another --out"
+        )
+
+
+def as_os_error(e: sqlite3.OperationalError, path: Path) -> OSError | None:
+    """SQLite's "disk is full" and "readonly database" as the ``OSError`` they stand for.
+
+    SQLite reports a full disk (``SQLITE_FULL``) and a read-only file or file system
+    (``SQLITE_READONLY``) with its own exception; as ``OSError`` (ENOSPC, EROFS) they reach the
+    CLI's error boundary like any other failed write, naming the file.
+    """
+    code = getattr(e, "sqlite_errorcode", None)
+    text = str(e).lower()
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    if code == sqlite3.SQLITE_READONLY or "readonly database" in text:
+        return OSError(errno.EROFS, f"{e} (read-only)", str(path))
+    return None
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); re-entrant as a no-op.
+
+    A full disk or a read-only database is raised as ``OSError`` (:func:`as_os_error`), after
+    the rollback: nothing of the transaction is kept.
+    """
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
         self._owner = False
 
     def __enter__(self) -> None:
         if not self._db.in_transaction:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise as_os_error(e, self._path) or e from None
             self._owner = True
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, *rest: object) -> None:
         if not self._owner:
             return
-        if exc_type is None:
-            self._db.execute("COMMIT")
-        else:
-            self._db.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                self._db.execute("COMMIT")
+                return
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise as_os_error(e, self._path) or e from None
+        if isinstance(exc, sqlite3.OperationalError):
+            translated = as_os_error(exc, self._path)
+            if translated is not None:
+                raise translated from None
+

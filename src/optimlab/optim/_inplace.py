@@ -22,6 +22,7 @@ from torch.autograd.graph import increment_version
 from . import _fused, _route
 from ._cc import COUNTER_KINDS
 from ._graph import memory_order
+from ._state import FLOAT32_EXACT_STEPS, widen_step
 
 _GRAD = operator.attrgetter("grad")
 _STEP = operator.itemgetter("step")
@@ -33,11 +34,11 @@ def _same_order(a: Tensor, b: Tensor) -> bool:
     return all(sa == sb for sa, sb, n in zip(a.stride(), b.stride(), a.shape) if n != 1)
 
 
-def _fits(p: Tensor, state: dict[str, Any], names: tuple[str, ...]) -> bool:
+def _fits(p: Tensor, state: dict[str, Any], names: tuple[str, ...], counts: bool) -> bool:
     """Whether ``p``'s state can be stepped in place alongside it: every buffer a tensor of its
-    shape, dtype, device and memory order, and a tensor step counter."""
+    shape, dtype, device and memory order, and (``counts``) a tensor step counter."""
     step = state.get("step")
-    if not isinstance(step, Tensor) or step.numel() != 1:
+    if counts and (not isinstance(step, Tensor) or step.numel() != 1):
         return False
     for n in names:
         b = state.get(n)
@@ -67,7 +68,9 @@ class Run:
         "counter_kind",
         "counters",
         "counters_addr",
+        "counts",
         "dicts",
+        "exact_until",
         "index",
         "kernel",
         "ncounters",
@@ -87,13 +90,16 @@ class Run:
         "views",
     )
 
-    def __init__(self, index: list[int], share: Share, names: tuple[str, ...], step: int) -> None:
+    def __init__(
+        self, index: list[int], share: Share, names: tuple[str, ...], step: int, counts: bool
+    ) -> None:
         self.index = index
         self.params = [share.members[i] for i in index]
         self.dicts = [share.dicts[i] for i in index]
         self.buffers = {n: [d[n] for d in self.dicts] for n in names}
-        self.steps = list(map(_STEP, self.dicts))
-        self.step = step
+        # the step counters (none where the optimizer keeps none, as torch.optim.SGD)
+        self.steps = list(map(_STEP, self.dicts)) if counts else []
+        self.step = step  # the count before this step (``RuleOptimizer._prev_step``)
         self.seg = [i for i, p in zip(index, self.params) if p.numel()]
         self.nseg = len(self.seg)
         local = [k for k, p in enumerate(self.params) if p.numel()]
@@ -109,6 +115,9 @@ class Run:
         kinds = {(s.device.type, s.dtype) for s in self.steps}
         kind = COUNTER_KINDS.get(self.steps[0].dtype) if len(kinds) == 1 else None
         self.counter_kind = kind if kind is not None and self.steps[0].device.type == "cpu" else -1
+        # float32 counters are exact up to 2**24: past it the layout widens them (``_state``)
+        narrow = any(s.dtype != torch.float64 for s in self.steps)
+        self.exact_until = FLOAT32_EXACT_STEPS if narrow else None
         self.counters = np.array([s.data_ptr() for s in self.steps], dtype=np.int64)
         self.counters_addr = self.counters.ctypes.data
         self.ncounters = len(self.steps) if self.counter_kind >= 0 else 0
@@ -116,9 +125,15 @@ class Run:
         # refuses a backward through values a step overwrote
         self.versioned = self.params
         self.views: list[list[Tensor]] | None = None  # for the graph path, made on first use
+        self.counts = counts
         self.tuned: tuple | None = None
         self.ops: list | None = None
         self.kernel: Any = None
+
+    def advanced(self, names: tuple[str, ...]) -> None:
+        """Count the step just taken (the counters themselves were advanced with it)."""
+        # without counters the count is 1 once the buffers exist (``_prev_step``)
+        self.step = self.step + 1 if self.counts else int(bool(names))
 
 
 class Share:
@@ -130,8 +145,14 @@ class Share:
         "names", "param_ptrs", "runs", "state", "state_values", "used",
     )
 
-    def __init__(self, opt: Any, members: list[Tensor], member_index: list[int] | None,
-                 names: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        opt: Any,
+        members: list[Tensor],
+        member_index: list[int] | None,
+        names: tuple[str, ...],
+        prevs: list[int],
+    ) -> None:
         self.members = members
         self.member_index = member_index  # positions in the share's parameters, None: all
         self.ids = frozenset(map(id, members))
@@ -144,9 +165,10 @@ class Share:
         self.param_ptrs = list(map(_data_ptr, members))
         self.contiguous = all(p.is_contiguous() for p in members)
         by_step: dict[int, list[int]] = {}
-        for i, d in enumerate(self.dicts):
-            by_step.setdefault(int(d["step"]), []).append(i)
-        self.runs = [Run(index, self, names, step) for step, index in by_step.items()]
+        for i, prev in enumerate(prevs):
+            by_step.setdefault(prev, []).append(i)
+        counts = opt.counts_steps
+        self.runs = [Run(index, self, names, step, counts) for step, index in by_step.items()]
         self.grads: list[Tensor] | None = None
         self.grad_ptrs: list[int] = []
         self.used: list[Tensor] = []
@@ -171,10 +193,13 @@ class Share:
             return False  # a parameter's state dict replaced
         try:
             for run in self.runs:
-                if not all(map(_is, map(_STEP, run.dicts), run.steps)):
-                    return False
-                if run.steps[0].item() != run.step:
-                    return False  # stepped (or reset) outside this layout
+                if run.counts:
+                    if not all(map(_is, map(_STEP, run.dicts), run.steps)):
+                        return False
+                    if run.steps[0].item() != run.step:
+                        return False  # stepped (or reset) outside this layout
+                    if run.exact_until is not None and run.step >= run.exact_until:
+                        return False  # the float32 counters are to be widened
                 for n, bufs in run.buffers.items():
                     if not all(map(_is, map(operator.itemgetter(n), run.dicts), bufs)):
                         return False
@@ -298,7 +323,7 @@ class FusedGroup:
             torch_op = kernel[0] if kernel else None
             for run in share.runs:
                 impls.add(_step_run(opt, group, names, share, run, route, torch_op, dtype))
-                run.step += 1
+                run.advanced(names)
             done = done | share.ids if done else share.ids
         return done
 
@@ -319,7 +344,7 @@ class FusedGroup:
 
     def _layout(self, opt, key, ps, grads, names) -> Share | None:
         group = self.group
-        members, index = [], []
+        members, index, prevs = [], [], []
         for i, (p, g) in enumerate(zip(ps, grads)):
             if (p.device, p.dtype) != key or not _fused.fusable(p):
                 # moved to another device or dtype since the plan was made (``Module.to()``):
@@ -328,16 +353,22 @@ class FusedGroup:
                 continue
             if g is None or g.layout != torch.strided:
                 continue  # no gradient, or a sparse one (the per-tensor paths handle it)
-            state = opt._init_state(p)
+            state = opt._init_state(p, group)
+            if opt.counts_steps and not isinstance(state.get("step"), Tensor):
+                continue  # a count the per-tensor paths read as it is
+            prev = opt._prev_step(state, names, False)  # before the buffers are made
+            if opt.counts_steps:
+                widen_step(state, prev)
             for n in names:
                 if n not in state:
                     state[n] = opt._new_buffer(n, p, group)
-            if _fits(p, state, names):
+            if _fits(p, state, names, opt.counts_steps):
                 members.append(p)
                 index.append(i)
+                prevs.append(prev)
         if not members:
             return None
-        share = Share(opt, members, None if len(index) == len(ps) else index, names)
+        share = Share(opt, members, None if len(index) == len(ps) else index, names, prevs)
         if not share.take_grads([grads[i] for i in index]):  # pragma: no cover - checked above
             return None
         return share
@@ -354,10 +385,16 @@ def measuring(opt: Any) -> bool:
     return False
 
 
+def _count(run: Run) -> None:
+    """Advance the run's step counters with torch (where the C loop does not)."""
+    if run.steps:
+        torch._foreach_add_(run.steps, 1)
+
+
 def _step_run(opt, group, names, share: Share, run: Run, route: str, kernel, dtype) -> str:
     """One kernel call over ``run``; returns the ``impl`` it counts as."""
     if route == _route.TORCH:
-        torch._foreach_add_(run.steps, 1)
+        _count(run)
         kernel(run.params, share.run_grads(run), run.buffers, run.steps, run.step + 1)
         increment_version(run.versioned)  # not every fused op of torch's counts its writes
         return "fused-torch"
@@ -368,12 +405,12 @@ def _step_run(opt, group, names, share: Share, run: Run, route: str, kernel, dty
             run.ops = tape.ops
         if run.kernel is not None:
             if run.ncounters == 0:
-                torch._foreach_add_(run.steps, 1)
+                _count(run)
             _fused.call_c(run.kernel, run, tape.scalars)
             increment_version(run.versioned)
             return "fused"
     # the rule's graph: compiled by Inductor, or uncompiled where no C loop could be built
-    torch._foreach_add_(run.steps, 1)
+    _count(run)
     scalars = torch.tensor(tape.scalars, dtype=torch.float64)
     device = run.params[0].device
     if device.type != "cpu":

@@ -174,6 +174,10 @@ class TensorList:
     def __iter__(self):
         return iter(self.tensors)
 
+    @staticmethod
+    def _arg(x: Any) -> Any:
+        return x.tensors if isinstance(x, TensorList) else x
+
 
 def _foreach_method(name: str, op: Op, in_place: bool) -> Callable[..., Any]:
     if name == "clone":  # torch has no _foreach_clone
@@ -203,6 +207,10 @@ class Tensorwise:
 
     def __init__(self, tensor: Tensor):
         self.tensor = tensor
+
+    @staticmethod
+    def _arg(x: Any) -> Any:
+        return x.tensor if isinstance(x, Tensorwise) else x
 
 
 def _tensor_method(name: str, op: Op, in_place: bool) -> Callable[..., Any]:

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text
+from ..outdir import open_existing, verify
 from ..pages import fmt, layout, plotly_js, rgba, script_json
+from ..provenance import provenance_section
 from ..store import Store
 from .figures import FIGURE_NAMES, write_figures
 from .summary import Curve, OptimizerGroup, ReportData, SummaryRow, collect, write_summary_csv
@@ -59,6 +61,27 @@ def render_report(out: Path, *, figures: bool = True) -> list[SummaryRow]:
     if figures:
         write_figures(data, rows, out)
     return rows
+
+
+def rebuild_report(out: Path, *, figures: bool = True) -> list[SummaryRow]:
+    """``optimlab report OUT``: :func:`render_report` into a comparison's folder, writing only
+    files optimlab recorded there as its own.
+
+    A comparison records its report's names when it starts, so a report of a live comparison
+    needs no lock (its runs show as unfinished); only a folder without those names recorded is
+    locked to record them (:func:`optimlab.lab.outdir.open_existing`).
+
+    Raises:
+        UserError: ``out`` is not an optimlab comparison folder, or holds a file of a report's
+            name that optimlab did not write, or is in use while names must be recorded.
+    """
+    out = Path(out)
+    names = [p.name for p in report_files(out, figures=figures)]
+    if not set(names) <= set(verify(out, "compare")["files"]):
+        with open_existing(out, "compare") as folder:
+            for name in names:
+                folder.file(name)
+    return render_report(out, figures=figures)
 
 
 # ---- HTML ---------------------------------------------------------------------------------------
@@ -135,7 +158,8 @@ def _charts(data: ReportData, rows: list[SummaryRow]) -> list[tuple[str, list[di
 
 def _summary_table(rows: list[SummaryRow]) -> str:
     head = ("<tr><th>optimizer</th><th>seeds</th><th>final train loss</th><th>test accuracy</th>"
-            "<th>± 95% CI</th><th>train time (s)</th><th>step() share</th><th>diverged</th></tr>")
+            "<th>± 95% CI</th><th>train time (s)</th><th>step() share</th><th>diverged</th>"
+            "<th>skipped steps</th></tr>")
     body = []
     for r in rows:
         diverged = "0"
@@ -150,7 +174,8 @@ def _summary_table(rows: list[SummaryRow]) -> str:
         body.append(
             f"<tr><td class='name'>{html.escape(r.optimizer)}</td><td>{r.seeds}</td>"
             f"<td>{fmt(r.final_train_loss_mean)}</td><td>{acc}</td><td>{ci}</td>"
-            f"<td>{fmt(r.wall_time_s_mean, '.3g')}</td><td>{share}</td><td>{diverged}</td></tr>"
+            f"<td>{fmt(r.wall_time_s_mean, '.3g')}</td><td>{share}</td><td>{diverged}</td>"
+            f"<td>{r.skipped_steps}</td></tr>"
         )
     return f"<table>{head}{''.join(body)}</table>"
 
@@ -158,9 +183,13 @@ def _summary_table(rows: list[SummaryRow]) -> str:
 def _config_list(data: ReportData) -> str:
     exp = data.experiment
     items = [("task", data.task), ("data", data.source)]
-    for key in ("epochs", "batch_size", "seeds", "schedule", "validation_fraction"):
+    for key in ("epochs", "batch_size", "seeds", "schedule", "validation_fraction", "clip_grad_norm",
+                "accumulate", "skip_nonfinite"):
         if key in exp and exp[key] is not None:
             items.append((key.replace("_", " "), str(exp[key])))
+    if data.provenance:
+        last = data.provenance[-1]
+        items.append(("device", f"{last.get('device', '?')} ({last.get('device_name', '')})"))
     return "".join(f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>" for k, v in items if v)
 
 
@@ -211,7 +240,7 @@ def render_html(data: ReportData, rows: list[SummaryRow]) -> str:
         f"<script>{plotly_js()}</script></head><body>"
         f"<header><h1>{html.escape(title)}</h1><dl>{_config_list(data)}</dl></header><main>"
         f"<section><h2>Summary</h2>{flag}{_summary_table(rows)}<p class=\"note\">{html.escape(note)}</p>"
-        f"</section><div class=\"grid\">{divs}</div></main>"
+        f"</section><div class=\"grid\">{divs}</div>{provenance_section(data.provenance)}</main>"
         f"<script>(function(){{var charts={specs};"
         "charts.forEach(function(c){Plotly.newPlot(c.id,c.data,c.layout,"
         "{responsive:true,displaylogo:false});});})();</script>"

@@ -1,18 +1,20 @@
 """A comparison: one task, several optimizer specs, several seeds, into one output folder.
 
 :func:`compare` checks every option first (nothing is written or deleted before they all hold),
-plans the runs (optimizer-major, seeds ``0..n-1``), runs the ones not done yet with the store
-``<out>/results.db`` and checkpoints in ``<out>/checkpoints/``, then rebuilds the report. Without
-``resume`` an existing folder's results are replaced. With ``resume`` finished and diverged runs
-are skipped, an interrupted run continues from its last checkpoint, and a changed configuration is
-refused (listing the changed keys) unless ``force`` is given, in which case the runs that are no
-longer part of the plan are removed.
+plans the runs (optimizer-major, seeds ``0..n-1``), opens the output folder as optimlab's own
+store (:mod:`optimlab.lab.outdir`: created or carrying optimlab's manifest, locked for the run),
+runs the ones not done yet with the store ``<out>/results.db`` and checkpoints in
+``<out>/checkpoints/``, then rebuilds the report. Without ``resume`` an existing folder's results
+are replaced (its rows, its runs' checkpoints and TensorBoard events; no file optimlab did not
+write is touched). With ``resume`` finished and diverged runs are skipped, an interrupted run
+continues from its last checkpoint, other data is refused, and a changed configuration is refused
+(listing the changed keys) unless ``force`` is given, in which case the runs no longer in the
+plan are removed.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +23,16 @@ from typing import Any
 from .. import parallel
 from ..checkpoint import checkpoint_path
 from ..errors import UserError
+from ..outdir import OutputFolder, open_for_write
+from ..provenance import collect, command_for
 from ..runner import run
 from ..runspec import RunResult, RunSpec, whole_number
 from ..schedules import Schedule
 from ..spec import OptimizerSpec
 from ..store import DB_NAME, Store
-from ..tasks import DEFAULT_TASK, DataOptions, get_task, load_dataset
-from .plan import CompareConfig, changed_keys, describe_change
+from ..tasks import DEFAULT_TASK, DataOptions, data_fingerprint, get_task, load_dataset
+from ..trackers import MLFLOW_DB, TENSORBOARD_DIR, TrackerConfig, parse_log_to, run_folder
+from .plan import CompareConfig
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -88,10 +93,11 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _run_in_worker(spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path) -> RunResult:
+def _run_in_worker(spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path,
+                   trackers: TrackerConfig | None) -> RunResult:
     with Store.open(out) as store:
         return run(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
-                   progress=parallel.report_progress)
+                   progress=parallel.report_progress, trackers=trackers)
 
 
 def compare(
@@ -102,6 +108,11 @@ def compare(
     epochs: int | None = None,
     batch_size: int | str | None = None,
     schedule: str | Schedule | None = None,
+    device: str | None = "auto",
+    clip_grad_norm: float | None = None,
+    accumulate: int | None = None,
+    skip_nonfinite: bool = False,
+    log_to: str | Sequence[str] | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
     force: bool = False,
@@ -112,6 +123,7 @@ def compare(
     threads: int | None = None,
     listener: CompareListener | None = None,
     report: bool = True,
+    command: str | None = None,
 ) -> CompareResult:
     """Train every optimizer on one task over several seeds; store the runs; write the report.
 
@@ -126,7 +138,13 @@ def compare(
         epochs: epochs per run; None: the task's.
         batch_size: ``N``, ``1`` (SGD) or ``"full"`` (batch gradient descent); None: the task's.
         schedule: learning-rate schedule (text or parsed), stepped per optimizer step.
-        out: output folder; None: ``runs/<task>``.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        clip_grad_norm: clip the global gradient norm to this value before each step.
+        accumulate: micro-batches of ``batch_size`` per optimizer step.
+        skip_nonfinite: steps with a non-finite loss or gradient change nothing and are counted.
+        log_to: trackers to log every run to as it trains: ``tensorboard``, ``mlflow``
+            (comma-separated text or a sequence).
+        out: output folder; None: ``runs/<task name>``.
         resume: continue the runs in ``out`` and skip the finished ones.
         force: with ``resume``, accept a changed configuration.
         data_dir: folder holding the datasets' files.
@@ -137,6 +155,8 @@ def compare(
         threads: torch CPU threads per run (None: leave torch's setting).
         listener: progress hooks.
         report: write ``summary.csv``, ``report.html`` and the figures at the end.
+        command: the command line to record as the comparison's provenance (None: the
+            ``optimlab compare`` line equivalent to these arguments).
 
     Returns:
         A :class:`CompareResult`: the summary rows (``.table()``) and the files written.
@@ -147,7 +167,10 @@ def compare(
         KeyboardInterrupt: on Ctrl-C, after the current epoch's checkpoint and rows are consistent.
     """
     config = CompareConfig.create(task=task, optimizers=optimizers, seeds=seeds, epochs=epochs,
-                                  batch_size=batch_size, schedule=schedule)
+                                  batch_size=batch_size, schedule=schedule, device=device,
+                                  clip_grad_norm=clip_grad_norm, accumulate=accumulate,
+                                  skip_nonfinite=skip_nonfinite)
+    trackers_named = parse_log_to(log_to)
     jobs = default_jobs() if jobs is None else whole_number("jobs", jobs)
     whole_number("--nproc", nproc)
     if threads is not None:
@@ -155,61 +178,91 @@ def compare(
     if nproc > 1 and (config.schedule is not None
                       or any(len(s.phases) != 1 for s in config.optimizers)):
         raise UserError("--nproc runs take one optimizer per spec and no schedule")
-    out = Path(out) if out is not None else Path("runs") / config.task
+    if nproc > 1 and (trackers_named or config.device or config.clip_grad_norm or config.accumulate
+                      or config.skip_nonfinite):
+        raise UserError("--nproc runs take none of --device, --clip-grad-norm, --accumulate, "
+                        "--skip-nonfinite, --log-to")
+    out = Path(out) if out is not None else Path("runs") / get_task(config.task).name
     if out.exists() and not out.is_dir():
         raise UserError(f"Cannot write to {out}: it is a file, not a folder")
     data = DataOptions(data_dir=Path(data_dir) if data_dir is not None else None,
                        download=download)
     stored = config.stored()
-    # load (and cache) the data and read a resumed folder's configuration before touching it:
-    # missing files or a changed configuration fail without side effects
-    load_dataset(get_task(config.task), data)
-    if resume and (out / DB_NAME).is_file():
-        with Store.open(out, create=False) as store:
-            previous = store.get_experiment()
-        keys = changed_keys(previous, stored) if previous is not None else []
-        if keys and not force:
-            raise UserError(
-                f"Cannot resume {out}: the configuration changed "
-                f"({describe_change(previous, stored, keys)}); pass --force to resume anyway, or "
-                "drop --resume to start over"
-            )
+    trackers = TrackerConfig(trackers_named, out) if trackers_named else None
+    if command is None:
+        command = command_for("compare", {
+            "task": task, "optimizers": list(config.optimizers), "seeds": seeds, "epochs": epochs,
+            "batch_size": batch_size, "schedule": schedule, "device": device,
+            "clip_grad_norm": clip_grad_norm, "accumulate": accumulate,
+            "skip_nonfinite": skip_nonfinite, "log_to": log_to, "out": out, "jobs": jobs,
+            "nproc": nproc if nproc > 1 else None})
+    # load (and cache) the data before touching the folder: missing files fail without side
+    # effects; its fingerprint goes into the folder's manifest, which --resume checks
+    dataset = load_dataset(get_task(config.task), data)
+    fingerprint = data_fingerprint(dataset, data)
     import torch
 
+    listener = listener or CompareListener()
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        result = _run(config, out, data, resume, jobs, nproc, listener or CompareListener())
+        with open_for_write(out, "compare", stored, fingerprint, resume=resume,
+                            force=force) as folder:
+            from .report import render_report, report_files
+
+            # the report's names are recorded first: `optimlab report` may then rewrite them
+            # while this comparison runs, without the folder's lock
+            for path in report_files(out):
+                folder.file(path.name)
+            result = _run(config, folder, data, resume, jobs, nproc, listener, trackers,
+                          collect(command, config.device))
+            if report:
+                listener.reporting()
+                result.summary = render_report(out)
+                result.paths = report_files(out)
     finally:
         torch.set_num_threads(before)
-    if report:
-        from .report import render_report, report_files
-
-        (listener or CompareListener()).reporting()
-        result.summary = render_report(out)
-        result.paths = report_files(out)
     return result
 
 
-def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs: int,
-         nproc: int, listener: CompareListener) -> CompareResult:
-    """Act on a checked comparison: prepare ``out``, train what is not done, store it."""
+def _run(config: CompareConfig, folder: OutputFolder, data: DataOptions, resume: bool, jobs: int,
+         nproc: int, listener: CompareListener, trackers: TrackerConfig | None,
+         provenance: dict[str, Any]) -> CompareResult:
+    """Act on a checked comparison in its locked folder: train what is not done, store it.
+
+    Only optimlab's own files are touched: the store (rows cleared, not the file), and the
+    checkpoints and TensorBoard event files of this plan's and the store's runs, by name.
+    """
+    out = folder.path
     plan = config.runs()
     stored = config.stored()
-    ckpt_dir = out / CHECKPOINT_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    folder.file(DB_NAME)
+    ckpt_dir = folder.file(f"{CHECKPOINT_DIR}/")
+    if trackers is not None:
+        if "tensorboard" in trackers.names:
+            folder.file(f"{TENSORBOARD_DIR}/")
+        if "mlflow" in trackers.names and not os.environ.get("MLFLOW_TRACKING_URI"):
+            folder.file(MLFLOW_DB)
     with Store.open(out) as store:
         if not resume:
+            cleared = {(r.run_id, r.task, r.optimizer, r.seed) for r in store.runs()}
+            cleared |= {(s.run_id(), s.task, s.optimizer_label(), s.seed) for s in plan}
+            for run_id, *_ in cleared:
+                checkpoint_path(ckpt_dir, run_id).unlink(missing_ok=True)
+            if folder.owns(f"{TENSORBOARD_DIR}/"):
+                _remove_tensorboard_logs(folder.path / TENSORBOARD_DIR,
+                                         [f"{t}/{label}/seed={seed}" for _, t, label, seed in cleared])
             store.clear()
-            if ckpt_dir.exists():
-                shutil.rmtree(ckpt_dir)
         else:
             wanted = {s.run_id() for s in plan}
             for stale in [r.run_id for r in store.runs() if r.run_id not in wanted]:
                 store.delete_run(stale)
                 checkpoint_path(ckpt_dir, stale).unlink(missing_ok=True)
         store.set_experiment(stored)
+        store.add_provenance(provenance)
+        if trackers is not None:
+            trackers.prepare()
         result = CompareResult(out, stored)
         done = {r.run_id for r in store.runs() if r.status in ("finished", "diverged")}
         todo = [(i, s) for i, s in enumerate(plan) if s.run_id() not in done]
@@ -220,7 +273,7 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
                 result.skipped.append(spec)
                 listener.run_finished(index, spec, None)
         if nproc == 1 and min(jobs, len(todo)) > 1:
-            calls = [(_run_in_worker, (spec, data, out, ckpt_dir)) for _, spec in todo]
+            calls = [(_run_in_worker, (spec, data, out, ckpt_dir, trackers)) for _, spec in todo]
             result.results.extend(parallel.run_all(
                 calls, min(jobs, len(todo)),
                 on_start=lambda k: listener.run_started(todo[k][0], todo[k][1], None),
@@ -232,13 +285,26 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
             run_fn = _data_parallel(nproc)
             for index, spec in todo:
                 listener.run_started(index, spec, None)
+                extra = {"trackers": trackers} if trackers is not None else {}
                 r = run_fn(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
-                           progress=listener.run_progress)
+                           progress=listener.run_progress, **extra)
                 result.results.append(r)
                 listener.run_finished(index, spec, r)
-    if ckpt_dir.exists() and not any(ckpt_dir.iterdir()):
-        ckpt_dir.rmdir()
+    folder.remove(f"{CHECKPOINT_DIR}/")  # when empty: a user's file inside keeps it
     return result
+
+
+def _remove_tensorboard_logs(root: Path, names: list[str]) -> None:
+    """Delete the event files TensorBoard's writer wrote for the runs ``names`` (named
+    ``events.out.tfevents.*`` in each run's own folder), then the folders they leave empty;
+    anything else there is not optimlab's and stays."""
+    for name in names:
+        run_dir = run_folder(root, name)
+        for events in run_dir.glob("events.out.tfevents.*"):
+            events.unlink(missing_ok=True)
+        while run_dir != root and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+            run_dir = run_dir.parent
 
 
 def _data_parallel(nproc: int) -> Callable[..., RunResult]:

@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..files import atomic_write_text
 from ..pages import colors, escape, fmt, layout, plotly_js, script_json
+from ..provenance import provenance_section
 from .profiles import performance_profile, profile_taus
 from .results import (
     TaskSummary,
@@ -206,12 +207,15 @@ def render_html(results: TuneResults, summaries: list[TaskSummary]) -> str:
         ("budget", f"{cfg.budget} trials per optimizer (complete or pruned), the same for each"),
         ("search space", f"{space.name}: {space.source}"
                          + (f"; lr range {cfg.lr_range[0]:g}..{cfg.lr_range[1]:g}"
-                            if cfg.lr_range else "")),
+                            if cfg.lr_range else "")
+                         + (f"; given: {', '.join(cfg.dimensions)}" if cfg.dimensions else "")),
         ("selection", (f"last-epoch accuracy on a validation split of {cfg.validation_fraction:g} "
                       "of the training data; the test split is never used for selection")),
         ("pruning", ("Optuna MedianPruner on each epoch's validation accuracy; diverged runs are "
                     "pruned")),
         ("epochs per run", "task default" if cfg.epochs is None else str(cfg.epochs)),
+        *((k.replace("_", " "), str(v)) for k, v in cfg.run_options().items()
+          if v is not None and v is not False),
         ("final evaluation", (f"best configuration re-trained on the full training split for seeds "
                              f"{', '.join(map(str, cfg.evaluation_seeds()))}, tested on the test "
                              "split")),
@@ -240,7 +244,8 @@ def render_html(results: TuneResults, summaries: list[TaskSummary]) -> str:
         "is a step from 0 to 1 (or stays at 0).</p>"
         '<div id="profile-steps" class="chart"></div><div id="profile-wall" class="chart"></div>'
         "</section>"
-        f"<script>{scripts}</script></body></html>"
+        + provenance_section(results.provenance)
+        + f"<script>{scripts}</script></body></html>"
     )
 
 
