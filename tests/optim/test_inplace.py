@@ -149,6 +149,26 @@ def test_resume_on_the_in_place_paths_is_bitwise(name):
         assert torch.equal(p, q)
 
 
+def test_float32_counters_are_widened_past_2_pow_24_on_the_fused_path():
+    """The fused path advances the state's own counters; a float32 one is widened to float64
+    before it would stop at 2**24, as on the other paths (``_state``)."""
+    runs = []
+    for flags in ({}, {"foreach": True}):
+        p = torch.linspace(-1, 1, 20_000).requires_grad_(True)
+        opt = optim.create("adam", [p], **flags)
+        p.grad = torch.cos(p.detach())
+        opt.step()
+        opt.state[p]["step"].fill_(2**24 - 1)
+        for _ in range(3):
+            opt.step()
+        runs.append((opt, p))
+    (fused, p), (ref, q) = runs
+    assert fused.param_groups[0]["impl"] == "fused"
+    step = fused.state[p]["step"]
+    assert step.dtype == torch.float64 and step.item() == 2**24 + 2
+    torch.testing.assert_close(p, q)
+
+
 # ---- the route -----------------------------------------------------------------------------------
 
 F = _route.Facts
