@@ -162,7 +162,7 @@ def test_float32_counters_are_widened_past_2_pow_24_on_the_fused_path():
         for _ in range(3):
             opt.step()
         runs.append((opt, p))
-    (fused, p), (ref, q) = runs
+    (fused, p), (_, q) = runs
     assert fused.param_groups[0]["impl"] == "fused"
     step = fused.state[p]["step"]
     assert step.dtype == torch.float64 and step.item() == 2**24 + 2
