@@ -192,9 +192,9 @@ class _Stop(Exception):
 
 @pytest.mark.parametrize("spec", ["nadam:lr=0.002", "adam:lr=0.001", "momentum:lr=0.01,momentum=0.9"])
 def test_resume_in_a_new_process_is_exact_on_the_fused_paths(tmp_path, spec):
-    """mnist-mlp's 159k parameters take the fused paths by default (the C loop for NAdam,
-    torch's kernels for Adam and momentum). A resumed run rebuilds the flat buffers and, in a
-    new process, its kernels: every step must still round as in the run that never stopped."""
+    """mnist-mlp's 159k parameters take the fused path by default (the C loop, in place). A
+    resumed run lays out the loaded state afresh and, in a new process, loads its kernels again:
+    every step must still round as in the run that never stopped."""
     from optimlab.optim import _fused
 
     run_spec = RunSpec("mnist-mlp", spec, seed=0, epochs=3)

@@ -3,10 +3,11 @@
 Every registered optimizer under every convention, float32 and float64, several steps, two param
 groups (one with a tensor ``lr``), ``maximize``: parameters and the whole state must match the
 ``foreach`` path. The full table runs the fused graphs uncompiled (``BACKEND = "none"``: the same
-tape, graph and flat buffers, without Inductor's compile time); a second table compiles with
+tape and graph, without Inductor's compile time) and compiled in C; a second table compiles with
 Inductor the operations every rule uses (both lerp branches, maximum, abs, copy, in-place and
-out-of-place arithmetic), sharing kernels across cases. Contract tests cover views, gradients
-that autograd writes, ``zero_grad``, ``state_dict``, recompiles, allocations and the fallback.
+out-of-place arithmetic), sharing kernels across cases. Contract tests cover gradients that
+autograd writes, ``zero_grad``, ``state_dict``, replaced storage, recompiles, allocations and the
+fallback. That every path steps in place is ``test_inplace.py``'s.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from optimlab import optim
-from optimlab.optim import _cc, _fused
+from optimlab.optim import _cc, _fused, _kstore
 
 SHAPES_A = ((5, 7), (13,), (3, 4, 2), (), (0,))
 SHAPES_B = ((6,), (2, 3))
@@ -138,8 +139,7 @@ def test_fused_equals_foreach_every_optimizer_and_convention(request, backend, n
         assert {g["impl"] for g in runs[1][0].param_groups} == {"fused"}
         assert {g["impl"] for g in runs[0][0].param_groups} == {"foreach"}
     if backend == "c_backend":
-        built = [k for k in _fused.KERNELS._kernels.values() if k.ckernel is not None]
-        assert built, "no C kernel was built"
+        assert _fused.KERNELS.c_built(), "no C kernel was built"
 
 
 @pytest.mark.parametrize(
@@ -152,14 +152,12 @@ def test_fused_equals_foreach_every_optimizer_and_convention(request, backend, n
         ("nadam", {"decoupled_weight_decay": True, "weight_decay": 0.1}),
     ],
 )
-def test_c_compiled_maximize_and_flat_gradients(c_backend, name, hp):
-    # gradients that persist between steps: the kernel runs over the flat buffers
+def test_c_compiled_maximize_and_persistent_gradients(c_backend, name, hp):
+    # gradients written into the same tensors every step: read where they lie, never written
     for dtype in (torch.float32, torch.float64):
         runs = _run(name, "pytorch", dtype, steps=4, maximize=True, persistent=True, **hp)
         _assert_same(runs, dtype)
-        opt, params = runs[1]
-        flat = [b.grad_views for b in opt._flat_buckets(opt.param_groups[0]).values()]
-        assert any(p.grad is v for views in flat for v in views for p in params)
+        assert {g["impl"] for g in runs[1][0].param_groups} == {"fused"}
 
 
 def test_c_compiled_nan_and_inf_propagate_like_foreach(c_backend):
@@ -184,7 +182,9 @@ def test_c_kernel_is_cached_on_disk_and_shared(c_backend, tmp_path, monkeypatch)
     runs = _run("adadelta", "keras", torch.float32, steps=3)
     _assert_same(runs, torch.float32)
     built = sorted(tmp_path.glob("step-*.so"))
-    assert built and not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob("*.c"))
+    assert built and all((tmp_path / (f.name + ".sha256")).is_file() for f in built)
+    leftovers = [f.name for f in tmp_path.iterdir() if f.name.endswith((".tmp", ".c"))]
+    assert not leftovers
     stamps = [f.stat().st_mtime_ns for f in built]
     _fused.KERNELS.clear()  # a new process: the kernels come from the disk cache
     _assert_same(_run("adadelta", "keras", torch.float32, steps=3), torch.float32)
@@ -198,7 +198,8 @@ def test_c_kernels_go_to_a_temporary_folder_when_the_cache_cannot_be_written(
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     monkeypatch.setenv("OPTIMLAB_KERNEL_CACHE", str(blocked / "kernels"))
-    monkeypatch.setattr(_cc.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(_kstore.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     _fused.KERNELS.clear()
     _assert_same(_run("adamax", "optax", torch.float64, steps=3), torch.float64)
     assert list((tmp_path / "tmp").glob("optimlab-kernels-*/step-*.so"))
@@ -210,7 +211,8 @@ def test_c_kernels_are_never_loaded_from_a_folder_others_can_write(c_backend, tm
     shared.mkdir()
     shared.chmod(0o777)
     monkeypatch.setenv("OPTIMLAB_KERNEL_CACHE", str(shared))
-    monkeypatch.setattr(_cc.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(_kstore.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     _fused.KERNELS.clear()
     _assert_same(_run("adamax", "keras", torch.float64, steps=2), torch.float64)
     assert not list(shared.iterdir())
@@ -235,8 +237,9 @@ def test_c_build_failure_warns_once_and_stays_correct(c_backend, monkeypatch):
 
 
 def test_default_route_by_size(c_backend, monkeypatch):
-    """fused=None: C from AUTO_C_MIN_NUMEL, torch's kernel below AUTO_FUSED_MIN_NUMEL where one
-    serves, the C loop above it; rules without state fuse only past AUTO_FUSED_MIN_NUMEL."""
+    """fused=None on CPU with a C compiler: the C loop from AUTO_C_MIN_NUMEL elements (any rule,
+    plain SGD included), torch's kernel below it where one serves, the multi-tensor path
+    otherwise (the route itself is tested as a table in test_inplace.py)."""
     monkeypatch.setattr(_fused, "AUTO_C_MIN_NUMEL", 100)
     monkeypatch.setattr(_fused, "AUTO_FUSED_MIN_NUMEL", 1000)
     monkeypatch.setattr(_fused, "TORCH_KERNELS", True)
@@ -245,9 +248,9 @@ def test_default_route_by_size(c_backend, monkeypatch):
         ("nadam", 200, "fused"),
         ("adam", 10, "fused-torch"),
         ("adam", 2000, "fused"),
-        ("sgd", 200, "foreach"),  # stateless: one multi-tensor operation below 1000
-        ("sgd", 2000, "fused"),
-        ("momentum", 200, "fused-torch"),
+        ("sgd", 10, "fused-torch"),
+        ("sgd", 200, "fused"),
+        ("momentum", 200, "fused"),
     ]
     for name, numel, expected in cases:
         params = [torch.zeros(numel, requires_grad=True)]
@@ -255,12 +258,6 @@ def test_default_route_by_size(c_backend, monkeypatch):
         params[0].grad = torch.ones_like(params[0])
         opt.step()
         assert opt.param_groups[0]["impl"] == expected, (name, numel)
-    monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
-    params = [torch.zeros(200, requires_grad=True)]
-    opt = optim.create("momentum", params)
-    params[0].grad = torch.ones_like(params[0])
-    opt.step()
-    assert opt.param_groups[0]["impl"] == "fused"  # no torch kernel: the C loop
 
 
 # ---- torch's own fused kernels, where the rule's arithmetic is theirs --------------------------
@@ -305,16 +302,12 @@ TORCH_KERNEL_CASES = [
 @pytest.mark.parametrize("maximize", [False, True], ids=["min", "max"])
 @pytest.mark.parametrize("persistent", [False, True], ids=["fresh-grads", "flat-grads"])
 def test_torch_kernel_equals_foreach(torch_kernels, name, convention, hp, maximize, persistent):
-    # fresh gradients: torch's kernel over one view per parameter; persistent ones: over the
-    # flat buffers, from the second step on
+    # torch's kernel over the parameters, gradients and state themselves, whether the gradient
+    # tensors are fresh each step or written into again
     for dtype in (torch.float32, torch.float64):
         runs = _run(name, convention, dtype, steps=4, maximize=maximize, persistent=persistent, **hp)
         _assert_same(runs, dtype)
-        opt, params = runs[1]
-        assert {g["impl"] for g in opt.param_groups} == {"fused-torch"}
-        flat = [b.grad_views for b in opt._flat_buckets(opt.param_groups[0]).values()]
-        in_flat = [any(p.grad is v for v in views) for views in flat for p in params]
-        assert any(in_flat) == persistent
+        assert {g["impl"] for g in runs[1][0].param_groups} == {"fused-torch"}
 
 
 @pytest.mark.parametrize("persistent", [False, True], ids=["fresh-grads", "flat-grads"])
@@ -326,7 +319,7 @@ def test_torch_kernel_equals_foreach(torch_kernels, name, convention, hp, maximi
 ])
 def test_torch_kernel_is_bit_identical_to_torch_fused(torch_kernels, persistent, name, cls, kw):
     """Called per parameter, whichever way the gradients arrive, so that the rounding never
-    depends on the split (a resumed run rebuilds its flat buffers: it must not drift)."""
+    depends on the split (one call per parameter, as torch.optim's fused optimizers make it)."""
     # lengths that leave 1-15 elements past a multiple of 16: the kernels' scalar tails
     shapes = ((37, 29), (1001,), (3,), (16, 16), (15,), (47,), (31, 33), (95,), (13, 7))
     ours = _params(shapes, torch.float32, 5)
@@ -417,13 +410,17 @@ def test_fused_equals_foreach_maximize_and_variants(uncompiled, name, hp):
         _assert_same(_run(name, "pytorch", dtype, steps=3, maximize=True, **hp), dtype)
 
 
-def test_missing_gradient_falls_back_and_stays_equal(uncompiled):
+@pytest.mark.parametrize("backend", ["uncompiled", "c_backend"])
+def test_missing_gradient_and_mixed_step_counts_stay_equal(request, backend):
+    # the group whose parameter skipped steps mixes step counts: one kernel call per count
+    request.getfixturevalue(backend)
     for dtype in (torch.float32, torch.float64):
         runs = _run("adam", "pytorch", dtype, steps=5, none_grad_at={1, 2})
         _assert_same(runs, dtype)
-    # the group whose parameter skipped steps now mixes step counts: multi-tensor path
-    assert runs[1][0].param_groups[1]["impl"] == "foreach"
-    assert runs[1][0].param_groups[0]["impl"] == "fused"
+        opt = runs[1][0]
+        assert [g["impl"] for g in opt.param_groups] == ["fused", "fused"]
+        steps = {int(opt.state[p]["step"]) for p in opt.param_groups[1]["params"]}
+        assert steps == {3, 5}
 
 
 # Compiled with Inductor: one case per family of operations, in float32 (float64 for Adam), so
@@ -474,33 +471,6 @@ def _train(model, opt, steps, set_to_none=True):
         opt.step()
 
 
-@pytest.mark.parametrize("torch_kernels", [False, True], ids=["compiled-rule", "torch-kernel"])
-def test_views_backward_and_zero_grad_keep_the_flat_buffers(uncompiled, monkeypatch, torch_kernels):
-    # torch's kernel takes fresh gradients where they lie, and moves gradients that outlive a
-    # step (zero_grad(set_to_none=False)) into the flat buffer the second time it sees them
-    monkeypatch.setattr(_fused, "TORCH_KERNELS", torch_kernels)
-    model = _mlp()
-    opt = optim.Adam(model.parameters(), lr=1e-2, fused=True)
-    _train(model, opt, 2, set_to_none=False)
-    (bucket,) = opt._flat_buckets(opt.param_groups[0]).values()
-    grad_ptrs = [p.grad.data_ptr() for p in model.parameters()]
-    for i, p in enumerate(model.parameters()):
-        assert p.data_ptr() == bucket.param[bucket.offsets[i] :].data_ptr()
-        assert p.grad is bucket.grad_views[i]
-        assert (
-            opt.state[p]["exp_avg"].data_ptr()
-            == bucket.buffers["exp_avg"][bucket.offsets[i] :].data_ptr()
-        )
-        assert bucket.offsets[i] * 4 % 64 == 0  # each parameter starts on a cache line
-    _train(model, opt, 2, set_to_none=False)
-    # autograd accumulated into the flat buffer: no gradient was copied or reallocated
-    assert [p.grad.data_ptr() for p in model.parameters()] == grad_ptrs
-    opt.zero_grad(set_to_none=False)
-    assert float(bucket.grad.abs().sum()) == 0.0
-    opt.zero_grad()
-    assert all(p.grad is None for p in model.parameters())
-
-
 @pytest.mark.parametrize("set_to_none", [True, False])
 @pytest.mark.parametrize("name, impl", [("nadam", "fused"), ("adam", "fused-torch"), ("nag", "fused-torch")])
 def test_training_loop_matches_foreach(monkeypatch, set_to_none, name, impl):
@@ -514,10 +484,6 @@ def test_training_loop_matches_foreach(monkeypatch, set_to_none, name, impl):
     for p, q in zip(ref.parameters(), fused.parameters()):
         torch.testing.assert_close(q, p, **TOL[torch.float64])
         torch.testing.assert_close(q.grad, p.grad, **TOL[torch.float64])
-    if impl == "fused-torch" and set_to_none:
-        # torch's kernel took autograd's fresh gradients where they lay: nothing was copied
-        (bucket,) = opt_fused._flat_buckets(opt_fused.param_groups[0]).values()
-        assert all(p.grad is not v for p, v in zip(fused.parameters(), bucket.grad_views))
 
 
 def test_state_dict_round_trip_between_paths(uncompiled):
@@ -526,14 +492,14 @@ def test_state_dict_round_trip_between_paths(uncompiled):
     _train(model, opt, 3)
     saved = opt.state_dict()
     assert saved["param_groups"][0]["impl"] == "fused"
-    # per-parameter state tensors with the parameters' shapes, as torch.optim.Adam's
+    # the state tensors themselves, with the parameters' shapes, as torch.optim.Adam's
     shapes = [tuple(p.shape) for p in model.parameters()]
     assert [tuple(saved["state"][i]["exp_avg"].shape) for i in range(len(shapes))] == shapes
     twin = _mlp(torch.float64)
     twin.load_state_dict(model.state_dict())
     ref = optim.create("adam", twin.parameters(), foreach=True, amsgrad=True)
     ref.load_state_dict(saved)
-    # loading into the fused optimizer itself rebuilds its buckets from the loaded tensors
+    # loading into the fused optimizer itself: the next step lays out the loaded tensors
     opt.load_state_dict(ref.state_dict())
     _train(model, opt, 3)
     _train(twin, ref, 3)
@@ -543,7 +509,11 @@ def test_state_dict_round_trip_between_paths(uncompiled):
             torch.testing.assert_close(opt.state[q][key], ref.state[p][key], **TOL[torch.float64])
 
 
-def test_replaced_parameter_storage_rebuilds_the_bucket(uncompiled):
+@pytest.mark.parametrize("backend", ["uncompiled", "c_backend"])
+def test_replaced_parameter_and_state_storage_is_followed(request, backend):
+    """``p.data = ...`` (what Module.to() does) and a state tensor replaced between steps: the
+    next step writes where the tensors now live."""
+    request.getfixturevalue(backend)
     model = _mlp(torch.float64)
     twin = _mlp(torch.float64)
     opt = optim.create("rmsprop", model.parameters(), fused=True, momentum=0.9)
@@ -551,20 +521,43 @@ def test_replaced_parameter_storage_rebuilds_the_bucket(uncompiled):
     _train(model, opt, 2)
     _train(twin, ref, 2)
     for p in model.parameters():
-        p.data = p.data.clone()  # what Module.to() or a manual re-assignment does
+        p.data = p.data.clone()
+    first = next(model.parameters())
+    opt.state[first]["square_avg"] = opt.state[first]["square_avg"].clone()
+    opt.state[first]["momentum_buffer"].data = opt.state[first]["momentum_buffer"].clone()
     _train(model, opt, 2)
     _train(twin, ref, 2)
     for p, q in zip(twin.parameters(), model.parameters()):
         torch.testing.assert_close(q, p, **TOL[torch.float64])
-    (bucket,) = opt._flat_buckets(opt.param_groups[0]).values()
-    assert next(model.parameters()).data_ptr() == bucket.param.data_ptr()
+        for key in ("square_avg", "momentum_buffer"):
+            torch.testing.assert_close(opt.state[q][key], ref.state[p][key], **TOL[torch.float64])
+    assert opt.param_groups[0]["impl"] == "fused"
 
 
-def test_default_compiles_only_for_large_buckets(uncompiled, monkeypatch):
+@pytest.mark.parametrize("backend", ["uncompiled", "c_backend"])
+def test_module_moved_to_another_dtype_is_followed(request, backend):
+    """``Module.double()`` between steps (and the state cast along): the kernels of the old dtype
+    are never run over the new storage; the step after it equals the multi-tensor path."""
+    request.getfixturevalue(backend)
+    runs = []
+    for flags in ({"fused": True}, {"foreach": True}):
+        model = _mlp(torch.float32)
+        opt = optim.create("adam", model.parameters(), **flags)
+        _train(model, opt, 2)
+        model.double()
+        for state in opt.state.values():
+            for key in ("exp_avg", "exp_avg_sq"):
+                state[key] = state[key].double()
+        _train(model, opt, 3)
+        runs.append((opt, list(model.parameters())))
+    assert runs[0][0].param_groups[0]["impl"] == "fused"
+    for p, q in zip(runs[1][1], runs[0][1]):
+        assert q.dtype == torch.float64
+        torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
+
+
+def test_default_compiles_only_for_large_shares(uncompiled, monkeypatch):
     monkeypatch.setattr(_fused, "compiler_available", lambda device: True)
-    import optimlab.optim._base as base
-
-    monkeypatch.setattr(base, "compiler_available", lambda device: True)
     monkeypatch.setattr(_fused, "AUTO_FUSED_MIN_NUMEL", 100)
     small = [torch.zeros(10, requires_grad=True)]
     large = [torch.zeros(200, requires_grad=True)]
@@ -671,7 +664,7 @@ def test_cuda_compiled_equals_foreach():
 
 def test_compiled_kernel_is_called_without_dynamo_after_compiling(monkeypatch):
     """From the second step on, Inductor's kernel is called directly (no dynamo frame or guard
-    evaluation); one kernel serves every bucket length of its size class."""
+    evaluation); one kernel serves every parameter length of its size class."""
     monkeypatch.setattr(_fused, "BACKEND", "inductor")
     monkeypatch.setattr(_fused, "TORCH_KERNELS", False)
     if not _fused.compiler_available(torch.device("cpu")):
@@ -684,7 +677,7 @@ def test_compiled_kernel_is_called_without_dynamo_after_compiling(monkeypatch):
         monkeypatch.setattr(k, "compiled", lambda *a: pytest.fail("went through dynamo"))
     _assert_same(runs_a, torch.float32)
     graphs = counters["stats"]["unique_graphs"]
-    # other bucket lengths reuse the same kernels, directly
+    # other lengths reuse the same kernels, directly
     runs_b = _run("adamax", "pytorch", torch.float32, steps=5, shapes=(((9, 11), (4,), (130,)), ((70,),)))
     _assert_same(runs_b, torch.float32)
     assert runs_b[1][0].param_groups[0]["impl"] == "fused"
@@ -693,8 +686,8 @@ def test_compiled_kernel_is_called_without_dynamo_after_compiling(monkeypatch):
 
 @pytest.mark.parametrize("backend", ["torch-kernel", pytest.param("c", marks=needs_cc)])
 def test_gradients_laid_out_unlike_their_parameters(monkeypatch, backend):
-    """A transposed parameter whose gradient is contiguous: the gradient is copied into the
-    flat buffer (with the parameter's strides) before the kernel runs over it."""
+    """A transposed parameter whose gradient is contiguous: the kernel reads a copy of the
+    gradient in the parameter's layout; the gradient itself is never written."""
     monkeypatch.setattr(_fused, "BACKEND", "none" if backend == "torch-kernel" else "auto")
     monkeypatch.setattr(_fused, "TORCH_KERNELS", backend == "torch-kernel")
     runs = []
@@ -706,7 +699,9 @@ def test_gradients_laid_out_unlike_their_parameters(monkeypatch, backend):
             p.grad = torch.full((3, 4), 0.1 * (t + 1), dtype=torch.float64) + p.detach()
             q.grad = torch.full((5,), -0.2, dtype=torch.float64)
             assert p.grad.stride() != p.stride()
+            grad_before = p.grad.clone()
             opt.step()
+            assert torch.equal(p.grad, grad_before)
         runs.append((opt, [p, q]))
     _assert_same(runs, torch.float64)
     assert runs[1][0].param_groups[0]["impl"] == ("fused-torch" if backend != "c" else "fused")

@@ -33,6 +33,14 @@ def step_command(
         bool, typer.Option("--torch/--no-torch", help="time torch.optim")
     ] = True,
     threads: Annotated[Optional[int], typer.Option(help="torch threads (default: torch's)")] = None,  # noqa: UP045
+    small: Annotated[
+        bool,
+        typer.Option(
+            "--small/--no-small",
+            help="also time every default step on seed 003's MLP and on ~159k params in 196 "
+            "tensors (1 thread) against torch's",
+        ),
+    ] = True,
     json: Annotated[Optional[Path], typer.Option("--json", help="write the results here")] = None,  # noqa: UP045
 ) -> None:
     """Median step time of every optimizer path and of torch.optim's, with achieved GB/s."""
@@ -61,6 +69,7 @@ def step_command(
             torch_paths=torch_paths,
             progress=lambda msg: console.log(msg),
             threads=threads,
+            small=small,
         )
     except ValueError as e:
         raise UserError(str(e)) from None

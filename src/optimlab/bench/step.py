@@ -5,10 +5,9 @@ tensors: a few large matrices and many small vectors, shaped like a small transf
 measures the median step time of
 
 * optimlab: ``foreach`` (multi-tensor), ``forloop`` (one tensor at a time), ``fused`` (the rule
-  compiled over flat buffers: C on CPU, Inductor elsewhere), and the default
-  (``create(name, params)``, whatever path it picks); where torch has a fused kernel with the
-  rule's arithmetic, ``torch_kernel`` times the fused path calling it (per parameter, on views of
-  the same buffers);
+  compiled into one loop over every parameter's own storage, in place: C on CPU, Inductor
+  elsewhere), and the default (``create(name, params)``, whatever path it picks); where torch has
+  a fused kernel with the rule's arithmetic, ``torch_kernel`` times the fused path calling it;
 * torch.optim, for the same algorithm with torch's defaults: ``forloop``, ``foreach`` and
   ``fused`` where torch has a fused kernel;
 * the machine: STREAM-style copy (``y.copy_(x)``, 2 words per element) and in-place axpy
@@ -19,8 +18,14 @@ ratios are measured side by side under the same machine load. Each step must at 
 parameters, gradients and every state buffer and write back the parameters and state:
 ``(2 + k) + (1 + k)`` words per parameter for ``k`` state buffers; achieved GB/s counts those
 bytes. Also reported: optimizer state bytes per parameter, the peak extra memory one step
-allocates (from the profiler's memory events), and the fused path's one-time cost (flat buffers
-and compile or compile-cache load, measured as the first two steps minus two ordinary steps).
+allocates (from the profiler's memory events), and the fused path's one-time cost (laying out
+the parameters and building or loading the C loop, measured as the first two steps minus two
+ordinary steps). The C loop's walk over memory is chosen by measuring on the first steps
+(``optimlab.optim._tuning``); every path is stepped until that choice is made before it is timed.
+
+Small models (``small``): every optimizer's default step on seed 003's MLP (784-200-10, 4 tensors)
+against torch's fused Adam on it, and on ~159k parameters in 196 tensors against torch's own
+paths for the same algorithm; one thread, as the lab trains.
 
 Run ``optimlab bench step --help`` or ``python benchmarks/step.py --help``. Benchmarks are never
 asserted by tests.
@@ -30,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import platform
@@ -45,7 +49,12 @@ import torch
 
 from optimlab import optim
 from optimlab.optim import _cc, _fused
+from optimlab.optim._inplace import measuring
 from optimlab.optim.registry import convention_defaults
+
+from .tables import markdown, rows, small_rows, table, write_json
+
+__all__ = ["layout", "main", "markdown", "rows", "run", "small_models", "small_rows", "table"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
@@ -212,6 +221,15 @@ def _with_torch_kernel(step: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
+def _settle(opt: torch.optim.Optimizer, limit: int = 80) -> int:
+    """Step until the C loops' walk is chosen (``_tuning``); how many steps that took."""
+    steps = 0
+    while measuring(opt) and steps < limit:
+        opt.step()
+        steps += 1
+    return steps
+
+
 def _theirs(name: str, how: str, params: list[torch.Tensor]) -> torch.optim.Optimizer | None:
     cls_name, kwargs = TORCH_EQUIVALENT[name]
     flags = {"forloop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
@@ -246,6 +264,7 @@ def bench_config(
         opt.step()
         opt.step()
         first_two = time.perf_counter() - t0
+        _settle(opt)
         k = len(opt._active_buffers(opt.param_groups[0]))
         words = 3 + 2 * k
         if how == "default":
@@ -316,6 +335,7 @@ def run(
     torch_paths: bool = True,
     progress: Callable[[str], None] | None = None,
     threads: int | None = None,
+    small: bool = True,
 ) -> dict[str, Any]:
     """The whole benchmark; returns a JSON-serialisable dict (see the module docstring)."""
     if threads is not None:
@@ -347,7 +367,7 @@ def run(
     copy = statistics.median(r["paths"]["machine.copy"]["gbs"] for r in results)
     for r in results:
         _summarise(r, axpy)
-    return {
+    out = {
         "machine": _machine(),
         "params": numel,
         "tensors": len(shapes),
@@ -356,6 +376,61 @@ def run(
         "bandwidth_gbs": {"copy": copy, "axpy": axpy},
         "results": results,
     }
+    if small:
+        if progress:
+            progress("small models")
+        out["small"] = small_models(names, max(repeats, 9) * 20, torch_paths)
+    return out
+
+
+# ---- small models --------------------------------------------------------------------------------
+
+#: seed 003's MLP (784-200-10): the lab's default model
+MLP = ((200, 784), (200,), (10, 200), (10,))
+SMALL_PARAMS = 159_010
+
+
+def small_models(names: Sequence[str], repeats: int, torch_paths: bool = True) -> dict[str, Any]:
+    """Default steps on small models, one thread. For each optimizer, its default step is timed
+    in the same rounds as its references, as a row of :func:`bench_config`: on the MLP torch's
+    fused Adam, on 159k parameters in 196 tensors torch's paths for the same algorithm.
+    Median microseconds, per optimizer (``us[name][path]``)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {}
+        for label, shapes in (("mlp", list(MLP)), ("196", layout(SMALL_PARAMS, 196))):
+            gen = torch.Generator().manual_seed(0)
+            base = [torch.randn(s, generator=gen) for s in shapes]
+            grads = [torch.randn(s, generator=gen) * 1e-2 for s in shapes]
+            impls, times = {}, {}
+            for name in names:
+                opt = optim.create(name, _clone_params(base, grads))
+                opt.step()
+                _settle(opt)
+                impls[name] = opt.param_groups[0]["impl"]
+                paths = [_Path(f"optimlab.{name}", opt.step, 1, 1)]
+                refs = [("adam", "fused")] if label == "mlp" else [
+                    (name, how) for how in ("foreach", "fused") if name in TORCH_EQUIVALENT
+                ]
+                for ref, how in refs if torch_paths else ():
+                    theirs = _theirs(ref, how, _clone_params(base, grads))
+                    if theirs is not None:
+                        paths.append(_Path(f"torch.{ref}.{how}", theirs.step, 1, 1))
+                for r in range(repeats):
+                    shift = r % len(paths)
+                    for path in paths[shift:] + paths[:shift]:
+                        path.time_once()
+                times[name] = {path.label: path.median() * 1e6 for path in paths}
+            out[label] = {
+                "tensors": len(shapes),
+                "params": sum(p.numel() for p in base),
+                "impl": impls,
+                "us": times,
+            }
+        return out
+    finally:
+        torch.set_num_threads(saved)
 
 
 def _summarise(r: dict[str, Any], axpy_gbs: float) -> None:
@@ -375,85 +450,6 @@ def _summarise(r: dict[str, Any], axpy_gbs: float) -> None:
             r["speedup_vs_torch_foreach"] = theirs["torch.foreach"] / default["median_ms"]
 
 
-# ---- output ------------------------------------------------------------------------------------
-
-
-COLUMNS = (
-    "optimizer", "conv", "B/param", "ours foreach", "ours forloop", "ours fused", "ours torch kernel",
-    "default (path)",
-    "torch loop", "torch foreach", "torch fused", "default GB/s", "% axpy", "x torch best",
-    "x torch fused", "setup s", "state B/param",
-)
-
-
-def rows(result: dict[str, Any]) -> list[list[str]]:
-    """The cells of every row of ``result``, in :data:`COLUMNS` order (shared by both tables)."""
-
-    def ms(r: dict[str, Any], key: str) -> str:
-        v = r["paths"].get(key)
-        return f"{v['median_ms']:.2f}" if v else "-"
-
-    def ratio(x: float | None) -> str:
-        return f"{x:.2f}" if x else "-"
-
-    out = []
-    for r in result["results"]:
-        d = r["paths"]["optimlab.default"]
-        out.append([
-            r["optimizer"],
-            r["convention"],
-            str(r["bytes_per_param"]),
-            ms(r, "optimlab.foreach"),
-            ms(r, "optimlab.forloop"),
-            ms(r, "optimlab.fused"),
-            ms(r, "optimlab.torch_kernel"),
-            f"{d['median_ms']:.2f} ({r['default_impl']})",
-            ms(r, "torch.forloop"),
-            ms(r, "torch.foreach"),
-            ms(r, "torch.fused"),
-            f"{d['gbs']:.1f}",
-            f"{100 * r['default_fraction_of_axpy']:.0f}%",
-            ratio(r.get("speedup_vs_torch_best")),
-            ratio(r.get("speedup_vs_torch_fused")),
-            f"{r['fused_setup_s']:.2f}",
-            f"{r['state_bytes_per_param']:.1f}",
-        ])
-    return out
-
-
-def table(result: dict[str, Any]):
-    """A rich table of ``result`` (one row per optimizer and convention)."""
-    from rich.table import Table
-
-    bw = result["bandwidth_gbs"]
-    t = Table(
-        title=(
-            f"optimizer step, {result['params']:,} {result['dtype']} params in "
-            f"{result['tensors']} tensors, {result['machine']['threads']} threads; "
-            f"axpy {bw['axpy']:.1f} GB/s, copy {bw['copy']:.1f} GB/s (median ms)"
-        )
-    )
-    for col in COLUMNS:
-        t.add_column(col, justify="left" if col in ("optimizer", "conv") else "right")
-    for row in rows(result):
-        t.add_row(*row)
-    return t
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """The table of ``result`` as Markdown (for RESULTS.md)."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(result)]
-    return "\n".join(lines)
-
-
-def write_json(result: dict[str, Any], path: str | Path) -> None:
-    """Write ``result`` atomically (a temporary file renamed over ``path``)."""
-    from optimlab.lab.files import atomic_write_text
-
-    atomic_write_text(Path(path), json.dumps(result, indent=1))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", type=int, default=10_000_000)
@@ -464,6 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-torch", action="store_true", help="skip torch.optim's paths")
+    ap.add_argument("--no-small", action="store_true", help="skip the small-model rows")
+    ap.add_argument("--markdown", action="store_true", help="print Markdown tables instead")
     ap.add_argument("--json", default=None, help="write the full result here")
     args = ap.parse_args(argv)
     from rich.console import Console
@@ -479,8 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch_paths=not args.no_torch,
         progress=lambda msg: console.log(msg),
         threads=args.threads,
+        small=not args.no_small,
     )
-    console.print(table(result))
+    console.print(markdown(result) if args.markdown else table(result))
     if args.json:
         write_json(result, args.json)
     return 0

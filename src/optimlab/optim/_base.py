@@ -11,8 +11,6 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from . import _fused
-from ._fused import KERNELS, FlatBucket, Tape, compiler_available, flat_eligible
 from ._hyper import (
     check_declaration,
     defaults_from,
@@ -20,6 +18,7 @@ from ._hyper import (
     normalise,
     rule_signature,
 )
+from ._inplace import FusedGroup
 from ._paths import step_bucket, step_sparse
 from ._rules import ArrayLike
 from ._state import new_scalar, nonfinite_grads, restore_scalar_dtypes
@@ -29,45 +28,17 @@ from ._validate import Check, check_hyperparameters, check_paths
 IMPLS = ("foreach", "forloop", "fused", "fused-torch", "fused-eager")
 
 #: torch's fused kernel for a group, called as ``kernel(params, grads, buffers, steps, step)``
-#: with lists of tensors (``buffers`` by name; ``steps`` the 0-d counters, already advanced to
-#: ``step``): one flat buffer each, or one view per parameter (:meth:`FlatBucket.kernel_lists`)
+#: with lists of tensors, one per parameter (the parameters and state themselves; ``buffers`` by
+#: name; ``steps`` the 0-d counters, already advanced to ``step``; empty for an optimizer
+#: without counters)
 TorchKernel = Callable[
     [list[Tensor], list[Tensor], dict[str, list[Tensor]], list[Tensor], int], None
 ]
-
-#: the dtypes torch's fused kernels run in the parameters' own precision (bfloat16 and float16
-#: are computed in float32 there, unlike the rule), hence the ones they stand in for the rule
-_TORCH_KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 def scalar(value: Any) -> float:
     """A hyperparameter as a Python float (a 0-d tensor ``lr`` is read, never aliased)."""
     return float(value.item()) if isinstance(value, Tensor) else float(value)
-
-
-class _GroupFlat:
-    """A param group's flat buckets, and its parameters sorted by (device, dtype)."""
-
-    __slots__ = ("_ids", "_plan", "buckets", "group")
-
-    def __init__(self, group: dict[str, Any]) -> None:
-        self.group = group
-        self.buckets: dict[tuple, FlatBucket] = {}
-        self._ids: tuple[int, ...] = ()
-        self._plan: list[tuple[tuple, list[Tensor], int]] = []
-
-    def plan(self, fresh: bool) -> list[tuple[tuple, list[Tensor], int]]:
-        """``[((device, dtype), params, numel)]`` of the parameters a flat buffer can hold;
-        recomputed when the group's parameter list changed or ``fresh``."""
-        ids = tuple(map(id, self.group["params"]))
-        if fresh or ids != self._ids:
-            by_key: dict[tuple, list[Tensor]] = defaultdict(list)
-            for p in self.group["params"]:
-                if flat_eligible(p):
-                    by_key[(p.device, p.dtype)].append(p)
-            self._plan = [(k, ps, sum(p.numel() for p in ps)) for k, ps in by_key.items()]
-            self._ids = ids
-        return self._plan
 
 
 class RuleOptimizer(Optimizer):
@@ -82,18 +53,14 @@ class RuleOptimizer(Optimizer):
 
     * ``foreach=True``: every rule operation is one ``torch._foreach_*`` call per group;
     * ``foreach=False``: the same rule runs on one tensor at a time;
-    * ``fused=True``: the same rule, compiled into one loop over flat buffers that hold the
-      parameters, gradients and state of each (param group, device, dtype); see
-      :mod:`optimlab.optim._fused` (C on CPU for float32/float64, Inductor elsewhere).
-      Parameters, gradients and state tensors become views into those buffers.
-      ``zero_grad(set_to_none=False)`` then keeps the gradients there (one memset, no copy in
-      the next step); gradients allocated afresh (``set_to_none=True``) are read where they lie.
-      Where torch's own fused CPU kernel has the rule's arithmetic for the group's settings
-      (:meth:`_torch_kernel`), the fused path calls it over the same buffers instead on buckets
-      under 1M elements, or at any size without a C compiler.
-    * neither given (``None``): the same, from ``_fused.AUTO_C_MIN_NUMEL`` elements (16,384) for
-      the C-compiled rule and ``_fused.AUTO_FUSED_MIN_NUMEL`` (1M) for Inductor (it costs
-      seconds of imports per process); the multi-tensor path otherwise (:meth:`_fused_route`).
+    * ``fused=True``: the same rule, compiled into one loop per (param group, device, dtype)
+      that reads and writes every parameter's, gradient's and state tensor's own storage, in
+      place; see :mod:`optimlab.optim._fused` (C on CPU for float32/float64, Inductor
+      elsewhere). Where no C loop serves, torch's own fused kernel where it has the rule's
+      arithmetic for the group's settings (:meth:`_torch_kernel`).
+    * neither given (``None``): the C loop from ``_fused.AUTO_C_MIN_NUMEL`` elements (16,384),
+      torch's kernel where it serves, Inductor from ``_fused.AUTO_FUSED_MIN_NUMEL`` (1M) on other
+      devices and dtypes, the multi-tensor path otherwise (:func:`optimlab.optim._route.route`).
 
     Inside ``torch.compile`` and for ``capturable`` groups the step reads nothing on the host:
     the step counts stay tensors, and so does every scalar the rule derives from them
@@ -145,7 +112,6 @@ class RuleOptimizer(Optimizer):
         check_hyperparameters(defaults, self.checks)
         self._check(defaults)
         super().__init__(params, normalise(defaults))
-        self._flat: dict[int, _GroupFlat] = {}
 
     @classmethod
     def hyperparameter_defaults(cls) -> dict[str, Any]:
@@ -253,14 +219,16 @@ class RuleOptimizer(Optimizer):
             or (differentiable and self.differentiable_step_tensor)
         )
         impls: set[str] = set()
-        fused: set[int] = set()
+        fused: frozenset[int] = frozenset()
         if not (tensor_steps or differentiable) and (
             group.get("fused") or (group.get("fused") is None and group.get("foreach") is None)
         ):
             fused = self._step_fused(group, names, impls)
         buckets: dict[tuple, list[Tensor]] = defaultdict(list)
         sparse: list[Tensor] = []
-        for p in group["params"]:
+        # every parameter stepped by the fused path: nothing left to sort
+        rest = group["params"] if len(fused) < len(group["params"]) else ()
+        for p in rest:
             if p.grad is None or (fused and id(p) in fused):
                 continue
             if p.grad.is_sparse:
@@ -301,168 +269,16 @@ class RuleOptimizer(Optimizer):
         return state
 
     # ---- the fused path --------------------------------------------------------------------------
-    def _fused_route(
-        self, group: dict[str, Any], key: tuple, numel: int, kernel: Callable[[], TorchKernel | None]
-    ) -> str | None:
-        """How a (device, dtype) bucket of ``numel`` elements steps, or None (not fused).
-
-        ``"torch"``: torch's fused kernel; ``"c"``: the rule compiled in C (CPU, float32 and
-        float64); ``"rule"``: the rule compiled by Inductor (or its eager graph). Measured on CPU (``benchmarks/``): below about 1M
-        elements torch's kernel, where one has the rule's arithmetic, costs less per call than
-        recording the rule; from there the C loop is faster. Hence, with ``fused=True`` or
-        ``fused=None``: torch's kernel below ``AUTO_FUSED_MIN_NUMEL`` elements where it serves
-        (and at any size without the C backend); the C-compiled rule otherwise, from
-        ``AUTO_C_MIN_NUMEL`` elements with ``fused=None`` (its build is cached on disk).
-        ``fused=None`` leaves a rule without state (plain SGD), which the multi-tensor path runs
-        in one operation anyway, on that path below ``AUTO_FUSED_MIN_NUMEL``. Elsewhere ``fused=True`` compiles the rule with Inductor, and
-        ``fused=None`` does so from ``AUTO_FUSED_MIN_NUMEL`` (it costs seconds of imports per
-        process).
-        """
-        device, dtype = key
-        fused = group.get("fused")
-        if fused is None and group.get("foreach") is not None or fused is False:
-            return None
-        # a rule without state (plain SGD) is one multi-tensor operation already: a fused
-        # path only pays on large buckets
-        stateful = bool(self._active_buffers(group))
-        if not fused and not stateful and numel < _fused.AUTO_FUSED_MIN_NUMEL:
-            return None
-        c = _fused.c_serves(device, dtype)
-        if (
-            self._torch_kernel_serves(key)
-            and (numel < _fused.AUTO_FUSED_MIN_NUMEL or not c)
-            and kernel() is not None
-        ):
-            return "torch"
-        if c and (fused or numel >= _fused.AUTO_C_MIN_NUMEL):
-            return "c"
-        if fused:
-            return "rule"
-        if (
-            device.type in ("cpu", "cuda")
-            and numel >= _fused.AUTO_FUSED_MIN_NUMEL
-            and compiler_available(device)
-        ):
-            return "rule"
-        return None
-
-    @staticmethod
-    def _torch_kernel_serves(key: tuple) -> bool:
-        """Whether torch's fused kernels stand in for the rule on a (device, dtype) bucket."""
-        device, dtype = key
-        return _fused.TORCH_KERNELS and device.type == "cpu" and dtype in _TORCH_KERNEL_DTYPES
-
-    def _flat_buckets(self, group: dict[str, Any]) -> dict[tuple, FlatBucket]:
-        return self._flat_entry(group).buckets
-
-    def _flat_entry(self, group: dict[str, Any]) -> _GroupFlat:
-        flat = self.__dict__.setdefault("_flat", {})
-        entry = flat.get(id(group))
+    def _step_fused(
+        self, group: dict[str, Any], names: tuple[str, ...], impls: set[str]
+    ) -> frozenset[int]:
+        """Step the group's fused shares in place (:mod:`._inplace`); returns the ids of the
+        parameters stepped."""
+        runs = self.__dict__.setdefault("_fused_groups", {})
+        entry = runs.get(id(group))
         if entry is None or entry.group is not group:
-            entry = flat[id(group)] = _GroupFlat(group)
-        return entry
-
-    def _step_fused(self, group: dict[str, Any], names: tuple[str, ...], impls: set[str]) -> set[int]:
-        """Step the group's flat buckets; returns the ids of the parameters it stepped."""
-        entry = self._flat_entry(group)
-        plan = entry.plan(fresh=False)
-        if any(
-            key in entry.buckets and not entry.buckets[key].intact(self.state, names)
-            for key, _, _ in plan
-        ):
-            plan = entry.plan(fresh=True)
-            entry.buckets.clear()
-        done: set[int] = set()
-        kernels: list[TorchKernel | None] = []
-
-        def kernel() -> TorchKernel | None:
-            if not kernels:
-                kernels.append(self._torch_kernel(group))
-            return kernels[0]
-
-        for key, ps, numel in plan:
-            route = self._fused_route(group, key, numel, kernel)
-            if route is None:
-                entry.buckets.pop(key, None)
-                continue
-            bucket = entry.buckets.get(key)
-            if bucket is None:
-                # the bucket holds the parameters that have a gradient when it is built
-                members = [p for p in ps if p.grad is not None and not p.grad.is_sparse]
-                if not members:
-                    continue
-                for p in members:
-                    self._init_state(p)
-                bucket = entry.buckets[key] = FlatBucket(
-                    members, names, self.state, lambda n, p: self._new_buffer(n, p, group)
-                )
-            step = bucket.uniform_step()
-            # torch's kernels and C kernels also take one tensor per parameter: gradients that
-            # autograd just allocated are used where they lie instead of being copied
-            segmented = route in ("torch", "c")
-            lists = (
-                bucket.kernel_lists(per_parameter=route == "torch")
-                if segmented and step is not None
-                else None
-            )
-            if step is None or (lists is None and (segmented or not bucket.gather_grads())):
-                # a missing gradient: this step runs on the views, parameter by parameter state
-                bucket.step = None
-                continue
-            bucket.advance()
-            done.update(bucket.ids)
-            if route == "torch":
-                kernel()(*lists, step + 1)
-                impls.add("fused-torch")
-                continue
-            tape = Tape(2 + len(names))
-            params, grads, *bufs = tape.inputs()
-            self._update(
-                group,
-                step + 1,
-                params,
-                grads.neg() if group["maximize"] else grads,
-                dict(zip(names, bufs)),
-                bucket.state_dicts,
-            )
-            if lists is None:
-                segments = [[bucket.param, bucket.grad, *bucket.buffers.values()]]
-            else:
-                views, grad_list, buffer_lists, _ = lists
-                segments = list(zip(views, grad_list, *(buffer_lists[n] for n in names)))
-            ran = KERNELS.run(tape.structure(), segments, tape.scalars)
-            impls.add("fused-eager" if ran == "failed" else "fused")
-        return done
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Reset the gradients (see ``torch.optim.Optimizer.zero_grad``).
-
-        With ``set_to_none=False``, gradients held in a fused flat buffer are zeroed with one
-        memset and stay there, so the next backward accumulates into the buffer directly.
-        """
-        if set_to_none:
-            super().zero_grad(set_to_none=True)
-            return
-        zeroed: set[int] = set()
-        for entry in self.__dict__.get("_flat", {}).values():
-            for bucket in entry.buckets.values():
-                bucket.zero_grad()
-                zeroed.update(id(p) for p in bucket.params)
-        rest: dict[tuple, list[Tensor]] = defaultdict(list)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None or id(p) in zeroed:
-                    continue
-                if p.grad.grad_fn is not None:
-                    p.grad.detach_()
-                else:
-                    p.grad.requires_grad_(False)
-                if p.grad.is_sparse:
-                    p.grad.zero_()
-                else:
-                    rest[(p.grad.device, p.grad.dtype)].append(p.grad)
-        for grads in rest.values():
-            torch._foreach_zero_(grads)
+            entry = runs[id(group)] = FusedGroup(group)
+        return entry.step(self, names, impls)
 
     # ---- state dicts -----------------------------------------------------------------------------
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -479,8 +295,7 @@ class RuleOptimizer(Optimizer):
                     s["step"] = new_scalar(float(s["step"]), p, group)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state (see ``torch.optim.Optimizer.load_state_dict``); fused buckets are
-        rebuilt from the loaded tensors at the next step. Scalar state (``step``,
+        """Load a state (see ``torch.optim.Optimizer.load_state_dict``). Scalar state (``step``,
         ``mu_product``) keeps the dtype it was saved with, so that a round trip changes
         nothing."""
         # torch.optim keeps the given tensors (``step`` is not even cast), so later steps would
@@ -496,4 +311,3 @@ class RuleOptimizer(Optimizer):
         restore_scalar_dtypes(
             self.state, state_dict.get("state", {}), dict(zip(saved_ids, params)), self.buffers
         )
-        self.__dict__["_flat"] = {}

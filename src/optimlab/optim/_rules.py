@@ -1,196 +1,35 @@
-"""Shared maths of every update rule, and the two array backends the rules run on.
+"""Shared maths of every update rule.
 
 Each update rule in optimlab is one Python function over *array-likes*: objects that offer the small
-in-place arithmetic vocabulary below (``mul_``, ``add_``, ``addcmul_``, ``addcdiv_``, ``lerp_``,
-``sqrt``, ``maximum_``...). Two backends implement that vocabulary:
-
-* :class:`TensorList` runs every operation as one ``torch._foreach_*`` call over a list of tensors
-  (the multi-tensor path);
-* :class:`Tensorwise` runs it with ordinary tensor operations on a single tensor (the per-tensor
-  path).
-
-A third, ``_fused.Recorder``, records the operations instead, and the fused path compiles the
-record into one loop (C on CPU, Inductor elsewhere). The rule is therefore written once and is the
-single source of truth for every path.
+arithmetic vocabulary of :data:`._ops.OPS` (``mul_``, ``add_``, ``addcmul_``, ``addcdiv_``,
+``lerp_``, ``sqrt``, ``maximum_``...). Its backends, all generated from that one table: the
+multi-tensor :class:`TensorList` (``torch._foreach_*``), the per-tensor :class:`Tensorwise`, and
+``_ops.Recorder``, whose record the fused path compiles into one loop (C on CPU, Inductor
+elsewhere). The rule is therefore written once and is the single source of truth for every path.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-Scalar = float | int
+from ._ops import ArrayLike, Scalar, TensorList, Tensorwise
 
-
-class TensorList:
-    """A list of tensors whose arithmetic runs as ``torch._foreach_*`` multi-tensor ops."""
-
-    __slots__ = ("tensors",)
-
-    def __init__(self, tensors: Sequence[Tensor]):
-        self.tensors = list(tensors)
-
-    def __len__(self) -> int:
-        return len(self.tensors)
-
-    def __iter__(self):
-        return iter(self.tensors)
-
-    @staticmethod
-    def _arg(x: Any) -> Any:
-        return x.tensors if isinstance(x, TensorList) else x
-
-    # in place -----------------------------------------------------------------------------
-    def mul_(self, x: Any) -> TensorList:
-        torch._foreach_mul_(self.tensors, self._arg(x))
-        return self
-
-    def div_(self, x: Any) -> TensorList:
-        torch._foreach_div_(self.tensors, self._arg(x))
-        return self
-
-    def add_(self, x: Any, alpha: Scalar = 1) -> TensorList:
-        if isinstance(x, TensorList):
-            torch._foreach_add_(self.tensors, x.tensors, alpha=alpha)
-        else:
-            torch._foreach_add_(self.tensors, x * alpha if alpha != 1 else x)
-        return self
-
-    def addcmul_(self, a: TensorList, b: TensorList, value: Scalar = 1) -> TensorList:
-        torch._foreach_addcmul_(self.tensors, a.tensors, b.tensors, value=value)
-        return self
-
-    def addcdiv_(self, a: TensorList, b: TensorList, value: Scalar = 1) -> TensorList:
-        torch._foreach_addcdiv_(self.tensors, a.tensors, b.tensors, value=value)
-        return self
-
-    def lerp_(self, end: TensorList, weight: Scalar) -> TensorList:
-        torch._foreach_lerp_(self.tensors, end.tensors, weight)
-        return self
-
-    def sqrt_(self) -> TensorList:
-        torch._foreach_sqrt_(self.tensors)
-        return self
-
-    def maximum_(self, other: TensorList) -> TensorList:
-        torch._foreach_maximum_(self.tensors, other.tensors)
-        return self
-
-    def copy_(self, other: TensorList) -> TensorList:
-        torch._foreach_copy_(self.tensors, other.tensors)
-        return self
-
-    # out of place -------------------------------------------------------------------------
-    def mul(self, x: Any) -> TensorList:
-        return TensorList(torch._foreach_mul(self.tensors, self._arg(x)))
-
-    def div(self, x: Any) -> TensorList:
-        return TensorList(torch._foreach_div(self.tensors, self._arg(x)))
-
-    def add(self, x: Any, alpha: Scalar = 1) -> TensorList:
-        if isinstance(x, TensorList):
-            return TensorList(torch._foreach_add(self.tensors, x.tensors, alpha=alpha))
-        return TensorList(torch._foreach_add(self.tensors, x * alpha if alpha != 1 else x))
-
-    def addcmul(self, a: TensorList, b: TensorList, value: Scalar = 1) -> TensorList:
-        return TensorList(torch._foreach_addcmul(self.tensors, a.tensors, b.tensors, value=value))
-
-    def sqrt(self) -> TensorList:
-        return TensorList(torch._foreach_sqrt(self.tensors))
-
-    def abs(self) -> TensorList:
-        return TensorList(torch._foreach_abs(self.tensors))
-
-    def neg(self) -> TensorList:
-        return TensorList(torch._foreach_neg(self.tensors))
-
-    def clone(self) -> TensorList:
-        return TensorList([t.clone() for t in self.tensors])
-
-
-class Tensorwise:
-    """One tensor with the same vocabulary as :class:`TensorList`, using ordinary tensor ops."""
-
-    __slots__ = ("tensor",)
-
-    def __init__(self, tensor: Tensor):
-        self.tensor = tensor
-
-    @staticmethod
-    def _arg(x: Any) -> Any:
-        return x.tensor if isinstance(x, Tensorwise) else x
-
-    def mul_(self, x: Any) -> Tensorwise:
-        self.tensor.mul_(self._arg(x))
-        return self
-
-    def div_(self, x: Any) -> Tensorwise:
-        self.tensor.div_(self._arg(x))
-        return self
-
-    def add_(self, x: Any, alpha: Scalar = 1) -> Tensorwise:
-        if isinstance(x, Tensorwise):
-            self.tensor.add_(x.tensor, alpha=alpha)
-        else:
-            self.tensor.add_(x * alpha if alpha != 1 else x)
-        return self
-
-    def addcmul_(self, a: Tensorwise, b: Tensorwise, value: Scalar = 1) -> Tensorwise:
-        self.tensor.addcmul_(a.tensor, b.tensor, value=value)
-        return self
-
-    def addcdiv_(self, a: Tensorwise, b: Tensorwise, value: Scalar = 1) -> Tensorwise:
-        self.tensor.addcdiv_(a.tensor, b.tensor, value=value)
-        return self
-
-    def lerp_(self, end: Tensorwise, weight: Scalar) -> Tensorwise:
-        self.tensor.lerp_(end.tensor, weight)
-        return self
-
-    def sqrt_(self) -> Tensorwise:
-        self.tensor.sqrt_()
-        return self
-
-    def maximum_(self, other: Tensorwise) -> Tensorwise:
-        torch.maximum(self.tensor, other.tensor, out=self.tensor)
-        return self
-
-    def copy_(self, other: Tensorwise) -> Tensorwise:
-        self.tensor.copy_(other.tensor)
-        return self
-
-    def mul(self, x: Any) -> Tensorwise:
-        return Tensorwise(self.tensor.mul(self._arg(x)))
-
-    def div(self, x: Any) -> Tensorwise:
-        return Tensorwise(self.tensor.div(self._arg(x)))
-
-    def add(self, x: Any, alpha: Scalar = 1) -> Tensorwise:
-        if isinstance(x, Tensorwise):
-            return Tensorwise(self.tensor.add(x.tensor, alpha=alpha))
-        return Tensorwise(self.tensor.add(x * alpha if alpha != 1 else x))
-
-    def addcmul(self, a: Tensorwise, b: Tensorwise, value: Scalar = 1) -> Tensorwise:
-        return Tensorwise(self.tensor.addcmul(a.tensor, b.tensor, value=value))
-
-    def sqrt(self) -> Tensorwise:
-        return Tensorwise(self.tensor.sqrt())
-
-    def abs(self) -> Tensorwise:
-        return Tensorwise(self.tensor.abs())
-
-    def neg(self) -> Tensorwise:
-        return Tensorwise(self.tensor.neg())
-
-    def clone(self) -> Tensorwise:
-        return Tensorwise(self.tensor.clone())
-
-
-ArrayLike = TensorList | Tensorwise
+__all__ = [
+    "ArrayLike",
+    "TensorList",
+    "Tensorwise",
+    "apply_weight_decay",
+    "bias_correction",
+    "ema_",
+    "ema_scalar",
+    "ema_sq_",
+    "full_state_like",
+    "sqrt_denominator",
+]
 
 
 # Shared maths ----------------------------------------------------------------------------------
