@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "optimlab.lab.cli_tune",
     "optimlab.lab.cli_surface",
     "optimlab.lab.cli_bench",
+    "optimlab.lab.claims.cli",
 ]
 
 for _name in COMMAND_MODULES:
