@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
-from optimlab.lab.runner import RunSpec, load_dataset, run
+from optimlab.lab.runner import run
+from optimlab.lab.runspec import RunSpec
 from optimlab.lab.spec import build_optimizer, parse_spec
 from optimlab.lab.store import Store
-from optimlab.lab.tasks import DataOptions, get_task
+from optimlab.lab.tasks import DataOptions, get_task, load_dataset
 
 TASK, OPTIMIZER, EPOCHS, SEED = "mnist-mlp", "adam:lr=0.001", 5, 0
 

@@ -19,7 +19,8 @@ import time
 
 import torch
 
-from optimlab.lab.runner import RunSpec, run
+from optimlab.lab.runner import run
+from optimlab.lab.runspec import RunSpec
 from optimlab.lab.spec import build_optimizer, parse_spec
 from optimlab.lab.tasks import get_task
 

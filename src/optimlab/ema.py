@@ -6,8 +6,7 @@ from typing import Any
 
 import torch
 
-from .optim._rules import bias_correction, ema_, ema_scalar
-from .optim._validate import check_unit_interval
+from .optim import bias_correction, check_unit_interval, ema_, ema_scalar
 
 
 class EWMA:

@@ -119,6 +119,7 @@ def test_a_claim_comparing_what_its_experiment_does_not_run_is_refused():
 def catalog_report(tmp_path_factory):
     """Every claim of the catalog on the reduced scale, written out once for the tests below."""
     threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the CLI runs
     try:
         report = run_claims(CLAIMS, SMALL)
     finally:

@@ -23,7 +23,7 @@ from fixtures import (
     write_idx_dataset,
 )
 
-from optimlab.lab import data
+from optimlab.lab import data, formats
 from optimlab.lab.errors import UserError
 from optimlab.lab.tasks import DataOptions, get_task
 
@@ -35,7 +35,7 @@ from optimlab.lab.tasks import DataOptions, get_task
 def test_read_idx_round_trip(tmp_path, dtype, gz):
     array = (np.arange(2 * 3 * 4) - 7).reshape(2, 3, 4).astype(dtype)
     path = write_idx(tmp_path / "a.idx", array, gz=gz)
-    got = data.read_idx(path)
+    got = formats.read_idx(path)
     assert got.dtype == np.dtype(dtype) and got.dtype.isnative and got.flags.writeable
     np.testing.assert_array_equal(got, array)
 
@@ -44,7 +44,7 @@ def test_read_idx_header_by_hand(tmp_path):
     # magic 0x00000801 (uint8, 1 dimension), size 3, then the bytes 7 8 9
     path = tmp_path / "labels"
     path.write_bytes(b"\x00\x00\x08\x01" + b"\x00\x00\x00\x03" + b"\x07\x08\x09")
-    np.testing.assert_array_equal(data.read_idx(path), [7, 8, 9])
+    np.testing.assert_array_equal(formats.read_idx(path), [7, 8, 9])
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_read_idx_rejects_malformed(tmp_path, raw, message):
     path = tmp_path / "bad-idx"
     path.write_bytes(raw)
     with pytest.raises(UserError, match=message) as e:
-        data.read_idx(path)
+        formats.read_idx(path)
     assert str(path) in str(e.value)
 
 
@@ -74,7 +74,7 @@ def test_read_idx_truncated_gzip(tmp_path):
     path = tmp_path / "cut.gz"
     path.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(UserError, match="Cannot read .*cut.gz"):
-        data.read_idx(path)
+        formats.read_idx(path)
 
 
 def _mnist_dir(tmp_path, **kw):
@@ -154,7 +154,7 @@ def test_cifar_py2_batch(tmp_path):
     # the file is an ordinary protocol-2 pickle: the standard unpickler agrees with ours
     reference = pickle.loads(path.read_bytes(), encoding="bytes")
     assert set(reference) == {b"batch_label", b"labels", b"data", b"filenames"}
-    x, y = data.read_cifar_batch(path)
+    x, y = formats.read_cifar_batch(path)
     np.testing.assert_array_equal(x, rows)
     np.testing.assert_array_equal(y, [3, 1, 4, 1])
     assert x.dtype == np.uint8 and y.dtype == np.int64
@@ -165,7 +165,7 @@ def test_cifar_modern_pickle(tmp_path):
     for protocol in (2, 4, 5):
         path = tmp_path / f"p{protocol}"
         path.write_bytes(pickle.dumps({"data": rows, "labels": [0, 1, 2, 3, 9]}, protocol=protocol))
-        x, y = data.read_cifar_batch(path)
+        x, y = formats.read_cifar_batch(path)
         np.testing.assert_array_equal(x, rows)
         assert y.tolist() == [0, 1, 2, 3, 9]
 
@@ -189,7 +189,7 @@ def test_cifar_unpickler_refuses_globals(tmp_path, payload, capsys):
     path = tmp_path / "evil"
     path.write_bytes(payload)
     with pytest.raises(UserError, match="refusing to load global"):
-        data.read_cifar_batch(path)
+        formats.read_cifar_batch(path)
     assert "must never run" not in capsys.readouterr().out
 
 
@@ -210,14 +210,14 @@ def test_cifar_batch_checks(tmp_path, batch, message):
     path = tmp_path / "b"
     path.write_bytes(pickle.dumps(batch, protocol=4))
     with pytest.raises(UserError, match=message):
-        data.read_cifar_batch(path)
+        formats.read_cifar_batch(path)
 
 
 def test_cifar_not_a_pickle(tmp_path):
     path = tmp_path / "b"
     path.write_bytes(b"\x00\x01garbage")
     with pytest.raises(UserError, match="Cannot read CIFAR-10 batch"):
-        data.read_cifar_batch(path)
+        formats.read_cifar_batch(path)
 
 
 def test_load_cifar10_layout_and_shapes(tmp_path):
@@ -225,7 +225,7 @@ def test_load_cifar10_layout_and_shapes(tmp_path):
     split = data.load_cifar10(tmp_path)
     assert split.x_train.shape == (35, 3, 32, 32) and split.x_test.shape == (5, 3, 32, 32)
     # row layout: 1024 red values, then green, then blue, each 32x32 row-major
-    first = data.read_cifar_batch(tmp_path / "cifar-10-batches-py" / "data_batch_1")[0][0]
+    first = formats.read_cifar_batch(tmp_path / "cifar-10-batches-py" / "data_batch_1")[0][0]
     np.testing.assert_array_equal(split.x_train[0, 1, 2, 3], first[1024 + 2 * 32 + 3])
 
 

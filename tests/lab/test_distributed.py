@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from optimlab.lab import distributed, runner
+from optimlab.lab.runspec import RunSpec
 from optimlab.lab.tasks import Dataset, Task, register
 
 # (mode, spec): 50 rows with batches of 16 leave a last batch of 2, split 1 + 1 across ranks
@@ -50,16 +51,12 @@ TASK = Task("synth-dp", "synthetic task for data-parallel tests", _data, _model,
 
 
 @pytest.fixture
-def synth_task(monkeypatch):
-    # registered only while a test runs: other modules of this process see the catalog alone
-    from optimlab.lab import tasks
-
-    tasks.task_names()
-    monkeypatch.setitem(tasks._TASKS, TASK.name, TASK)
+def synth_task(add_task):
+    add_task(TASK)
 
 
-def _spec(text: str) -> runner.RunSpec:
-    return runner.RunSpec("synth-dp", text, seed=0, epochs=EPOCHS)
+def _spec(text: str) -> RunSpec:
+    return RunSpec("synth-dp", text, seed=0, epochs=EPOCHS)
 
 
 def _rank(rank: int, world: int, port: int, out: str) -> None:
@@ -132,7 +129,7 @@ def test_one_process_matches_the_runner(synth_task):
 def test_launcher_runs_torchrun_with_two_processes():
     if not Path(sys.executable).exists():
         pytest.skip("no interpreter path")
-    result = distributed.launch(runner.RunSpec("iris-softmax", "sgd:lr=0.1", epochs=2), 2,
+    result = distributed.launch(RunSpec("iris-softmax", "sgd:lr=0.1", epochs=2), 2,
                                 timeout_s=300)
     assert result.status == "finished" and len(result.epochs) == 2
     assert result.epochs[-1].step == 8  # 120 rows, batches of 32: 4 steps an epoch

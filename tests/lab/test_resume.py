@@ -12,24 +12,17 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from optimlab.lab.checkpoint import atomic_write_bytes, load_checkpoint
-from optimlab.lab.compare import CompareConfig, compare
+from optimlab.lab.checkpoint import checkpoint_path, load_checkpoint
+from optimlab.lab.compare import compare
+from optimlab.lab.compare.report import render_report
 from optimlab.lab.errors import UserError
-from optimlab.lab.report import render_report
-from optimlab.lab.runner import RunSpec, checkpoint_path, run
+from optimlab.lab.files import atomic_write_bytes
+from optimlab.lab.runner import run
+from optimlab.lab.runspec import RunSpec
 from optimlab.lab.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the CLI does; the numbers below are compared bit for bit
-    yield
-    torch.set_num_threads(threads)
 
 
 class Stop(Exception):
@@ -82,15 +75,15 @@ def test_checkpoint_of_another_run_or_corrupt_file_is_refused(tmp_path):
 
 
 def test_changed_configuration_is_refused_unless_forced(tmp_path):
-    base = CompareConfig(task="digits-mlp", optimizers=("sgd:lr=0.05",), seeds=1, epochs=1)
-    compare(base, tmp_path, report=False)
-    changed = CompareConfig(task="digits-mlp", optimizers=("sgd:lr=0.05", "adam"), seeds=2, epochs=1,
-                            batch_size="full")
+    compare(task="digits-mlp", optimizers=("sgd:lr=0.05",), seeds=1, epochs=1, out=tmp_path,
+            report=False)
+    changed = {"task": "digits-mlp", "optimizers": ("sgd:lr=0.05", "adam"), "seeds": 2,
+               "epochs": 1, "batch_size": "full", "out": tmp_path, "report": False}
     with pytest.raises(UserError, match=r"optimizers: .* -> .*; seeds: 1 -> 2; batch_size: 32 -> full"):
-        compare(changed, tmp_path, resume=True, report=False)
-    outcome = compare(changed, tmp_path, resume=True, force=True, report=False)
+        compare(**changed, resume=True)
+    outcome = compare(**changed, resume=True, force=True)
     assert len(outcome.results) == 4 and not outcome.skipped
-    again = compare(changed, tmp_path, resume=True, report=False)
+    again = compare(**changed, resume=True)
     assert again.results == [] and len(again.skipped) == 4
     with Store.open(tmp_path) as store:
         assert {r.status for r in store.runs()} == {"finished"} and len(store.runs()) == 4
@@ -172,9 +165,8 @@ def test_ctrl_c_then_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert done.returncode == 0, done.stderr
 
     reference = tmp_path / "reference"
-    config = CompareConfig(task="digits-mlp", optimizers=("adam:lr=0.001", "sgd:lr=0.05", "rmsprop:lr=0.001"),
-                           seeds=2, epochs=EPOCHS, batch_size=BATCH)
-    outcome = compare(config, reference, report=False)
+    outcome = compare(task="digits-mlp", optimizers=("adam:lr=0.001", "sgd:lr=0.05", "rmsprop:lr=0.001"),
+                      seeds=2, epochs=EPOCHS, batch_size=BATCH, out=reference, report=False)
     render_report(reference, figures=False)
     assert _summary(out) == _summary(reference)
 

@@ -8,10 +8,12 @@ import pytest
 import torch
 from torch import nn
 
+from optimlab.lab.checkpoint import checkpoint_path
 from optimlab.lab.errors import UserError
-from optimlab.lab.runner import RunSpec, checkpoint_path, resolve_batch_size, run
+from optimlab.lab.runner import run
+from optimlab.lab.runspec import RunSpec, resolve_batch_size
 from optimlab.lab.schedules import build_scheduler, parse_schedule
-from optimlab.lab.tasks import Dataset, Task, get_task, register
+from optimlab.lab.tasks import Dataset, Task
 
 TOY = "test-toy-runner"
 INITIAL_WEIGHTS: list[torch.Tensor] = []
@@ -32,23 +34,10 @@ def _toy_model() -> nn.Module:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _toy_task():
-    from optimlab.lab import tasks
-
-    get_task("iris-softmax")  # load the catalog first, then add the toy task
-    register(Task(TOY, "synthetic 5 -> 3 classes", _toy_load, _toy_model, nn.functional.cross_entropy,
-                  batch_size=16, epochs=3, optimizers=("sgd:lr=0.1", "adam:lr=0.01")))
-    yield
-    # other modules of the same worker see the catalog only
-    tasks._TASKS.pop(TOY, None)
+def _toy_task(add_task):
+    add_task(Task(TOY, "synthetic 5 -> 3 classes", _toy_load, _toy_model,
+                  nn.functional.cross_entropy, batch_size=16, epochs=3,
+                  optimizers=("sgd:lr=0.1", "adam:lr=0.01")))
 
 
 def test_same_seed_gives_identical_numbers():

@@ -8,7 +8,8 @@ import sqlite3
 import pytest
 
 from optimlab.lab.errors import UserError
-from optimlab.lab.store import SCHEMA_VERSION, Store, StoredEpoch
+from optimlab.lab.runspec import EpochRecord
+from optimlab.lab.store import SCHEMA_VERSION, Store
 
 
 def _begin(store: Store, run_id: str = "t|sgd|seed=0", seed: int = 0) -> str:
@@ -20,7 +21,7 @@ def test_replayed_writes_never_duplicate_rows(tmp_path):
     with Store.open(tmp_path) as store:
         rid = _begin(store)
         steps = [(1, 2.0, 0.1), (2, 1.5, 0.2)]
-        epoch = StoredEpoch(1, 1.75, 1.6, 0.5, 0.2, 2)
+        epoch = EpochRecord(1, 1.75, 1.6, 0.5, 0.2, 2)
         for _ in range(3):
             store.write_progress(rid, steps=steps, epochs=[epoch], wall_time_s=0.2, step_time_share=0.3)
         assert store.count_rows("steps", rid) == 2
@@ -48,7 +49,7 @@ def test_truncate_drops_rows_past_a_checkpoint(tmp_path):
         rid = _begin(store)
         store.write_progress(
             rid, steps=[(s, 1.0 / s, 0.1 * s) for s in range(1, 7)],
-            epochs=[StoredEpoch(e, 1.0, 1.0, 0.5, e, 3 * e) for e in (1, 2)],
+            epochs=[EpochRecord(e, 1.0, 1.0, 0.5, e, 3 * e) for e in (1, 2)],
             wall_time_s=0.6, step_time_share=0.2,
         )
         store.truncate(rid, after_step=3, after_epoch=1)

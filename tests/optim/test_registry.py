@@ -26,9 +26,60 @@ def test_every_name_builds_and_steps_under_every_convention(name, convention):
     assert torch.isfinite(p).all()
     assert (p.detach().abs() < torch.tensor([1.0, 2.0, 3.0])).all(), "3 steps did not descend"
     assert opt.state[p]["step"].item() == 3
-    # the built optimizer carries exactly what resolve() says
-    for key, value in optim.resolve(name, convention).items():
-        assert opt.defaults[key] == value, (name, convention, key)
+    # what the registry says without building one is what the built optimizer holds
+    expected = optim.defaults(name, convention)
+    assert set(expected) <= set(opt.defaults)
+    for key, value in expected.items():
+        held = opt.defaults[key]
+        assert (tuple(held) if isinstance(held, (list, tuple)) else held) == (
+            tuple(value) if isinstance(value, (list, tuple)) else value
+        ), (name, convention, key)
+
+
+#: (name, hyperparameters) the constructors reject, one per kind of check
+_BAD = [
+    ("sgd", {"lr": -1.0}),
+    ("sgd", {"lr": float("nan")}),
+    ("nag", {"momentum": 0.0}),
+    ("momentum", {"form": "ema", "momentum": 1.5}),
+    ("momentum", {"form": "sideways"}),
+    ("adagrad", {"eps": -1e-3}),
+    ("adagrad", {"lr_decay": -1.0}),
+    ("adadelta", {"rho": 1.0}),
+    ("rmsprop", {"alpha": -0.1}),
+    ("rmsprop", {"centered": "yes"}),
+    ("adam", {"betas": (0.9, 1.0)}),
+    ("adam", {"betas": (0.9,)}),
+    ("adam", {"amsgrad_max": "largest"}),
+    ("adamw", {"weight_decay": -1.0}),
+    ("nadam", {"momentum_schedule": "sometimes"}),
+    ("adamax", {"eps": "small"}),
+    ("adam", {"maximize": 1}),
+]
+
+
+@pytest.mark.parametrize(("name", "hyperparameters"), _BAD)
+def test_check_rejects_what_the_constructor_rejects_without_building(
+    name, hyperparameters, monkeypatch
+):
+    p = torch.zeros(2, requires_grad=True)
+    with pytest.raises((ValueError, TypeError)) as built:
+        optim.create(name, [p], **hyperparameters)
+    groups = []
+    monkeypatch.setattr(Optimizer, "add_param_group", lambda self, g: groups.append(g))
+    with pytest.raises(type(built.value)) as checked:
+        optim.check(name, **hyperparameters)
+    assert str(checked.value) == str(built.value)
+    assert groups == []
+
+
+@pytest.mark.parametrize("name", optim.available())
+def test_check_accepts_every_default_and_builds_nothing(name, monkeypatch):
+    groups = []
+    monkeypatch.setattr(Optimizer, "add_param_group", lambda self, g: groups.append(g))
+    for convention in optim.conventions():
+        assert optim.check(name, convention) == optim.resolve(name, convention)
+    assert groups == []
 
 
 def test_every_exported_optimizer_class_has_an_entry():

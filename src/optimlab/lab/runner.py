@@ -2,10 +2,15 @@
 
 The contract (used by ``optimlab compare`` and ``optimlab tune``):
 
-* :class:`RunSpec` names a run; :meth:`RunSpec.run_id` is its stable key in the store.
-* :func:`run` trains it and returns a :class:`RunResult`; with a store it writes the rows of each
-  epoch in one transaction, with a checkpoint folder it checkpoints each epoch and resumes from the
-  last checkpoint of the same run.
+* :class:`~optimlab.lab.runspec.RunSpec` names a run (parsed once); its ``run_id()`` is its
+  stable key in the store.
+* :func:`run` trains it and returns a :class:`~optimlab.lab.runspec.RunResult`; with a store it
+  writes the rows of each epoch in one transaction, with a checkpoint folder it checkpoints each
+  epoch and resumes from the last checkpoint of the same run.
+
+This is the lab's one training loop. How each step's loss is computed is a :class:`Batches`
+hook: here, the whole mini-batch in this process; :mod:`optimlab.lab.distributed` drives the same
+loop with a hook that takes the rank's shard of every batch and all-reduces the loss.
 
 Randomness: ``torch.manual_seed(seed)`` (and Python's and NumPy's generators) right before the model
 is built, so every optimizer of a seed starts from the same weights; the order of the training
@@ -27,12 +32,10 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import re
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from hashlib import sha256
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,169 +44,54 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import (
+    checkpoint_path,
     deferred_interrupt,
     load_checkpoint,
-    remove_stale_temps,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from .errors import UserError
-from .schedules import build_scheduler, parse_schedule
-from .spec import OptimizerSpec, build_optimizer, parse_spec
-from .tasks import DataOptions, Dataset, Task, get_task
+from .files import remove_stale_temps
+from .runspec import EpochRecord, RunResult, RunSpec, resolve_batch_size
+from .schedules import build_scheduler
+from .spec import Phase, build_optimizer
+from .tasks import DataOptions, Dataset, Task, get_task, load_dataset
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = [
-    "EpochRecord",
-    "RunResult",
-    "RunSpec",
-    "checkpoint_path",
-    "clear_data_cache",
-    "load_dataset",
-    "resolve_batch_size",
-    "run",
-]
-
-#: the default data options (files looked up in the default places, no download)
-_DEFAULT_DATA = DataOptions()
+__all__ = ["Batches", "run", "train"]
 
 #: rows per forward pass when evaluating (bounds memory on the larger test sets)
 EVAL_CHUNK = 4096
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """What to run: task, optimizer spec, seed and the overrides of the task's defaults.
+class Batches:
+    """How the loop computes each step's loss: the whole mini-batch, in this process.
 
-    Attributes:
-        task: registry name, e.g. ``"mnist-mlp"``.
-        optimizer: spec text, parsed with :func:`optimlab.lab.spec.parse_spec`.
-        seed: seeds the initial weights (``torch.manual_seed``) and the data order.
-        epochs: number of epochs; None: the task's default.
-        batch_size: ``N``, ``"full"`` (batch gradient descent) or ``1`` (SGD); None: the task's.
-        schedule: learning-rate schedule text (:mod:`optimlab.lab.schedules`), e.g. ``"cosine"``.
-        validation_fraction: if set, hold out this fraction of the training split
-            (``Dataset.validation_split(fraction, seed=0)``) and evaluate on it; the test split is
-            then never read.
+    :mod:`optimlab.lab.distributed` subclasses it to train data-parallel; every method is a
+    point where that path differs.
     """
 
-    task: str
-    optimizer: str
-    seed: int = 0
-    epochs: int | None = None
-    batch_size: int | str | None = None
-    schedule: str | None = None
-    validation_fraction: float | None = None
+    def model(self, model: nn.Module) -> nn.Module:
+        """The model to train (moved, cast or wrapped); called once, before any optimizer."""
+        return model
 
-    def optimizer_label(self) -> str:
-        """The canonical text of the optimizer spec (``adam:lr=1e-3`` -> ``adam:lr=0.001``)."""
-        return parse_spec(self.optimizer).label()
+    def data(self, dataset: Dataset) -> Dataset:
+        """The dataset to train and evaluate on (moved or cast)."""
+        return dataset
 
-    def run_id(self) -> str:
-        """Stable, readable key, e.g. ``"mnist-mlp|adam:lr=0.001|seed=0|epochs=5"``.
+    def phase(self, phase: Phase) -> Phase:
+        """The phase to build the optimizer of (a path may need other keywords)."""
+        return phase
 
-        It contains the task, the canonical optimizer label, the seed and every override that is
-        set (epochs, batch size, schedule, validation fraction), so two specs share an id exactly
-        when they describe the same run. ``|`` cannot occur inside any of the parts.
-        """
-        parts = [self.task, self.optimizer_label(), f"seed={self.seed}"]
-        if self.epochs is not None:
-            parts.append(f"epochs={self.epochs}")
-        if self.batch_size is not None:
-            parts.append(f"batch={self.batch_size}")
-        if self.schedule is not None:
-            parts.append(f"schedule={parse_schedule(self.schedule).label()}")
-        if self.validation_fraction is not None:
-            parts.append(f"validation={self.validation_fraction:g}")
-        return "|".join(parts)
-
-    def config(self) -> dict[str, Any]:
-        """The spec as a JSON-ready dict (stored with the run and inside its checkpoint)."""
-        return asdict(self)
-
-
-@dataclass
-class EpochRecord:
-    """Metrics at the end of one epoch."""
-
-    epoch: int  # 1-based
-    train_loss: float  # mean training loss over the epoch's steps
-    test_loss: float  # on the evaluation split (test, or validation when validation_fraction set)
-    test_accuracy: float
-    wall_time_s: float  # cumulative training wall time at the end of this epoch
-    step: int  # global step count at the end of this epoch
-
-
-@dataclass
-class RunResult:
-    """Everything one run measured.
-
-    ``step_losses[i]`` is the training loss of global step ``i + 1``; for a diverged run the last
-    entry is the non-finite loss of ``diverged_step``. ``step_times_s[i]`` is the cumulative
-    training time at the end of that step.
-    """
-
-    spec: RunSpec
-    status: str  # "finished" | "diverged"
-    diverged_step: int | None  # the global step whose loss was NaN/Inf
-    step_losses: list[float]  # training loss of every step
-    epochs: list[EpochRecord]
-    wall_time_s: float
-    step_time_share: float  # time in optimizer.step() / total training time
-    step_times_s: list[float] = field(default_factory=list)
-    source: str = ""  # the dataset's description
-
-
-# ---- data ---------------------------------------------------------------------------------------
-_DATA_CACHE: dict[tuple[str, DataOptions, float | None], Dataset] = {}
-
-
-def load_dataset(task: Task, data: DataOptions, validation_fraction: float | None = None) -> Dataset:
-    """The task's dataset, loaded once per process per (task, data options, validation fraction)."""
-    if validation_fraction is not None and not 0.0 < validation_fraction < 1.0:
-        raise UserError(f"Invalid validation fraction {validation_fraction!r} (expected 0 < fraction < 1)")
-    key = (task.name, data, validation_fraction)
-    if key not in _DATA_CACHE:
-        if validation_fraction is None:
-            _DATA_CACHE[key] = task.load(data)
-        else:
-            _DATA_CACHE[key] = load_dataset(task, data).validation_split(validation_fraction, seed=0)
-    return _DATA_CACHE[key]
-
-
-def clear_data_cache() -> None:
-    """Forget the datasets loaded so far (frees their memory)."""
-    _DATA_CACHE.clear()
-
-
-def resolve_batch_size(batch_size: int | str | None, default: int, n_train: int) -> int:
-    """The mini-batch size as a number: ``"full"`` -> ``n_train``; None -> ``default``.
-
-    Sizes above ``n_train`` are capped at ``n_train``.
-    """
-    if batch_size is None:
-        value: Any = default
-    elif isinstance(batch_size, str):
-        text = batch_size.strip().lower()
-        if text == "full":
-            return n_train
-        if not text.isdigit():
-            raise UserError(
-                f"Invalid batch size {batch_size!r} (expected a whole number >= 1, 1 for SGD, "
-                "or 'full' for batch gradient descent)"
-            )
-        value = int(text)
-    else:
-        value = batch_size
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(
-            f"Invalid batch size {batch_size!r} (expected a whole number >= 1, 1 for SGD, "
-            "or 'full' for batch gradient descent)"
-        )
-    return min(value, n_train)
+    def loss(self, model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor,
+             y: Tensor, idx: Tensor | None) -> tuple[Tensor, float]:
+        """The loss to back-propagate for the rows ``idx`` (None: every row), and its value."""
+        xb, yb = (x, y) if idx is None else (x[idx], y[idx])
+        loss = loss_fn(model(xb), yb)
+        return loss, loss.item()
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -212,18 +100,14 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 
-def checkpoint_path(checkpoint_dir: Path, run_id: str) -> Path:
-    """The checkpoint file of ``run_id``: a readable prefix plus a hash of the full id."""
-    slug = re.sub(r"[^A-Za-z0-9._=-]+", "_", run_id)[:80]
-    digest = sha256(run_id.encode("utf-8")).hexdigest()[:12]
-    return Path(checkpoint_dir) / f"{slug}-{digest}.pt"
-
-
-# ---- training -----------------------------------------------------------------------------------
 @torch.no_grad()
 def _evaluate(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor
               ) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` on (x, y), in eval mode, chunked."""
+    """Mean loss and accuracy of ``model`` on (x, y), in eval mode, chunked.
+
+    Every process of a data-parallel run evaluates the whole split (FSDP's forward needs all
+    ranks), so the numbers agree on every rank.
+    """
     model.eval()
     total_loss, correct, n = 0.0, 0, len(x)
     try:
@@ -249,20 +133,21 @@ def _fast_forward(scheduler: Any, steps: int) -> None:
 class _Run:
     """The mutable state of one run between epochs (what a checkpoint holds)."""
 
-    def __init__(self, spec: RunSpec, task: Task, opt_spec: OptimizerSpec, dataset: Dataset,
-                 epochs: int, batch_size: int) -> None:
-        self.spec, self.task, self.opt_spec, self.dataset = spec, task, opt_spec, dataset
-        self.epochs, self.batch_size = epochs, batch_size
+    def __init__(self, spec: RunSpec, task: Task, dataset: Dataset, batches: Batches) -> None:
+        self.spec, self.task, self.batches = spec, task, batches
+        self.dataset = batches.data(dataset)
+        self.epochs = task.epochs if spec.epochs is None else spec.epochs
         self.n_train = len(dataset.x_train)
-        self.steps_per_epoch = math.ceil(self.n_train / batch_size)
-        self.total_steps = epochs * self.steps_per_epoch
-        self.schedule = parse_schedule(spec.schedule) if spec.schedule is not None else None
+        self.batch_size = resolve_batch_size(spec.batch_size, task.batch_size, self.n_train)
+        self.steps_per_epoch = math.ceil(self.n_train / self.batch_size)
+        self.total_steps = self.epochs * self.steps_per_epoch
 
         torch.manual_seed(spec.seed)
         random.seed(spec.seed)
         np.random.seed(spec.seed & 0xFFFFFFFF)
-        self.model = task.model()
-        self.model.train()
+        model = task.model()
+        model.train()
+        self.model = batches.model(model)
         self.phase = -1
         self.optimizer: Any = None
         self.scheduler: Any = None
@@ -275,16 +160,22 @@ class _Run:
         self.step_time_s = 0.0
         self.data_generator = torch.Generator()
 
-    def enter_phase(self, index: int) -> None:
-        """Build phase ``index``'s optimizer (and schedule, advanced to the current step)."""
+    def _build(self, index: int) -> None:
+        """Phase ``index``'s optimizer and the schedule over it (torch writes ``initial_lr``)."""
         self.phase = index
-        self.optimizer = build_optimizer(self.opt_spec.phases[index], self.model.parameters())
+        phase = self.batches.phase(self.spec.optimizer.phases[index])
+        self.optimizer = build_optimizer(phase, self.model.parameters())
         self.scheduler = None
-        if self.schedule is not None:
+        if self.spec.schedule is not None:
             self.scheduler = build_scheduler(
-                self.schedule, self.optimizer, steps_per_epoch=self.steps_per_epoch,
+                self.spec.schedule, self.optimizer, steps_per_epoch=self.steps_per_epoch,
                 total_steps=self.total_steps,
             )
+
+    def enter_phase(self, index: int) -> None:
+        """Build phase ``index``'s optimizer (and schedule, advanced to the current step)."""
+        self._build(index)
+        if self.scheduler is not None:
             _fast_forward(self.scheduler, self.step)
 
     # -- checkpoints --
@@ -314,16 +205,8 @@ class _Run:
         self.model.load_state_dict(payload["model"])
         self.step = int(payload["step"])
         self.epoch = int(payload["epoch"])
-        # optimizer and scheduler are built first (the scheduler writes initial_lr into the groups),
-        # then both states are loaded over them
-        self.phase = int(payload["phase"])
-        self.optimizer = build_optimizer(self.opt_spec.phases[self.phase], self.model.parameters())
-        self.scheduler = None
-        if self.schedule is not None:
-            self.scheduler = build_scheduler(
-                self.schedule, self.optimizer, steps_per_epoch=self.steps_per_epoch,
-                total_steps=self.total_steps,
-            )
+        # optimizer and scheduler are built first, then both states are loaded over them
+        self._build(int(payload["phase"]))
         self.optimizer.load_state_dict(payload["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(payload["scheduler"])
@@ -338,10 +221,28 @@ class _Run:
         return self.step_time_s / self.wall_time_s if self.wall_time_s > 0 else 0.0
 
 
+def train(spec: RunSpec, *, data: DataOptions | None = None, batches: Batches | None = None,
+          ) -> tuple[RunResult, nn.Module]:
+    """Train ``spec`` from its first step with the loop's ``batches`` hook, storing nothing.
+
+    Returns:
+        The result and the trained model (as ``batches`` wrapped it).
+    """
+    state = _start(spec, data, batches or Batches())
+    state.enter_phase(spec.optimizer.phase_at(0))
+    return _train(state, None, None, None, None), state.model
+
+
+def _start(spec: RunSpec, data: DataOptions | None, batches: Batches) -> _Run:
+    task = get_task(spec.task)
+    dataset = load_dataset(task, data or DataOptions(), spec.validation_fraction)
+    return _Run(spec, task, dataset, batches)
+
+
 def run(
     spec: RunSpec,
     *,
-    data: DataOptions = _DEFAULT_DATA,
+    data: DataOptions | None = None,
     store: Store | None = None,
     checkpoint_dir: Path | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
@@ -351,7 +252,7 @@ def run(
 
     Args:
         spec: the run.
-        data: where the task finds its files.
+        data: where the task finds its files (default: the default places, no download).
         store: if given, the run's row, and each epoch's step and epoch rows, are written to it
             (one transaction per epoch); rows past the checkpoint the run resumes from are replaced.
         checkpoint_dir: if given, a checkpoint is written atomically at the end of each epoch but
@@ -363,37 +264,27 @@ def run(
         progress: called as ``progress(steps_done, total_steps)`` after every step.
 
     Raises:
-        UserError: unknown task, optimizer, schedule, bad batch size or epochs, missing data.
+        UserError: unknown task, missing data, a checkpoint of another run.
     """
-    task = get_task(spec.task)
-    opt_spec = parse_spec(spec.optimizer)
-    if spec.schedule is not None:
-        parse_schedule(spec.schedule)
-    epochs = task.epochs if spec.epochs is None else spec.epochs
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise UserError(f"Invalid epochs {spec.epochs!r} (expected a whole number >= 1)")
-    dataset = load_dataset(task, data, spec.validation_fraction)
-    batch_size = resolve_batch_size(spec.batch_size, task.batch_size, len(dataset.x_train))
-    state = _Run(spec, task, opt_spec, dataset, epochs, batch_size)
+    state = _start(spec, data, Batches())
     run_id = spec.run_id()
-
     ckpt = checkpoint_path(checkpoint_dir, run_id) if checkpoint_dir is not None else None
     if ckpt is not None:
         remove_stale_temps(ckpt)
     if ckpt is not None and ckpt.is_file():
         state.restore(load_checkpoint(ckpt), ckpt)
     else:
-        state.enter_phase(opt_spec.phase_at(0))
+        state.enter_phase(spec.optimizer.phase_at(0))
 
     if store is not None:
-        store.begin_run(run_id, task=spec.task, optimizer=opt_spec.label(), seed=spec.seed,
-                        config=spec.config(), source=dataset.source)
+        store.begin_run(run_id, task=spec.task, optimizer=spec.optimizer_label(), seed=spec.seed,
+                        config=spec.config(), source=state.dataset.source)
         store.truncate(run_id, after_step=state.step, after_epoch=state.epoch)
         # replay what the checkpoint holds: its last epoch's rows may not have been committed
         store.write_progress(
             run_id,
             steps=zip(range(1, state.step + 1), state.step_losses, state.step_times),
-            epochs=_stored(state.records), wall_time_s=state.wall_time_s,
+            epochs=state.records, wall_time_s=state.wall_time_s,
             step_time_share=state.share() if state.step else None,
         )
 
@@ -404,13 +295,6 @@ def run(
     return result
 
 
-def _stored(records: list[EpochRecord]) -> list[Any]:
-    from .store import StoredEpoch
-
-    return [StoredEpoch(r.epoch, r.train_loss, r.test_loss, r.test_accuracy, r.wall_time_s, r.step)
-            for r in records]
-
-
 def _train(
     state: _Run,
     store: Store | None,
@@ -418,7 +302,7 @@ def _train(
     on_epoch: Callable[[EpochRecord], None] | None,
     progress: Callable[[int, int], None] | None,
 ) -> RunResult:
-    spec, task, data = state.spec, state.task, state.dataset
+    spec, task, data, batches = state.spec, state.task, state.dataset, state.batches
     run_id = spec.run_id()
     model, loss_fn = state.model, task.loss
     x_train, y_train = data.x_train, data.y_train
@@ -428,7 +312,7 @@ def _train(
 
     while state.epoch < state.epochs and diverged_step is None:
         epoch0 = state.epoch
-        phase = state.opt_spec.phase_at(epoch0)
+        phase = spec.optimizer.phase_at(epoch0)
         if phase != state.phase:
             state.enter_phase(phase)
         optimizer, scheduler = state.optimizer, state.scheduler
@@ -444,14 +328,9 @@ def _train(
         step_time = 0.0
         start = perf()
         for b in range(0, n, bs):
-            if order is None:
-                xb, yb = x_train, y_train
-            else:
-                idx = order[b:b + bs]
-                xb, yb = x_train[idx], y_train[idx]
+            idx = None if order is None else order[b:b + bs]
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            value = loss.item()
+            loss, value = batches.loss(model, loss_fn, x_train, y_train, idx)
             if not math.isfinite(value):
                 epoch_losses.append(value)
                 epoch_times.append(wall_before + perf() - start)
@@ -497,7 +376,7 @@ def _train(
             if ckpt is not None and not last:
                 save_checkpoint(ckpt, state.state())
             if store is not None:
-                store.write_progress(run_id, steps=new_steps, epochs=_stored([record]),
+                store.write_progress(run_id, steps=new_steps, epochs=[record],
                                      wall_time_s=state.wall_time_s, step_time_share=state.share(),
                                      status="finished" if last else "running")
 

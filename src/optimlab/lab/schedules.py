@@ -1,6 +1,7 @@
 """Learning-rate schedules written as text, parsed (never evaluated), built from torch.optim.lr_scheduler.
 
-Grammar (the same shape as optimizer specs)::
+Grammar (optimizer specs' grammar, :func:`optimlab.lab.spec.parse_parts`, with numbers only and
+no ``@`` suffixes)::
 
     schedule := part ("+" part)*
     part     := NAME [":" KEY "=" NUMBER ("," KEY "=" NUMBER)*]
@@ -30,16 +31,13 @@ length in steps (``warmup:steps=N`` or ``cosine:t_max=N``). Example: ``warmup:st
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 from torch.optim import Optimizer
 from torch.optim import lr_scheduler as _lrs
 
 from .errors import UserError
-
-_KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+from .spec import Part, is_number, parse_parts
 
 #: schedule name -> (required keys, optional keys with defaults; None = computed at build time)
 _KINDS: dict[str, tuple[tuple[str, ...], dict[str, float | None]]] = {
@@ -91,25 +89,26 @@ def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
 
 
-def _parse_part(text: str, whole: str) -> SchedulePart:
-    name, _, rest = text.strip().partition(":")
-    name = name.strip().lower()
+def _parse_part(part: Part, whole: str) -> SchedulePart:
+    name = part.name
     if name not in _KINDS:
         raise UserError(
             f"Unknown schedule {name!r} in {whole!r} (expected one of {', '.join(_KINDS)}, "
             "joined with '+', e.g. warmup:steps=100+cosine)"
         )
+    if part.suffixes:
+        raise UserError(f"Invalid '@' in schedule {whole!r} (expected name:key=number,...)")
     required, optional = _KINDS[name]
     params: dict[str, float] = {}
-    if rest.strip():
-        for item in rest.split(","):
-            key, eq, value = (s.strip() for s in item.partition("="))
-            if not eq or not _KEY.match(key) or not _NUMBER.match(value):
-                raise UserError(f"Invalid schedule parameter {item.strip()!r} in {whole!r} (expected key=number)")
-            if key not in required and key not in optional:
-                valid = ", ".join((*required, *optional)) or "none"
-                raise UserError(f"Unknown parameter {key!r} for schedule {name!r} (expected: {valid})")
-            params[key] = float(value)
+    for key, value in part.params.items():
+        if not is_number(value):
+            raise UserError(
+                f"Invalid schedule parameter {key + '=' + value!r} in {whole!r} (expected key=number)"
+            )
+        if key not in required and key not in optional:
+            valid = ", ".join((*required, *optional)) or "none"
+            raise UserError(f"Unknown parameter {key!r} for schedule {name!r} (expected: {valid})")
+        params[key] = float(value)
     missing = [k for k in required if k not in params]
     if missing:
         raise UserError(f"Schedule {name!r} needs {missing[0]}=..., e.g. {_example(name)}")
@@ -144,7 +143,8 @@ def parse_schedule(text: str) -> Schedule:
     """Parse a schedule; raises :class:`UserError` with a one-line message naming the valid choices."""
     if not text or not text.strip():
         raise UserError(f"Empty schedule (expected one of {', '.join(_KINDS)}, e.g. exp:gamma=0.96)")
-    parts = tuple(_parse_part(p, text) for p in text.split("+"))
+    raw = parse_parts(text, noun="schedule parameter", expected="key=number")
+    parts = tuple(_parse_part(p, text) for p in raw)
     for p in parts[:-1]:
         if p.length() is None:
             raise UserError(

@@ -1,30 +1,78 @@
-"""Optimizer specs as written on the command line, parsed (never evaluated).
+"""Optimizer specs as written on the command line, parsed once (never evaluated) and carried as values.
 
-Grammar::
+Grammar (shared with :mod:`optimlab.lab.schedules`, which reads its parts with :func:`parse_parts`)::
 
-    spec    := phase ("+" phase)*
-    phase   := NAME [":" hparam ("," hparam)*] ("@" CONVENTION | "@" EPOCHS)*
-    hparam  := KEY "=" value
+    spec    := part ("+" part)*
+    part    := NAME [":" param ("," param)*] ("@" SUFFIX)*
+    param   := KEY "=" value
     value   := number | "true" | "false" | "none" | number "/" number ("/" number)* | word
 
+In an optimizer spec each part is a phase and a suffix is a convention or a number of epochs.
 Examples: ``adam``, ``adam:lr=3e-4,betas=0.9/0.99``, ``momentum:form=ema,lr=0.1``,
 ``rmsprop@keras``, ``adam@3+sgd:lr=0.01@2`` (Adam for 3 epochs, then SGD for 2; seed 001's tip).
 The last phase may omit its epoch count: it runs for the rest of training.
+
+A parsed :class:`OptimizerSpec` is validated by the optimizer classes' own checks
+(:func:`optimlab.optim.check`, which builds no optimizer); its :meth:`~OptimizerSpec.label` is
+the canonical text, which parses back to an equal spec.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-import torch
-
-from ..optim import available, conventions, create
+from ..optim import available, check, conventions, create
 from .errors import UserError
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-_KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: a number as the grammar reads it (``1``, ``-0.5``, ``3e-4``, ``.5``)
+NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+#: a parameter's name
+KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
+_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One ``+``-separated part of a spec-like text, split but not interpreted.
+
+    Attributes:
+        text: the part as written (stripped).
+        name: its lower-cased name.
+        params: ``KEY -> value text``, in the order written.
+        suffixes: the ``@`` suffixes, stripped.
+    """
+
+    text: str
+    name: str
+    params: dict[str, str]
+    suffixes: tuple[str, ...]
+
+
+def parse_parts(text: str, *, noun: str, expected: str) -> list[Part]:
+    """Split ``text`` by the grammar above; a malformed ``key=value`` raises :class:`UserError`
+    naming the ``noun`` (e.g. "hyperparameter") and the ``expected`` form."""
+    parts = []
+    for raw in text.split("+"):
+        head, *suffixes = raw.strip().split("@")
+        name, _, rest = head.partition(":")
+        params: dict[str, str] = {}
+        if rest.strip():
+            for item in rest.split(","):
+                key, eq, value = (x.strip() for x in item.partition("="))
+                if not eq or not KEY.match(key) or not value:
+                    raise UserError(f"Invalid {noun} {item.strip()!r} in {text!r} (expected {expected})")
+                params[key] = value
+        parts.append(Part(raw.strip(), name.strip().lower(), params, tuple(a.strip() for a in suffixes)))
+    return parts
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a number of the grammar."""
+    return bool(NUMBER.match(text))
 
 
 @dataclass(frozen=True)
@@ -47,6 +95,10 @@ class Phase:
             text += f"@{self.epochs}"
         return text
 
+    def __hash__(self) -> int:
+        # equal phases may spell a number differently (1 == 1.0), so not the label
+        return hash((self.name, self.convention, frozenset(self.hyperparameters), self.epochs))
+
 
 @dataclass(frozen=True)
 class OptimizerSpec:
@@ -54,8 +106,18 @@ class OptimizerSpec:
 
     phases: tuple[Phase, ...]
 
-    def label(self) -> str:
+    @cached_property
+    def _label(self) -> str:
         return "+".join(p.label() for p in self.phases)
+
+    def label(self) -> str:
+        """The canonical text (computed once)."""
+        return self._label
+
+    @property
+    def name(self) -> str:
+        """The registry name of the first phase."""
+        return self.phases[0].name
 
     def phase_at(self, epoch: int) -> int:
         """Index of the phase that trains epoch ``epoch`` (0-based)."""
@@ -66,15 +128,20 @@ class OptimizerSpec:
             start += p.epochs
         return len(self.phases) - 1
 
+    def __hash__(self) -> int:
+        return hash(self.phases)
+
 
 def format_value(v: Any) -> str:
+    """A hyperparameter value as the grammar writes it. Exponents are written without ``+``
+    (``1e+37`` -> ``1e37``): ``+`` separates the phases of a spec."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if v is None:
         return "none"
     if isinstance(v, (tuple, list)):
         return "/".join(format_value(x) for x in v)
-    return str(v)
+    return str(v).replace("e+", "e")
 
 
 def parse_value(text: str) -> Any:
@@ -86,67 +153,70 @@ def parse_value(text: str) -> Any:
         return None
     if "/" in text:
         parts = text.split("/")
-        if all(_NUMBER.match(p) for p in parts):
+        if all(NUMBER.match(p) for p in parts):
             return tuple(_to_number(p) for p in parts)
         raise UserError(f"Invalid value {text!r}: a tuple is numbers separated by '/', e.g. 0.9/0.999")
-    if _NUMBER.match(text):
+    if NUMBER.match(text):
         return _to_number(text)
-    if re.match(r"^[A-Za-z_][A-Za-z0-9_\-]*$", text):
+    if _WORD.match(text):
         return text
     raise UserError(f"Invalid value {text!r}: expected a number, true/false, a/b or a word")
 
 
 def _to_number(text: str) -> float | int:
-    if re.match(r"^[+-]?\d+$", text):
+    if _INTEGER.match(text):
         return int(text)
     return float(text)
 
 
-def parse_phase(text: str) -> Phase:
-    head, *ats = text.strip().split("@")
-    name, _, hp_text = head.partition(":")
-    name = name.strip().lower()
-    if name not in available():
-        raise UserError(f"Unknown optimizer {name!r} in {text!r} (expected one of {', '.join(available())})")
-    hps: dict[str, Any] = {}
-    if hp_text.strip():
-        for item in hp_text.split(","):
-            key, eq, value = item.partition("=")
-            key = key.strip()
-            if not eq or not _KEY.match(key) or not value.strip():
-                raise UserError(f"Invalid hyperparameter {item!r} in {text!r} (expected key=value)")
-            hps[key] = parse_value(value.strip())
+def _phase(part: Part, text: str) -> Phase:
+    if part.name not in available():
+        raise UserError(
+            f"Unknown optimizer {part.name!r} in {text!r} (expected one of {', '.join(available())})"
+        )
+    hps = {key: parse_value(value) for key, value in part.params.items()}
     convention, epochs = "pytorch", None
-    for a in ats:
-        a = a.strip()
+    for a in part.suffixes:
         if a.isdigit():
             epochs = int(a)
             if epochs <= 0:
-                raise UserError(f"Invalid phase length {a!r} in {text!r} (expected epochs >= 1)")
+                raise UserError(f"Invalid phase length {a!r} in {part.text!r} (expected epochs >= 1)")
         elif a in conventions():
             convention = a
         else:
             raise UserError(
-                f"Invalid '@{a}' in {text!r} (expected a convention: {', '.join(conventions())}, "
+                f"Invalid '@{a}' in {part.text!r} (expected a convention: {', '.join(conventions())}, "
                 "or a number of epochs)"
             )
     try:
-        # build once on a dummy tensor so that invalid values fail here, at parse time
-        create(name, [torch.zeros(1, requires_grad=True)], convention=convention, **hps)
+        check(part.name, convention, **hps)
     except (ValueError, TypeError) as e:
-        raise UserError(f"{e} in {text!r}") from None
-    return Phase(name, convention, hps, epochs)
+        raise UserError(f"{e} in {part.text!r}") from None
+    return Phase(part.name, convention, hps, epochs)
 
 
 def parse_spec(text: str) -> OptimizerSpec:
     """Parse one optimizer spec; raises :class:`UserError` with a one-line message."""
     if not text or not text.strip():
         raise UserError("Empty optimizer spec (expected e.g. adam or adam:lr=3e-4)")
-    phases = tuple(parse_phase(p) for p in text.split("+"))
+    parts = parse_parts(text, noun="hyperparameter", expected="key=value")
+    phases = tuple(_phase(p, text) for p in parts)
     for p in phases[:-1]:
         if p.epochs is None:
             raise UserError(f"Phase {p.label()!r} in {text!r} needs a length, e.g. {p.label()}@3")
     return OptimizerSpec(phases)
+
+
+def as_spec(spec: str | OptimizerSpec) -> OptimizerSpec:
+    """``spec`` parsed (text) or as it is (already parsed)."""
+    return spec if isinstance(spec, OptimizerSpec) else parse_spec(spec)
+
+
+def parse_specs(specs: str | OptimizerSpec | Any) -> list[OptimizerSpec]:
+    """Several specs: comma-separated text (:func:`split_specs`) or a sequence of texts or specs."""
+    if isinstance(specs, (str, OptimizerSpec)):
+        specs = split_specs(specs) if isinstance(specs, str) else [specs]
+    return [as_spec(s) for s in specs]
 
 
 def split_specs(text: str) -> list[str]:

@@ -6,8 +6,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats as _scipy_stats
-
 
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
@@ -23,7 +21,9 @@ def ci95(values: Sequence[float]) -> float:
         return math.nan
     m = mean(values)
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
-    return float(_scipy_stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    from scipy import stats  # imported on first use: it takes seconds
+
+    return float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
 def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
@@ -32,7 +32,9 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
         return math.nan
     if len(set(a)) == 1 and len(set(b)) == 1:
         return 1.0 if a[0] == b[0] else 0.0
-    return float(_scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+    from scipy import stats
+
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:
@@ -88,7 +90,9 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> Interval:
     if n < 2:
         return Interval(m, math.nan, math.nan, level, n)
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
-    half = float(_scipy_stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
     return Interval(m, m - half, m + half, level, n)
 
 
@@ -122,4 +126,6 @@ def _midpoint(a: float, b: float) -> float:
 
 
 def _order_coverage(n: int, k: int) -> float:
-    return 1.0 - 2.0 * float(_scipy_stats.binom.cdf(k - 1, n, 0.5))
+    from scipy import stats
+
+    return 1.0 - 2.0 * float(stats.binom.cdf(k - 1, n, 0.5))

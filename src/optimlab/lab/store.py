@@ -21,12 +21,13 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .runspec import EpochRecord
 
 SCHEMA_VERSION = 1
 DB_NAME = "results.db"
@@ -90,16 +91,6 @@ class StoredRun:
     epochs_done: int
     steps_done: int
     source: str
-
-
-@dataclass(frozen=True)
-class StoredEpoch:
-    epoch: int
-    train_loss: float
-    test_loss: float
-    test_accuracy: float
-    wall_time_s: float
-    step: int
 
 
 def _finite_or_none(x: float | None) -> float | None:
@@ -234,7 +225,7 @@ class Store:
         run_id: str,
         *,
         steps: Iterable[tuple[int, float, float]],
-        epochs: Iterable[StoredEpoch],
+        epochs: Iterable[EpochRecord],
         wall_time_s: float,
         step_time_share: float | None,
         status: str = "running",
@@ -291,14 +282,14 @@ class Store:
         ).fetchall()
         return [r[0] for r in rows], [_nan_if_none(r[1]) for r in rows], [r[2] for r in rows]
 
-    def epochs(self, run_id: str) -> list[StoredEpoch]:
+    def epochs(self, run_id: str) -> list[EpochRecord]:
         rows = self._db.execute(
             "SELECT epoch, train_loss, test_loss, test_accuracy, wall_time_s, step FROM epochs "
             "WHERE run_id = ? ORDER BY epoch",
             (run_id,),
         ).fetchall()
         return [
-            StoredEpoch(r[0], _nan_if_none(r[1]), _nan_if_none(r[2]), _nan_if_none(r[3]), r[4], r[5])
+            EpochRecord(r[0], _nan_if_none(r[1]), _nan_if_none(r[2]), _nan_if_none(r[3]), r[4], r[5])
             for r in rows
         ]
 
@@ -332,11 +323,3 @@ class _Transaction:
             self._db.execute("COMMIT")
         else:
             self._db.execute("ROLLBACK")
-
-
-def epochs_from_sequence(records: Sequence[Any]) -> list[StoredEpoch]:
-    """Convert objects with EpochRecord's fields to :class:`StoredEpoch` rows."""
-    return [
-        StoredEpoch(r.epoch, r.train_loss, r.test_loss, r.test_accuracy, r.wall_time_s, r.step)
-        for r in records
-    ]

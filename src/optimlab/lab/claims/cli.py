@@ -47,14 +47,14 @@ def claims_command(
     list_claims: Annotated[bool, typer.Option("--list", help="List the claims and exit.")] = False,
 ) -> None:
     """Check the seeds' claims about optimizers: verdicts with evidence, claims.csv, claims.html."""
-    from rich.console import Console
     from rich.table import Table
 
-    from ..compare import default_jobs
+    from ..compare.run import default_jobs
+    from ..console import console as terminal
     from ..errors import UserError
     from . import Scale, get_claims, run_claims, write_outputs
 
-    console = Console(highlight=False)
+    console = terminal()
     selected = get_claims(only)
     if list_claims:
         table = Table("id", "claim", "seed", "experiment", title_justify="left")

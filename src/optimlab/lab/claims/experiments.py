@@ -5,8 +5,8 @@ Two kinds, both declared as data:
 * :class:`TrainingExperiment`: a task of the lab trained with several optimizers. Protocol:
 
   1. **Equal tuning budget.** Every optimizer gets the same number of learning rates
-     (``grid_points``, log-spaced over the range ``optimlab tune`` searches for it,
-     :data:`optimlab.lab.tune.LR_RANGES`); its other hyperparameters are the seeds' settings
+     (``grid_points``, log-spaced over the range ``optimlab tune`` searches for it: its
+     registry entry's ``lr_range``, :mod:`optimlab.optim.registry`); its other hyperparameters are the seeds' settings
      (the task's default specs). Each learning rate is trained for ``tune_seeds`` seeds on the
      training split minus a 10% validation split, and scored by its validation accuracy averaged
      over the last two epochs and over those seeds (one epoch's accuracy on a small validation
@@ -35,16 +35,16 @@ Every run is a pure function of its spec and seed, so results do not depend on `
 from __future__ import annotations
 
 import math
-import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..runner import RunResult, RunSpec
+from ...optim import entry
+from ..parallel import Call, run_all
+from ..runspec import RunResult, RunSpec
 from ..spec import OptimizerSpec, Phase, parse_spec
 
 VALIDATION_FRACTION = 0.1
@@ -181,9 +181,7 @@ ExperimentResult = TrainingResult | SurfaceResult
 # ---- grids --------------------------------------------------------------------------------------
 def lr_grid(optimizer: str, points: int) -> list[float]:
     """``points`` learning rates log-spaced over ``optimlab tune``'s range for ``optimizer``."""
-    from ..tune import LR_RANGES
-
-    low, high = LR_RANGES[optimizer]
+    low, high = entry(optimizer).lr_range
     if points == 1:
         return [_round(math.sqrt(low * high))]
     step = (math.log10(high) - math.log10(low)) / (points - 1)
@@ -240,42 +238,31 @@ def _train(spec: RunSpec, data_dir: str | None) -> RunResult:
 
 
 def _trajectory(surface: str, spec: str, steps: int, start: tuple[float, float]) -> Any:
-    from ..surface import run_trajectory
-    from ..surfaces import get_surface
+    from ..surface.catalog import get_surface
+    from ..surface.run import run_trajectory
 
     return run_trajectory(get_surface(surface), spec, steps=steps, start=start)
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def run_jobs(jobs: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]], workers: int,
-             progress: Progress | None = None, offset: int = 0, total: int | None = None
-             ) -> list[Any]:
+def run_jobs(jobs: Sequence[Call], workers: int, progress: Progress | None = None,
+             offset: int = 0, total: int | None = None) -> list[Any]:
     """Run ``fn(*args)`` for every job, in ``workers`` processes; results in the jobs' order."""
     total = len(jobs) if total is None else total
-    out: list[Any] = []
     if workers <= 1 or len(jobs) <= 1:
+        out = []
         for i, (fn, args) in enumerate(jobs):
             out.append(fn(*args))
             if progress is not None:
                 progress(offset + i + 1, total)
         return out
-    import torch
+    done = [0]
 
-    method = ("fork" if torch.get_num_threads() == 1
-              and "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                             initializer=_init_worker) as pool:
-        futures = [pool.submit(fn, *args) for fn, args in jobs]
-        for i, fut in enumerate(futures):
-            out.append(fut.result())
-            if progress is not None:
-                progress(offset + i + 1, total)
-    return out
+    def on_done(_index: int, _result: Any) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(offset + done[0], total)
+
+    return run_all(jobs, workers, threads=1, on_done=on_done)
 
 
 # ---- the protocol -------------------------------------------------------------------------------
@@ -288,7 +275,7 @@ def _steps(exp: SurfaceExperiment, scale: Scale) -> int:
 
 
 def _tune_jobs(exp: Experiment, scale: Scale, data_dir: str | None
-               ) -> list[tuple[str, float, tuple[Callable[..., Any], tuple[Any, ...]]]]:
+               ) -> list[tuple[str, float, Call]]:
     out = []
     if isinstance(exp, TrainingExperiment):
         for o in exp.optimizers:
@@ -301,7 +288,7 @@ def _tune_jobs(exp: Experiment, scale: Scale, data_dir: str | None
                                        validation_fraction=VALIDATION_FRACTION)
                         out.append((f"{o}#{r}", lr, (_train, (spec, data_dir))))
     else:
-        from ..surfaces import get_surface
+        from ..surface.catalog import get_surface
 
         start = get_surface(exp.surface).start
         per_decade = scale.per_decade or exp.per_decade
@@ -340,7 +327,7 @@ def run_experiments(experiments: Sequence[Experiment], scale: Scale, *, jobs: in
                     data_dir: str | None = None, progress: Progress | None = None
                     ) -> dict[str, ExperimentResult]:
     """Run every experiment under its protocol; results by experiment name."""
-    from ..surfaces import get_surface
+    from ..surface.catalog import get_surface
     from ..tasks import get_task
 
     stage1 = {exp.name: _tune_jobs(exp, scale, data_dir) for exp in experiments}
@@ -358,7 +345,7 @@ def run_experiments(experiments: Sequence[Experiment], scale: Scale, *, jobs: in
     done1 = run_jobs(flat, jobs, progress, 0, total)
 
     results: dict[str, Any] = {}
-    finals: list[tuple[str, str, tuple[Callable[..., Any], tuple[Any, ...]]]] = []
+    finals: list[tuple[str, str, Call]] = []
     i = 0
     for exp in experiments:
         entries = stage1[exp.name]

@@ -8,31 +8,22 @@ on a 390 px phone as well as on a desktop.
 
 from __future__ import annotations
 
-import html
-import json
 import math
-from importlib import resources
 from typing import Any
 
+from ..pages import color, escape, plotly_js, script_json
 from .experiments import SurfaceResult, TrainingResult
 from .run import LEVEL, CheckResult, ClaimsReport
 from .verdicts import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE
 
 _VERDICT_CLASS = {HOLDS: "holds", DOES_NOT_HOLD: "fails", INCONCLUSIVE: "open"}
 _VERDICT_COLOR = {HOLDS: "#2a7d2a", DOES_NOT_HOLD: "#b22222", INCONCLUSIVE: "#777"}
-_COLORS = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#393b79", "#637939",
-)
 
-
-def _e(x: Any) -> str:
-    return html.escape(str(x), quote=True)
+_e = escape
 
 
 def _json(value: Any) -> str:
-    text = json.dumps(_finite(value), allow_nan=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return script_json(_finite(value))
 
 
 def _finite(value: Any) -> Any:
@@ -43,11 +34,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
-
-
-def _plotly_js() -> str:
-    return resources.files("plotly").joinpath("package_data", "plotly.min.js").read_text(
-        encoding="utf-8")
 
 
 def _badge(verdict: str) -> str:
@@ -113,7 +99,7 @@ def _training_chart(res: TrainingResult) -> tuple[list[dict], dict]:
     """Training loss of the first replicate's final runs (mean over seeds), log scale."""
     view = res.views()[0]
     traces = []
-    for i, (label, runs) in enumerate(view.finals.items()):
+    for label, runs in view.finals.items():
         finished = [r.step_losses for r in runs if r.status == "finished"]
         if not finished:
             continue
@@ -122,7 +108,7 @@ def _training_chart(res: TrainingResult) -> tuple[list[dict], dict]:
         xs = list(range(1, n + 1, every))
         ys = [sum(x[s - 1] for x in finished) / len(finished) for s in xs]
         traces.append({"type": "scatter", "mode": "lines", "name": _e(label), "x": xs, "y": ys,
-                       "line": {"color": _COLORS[i % len(_COLORS)], "width": 1.5}})
+                       "line": {"color": color(label), "width": 1.5}})
     layout = {
         "height": 380, "margin": {"l": 55, "r": 10, "t": 30, "b": 45},
         "title": {"text": "training loss (replicate 1's choices, mean over seeds)"},
@@ -136,7 +122,7 @@ def _grid_chart(res: TrainingResult) -> tuple[list[dict], dict]:
     """Validation score against lr per optimizer; one line style per replicate."""
     traces = []
     for r, grid in enumerate(res.grids):
-        for i, (o, points) in enumerate(grid.items()):
+        for o, points in grid.items():
             xs = [lr for lr, _ in points]
             ys = [None if any(math.isnan(v) for v in scores) else sum(scores) / len(scores)
                   for _, scores in points]
@@ -144,7 +130,7 @@ def _grid_chart(res: TrainingResult) -> tuple[list[dict], dict]:
                 "type": "scatter", "mode": "lines+markers", "x": xs, "y": ys,
                 "name": _e(o if len(res.grids) == 1 else f"{o} (replicate {r + 1})"),
                 "legendgroup": _e(o), "showlegend": r == 0,
-                "line": {"color": _COLORS[i % len(_COLORS)], "width": 1.5,
+                "line": {"color": color(o), "width": 1.5,
                          "dash": "solid" if r == 0 else "dot"},
             })
     layout = {
@@ -261,7 +247,7 @@ def render_html(report: ClaimsReport) -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>optimlab claims</title><style>{_CSS}</style>"
-        f"<script>{_plotly_js()}</script></head><body>"
+        f"<script>{plotly_js()}</script></head><body>"
         "<h1>The seeds' claims, checked</h1>"
         f"<p>{len(report.claims)} claims: {counts[HOLDS]} hold, {counts[DOES_NOT_HOLD]} do not "
         f"hold, {counts[INCONCLUSIVE]} inconclusive (seed {s.seed}).</p>"

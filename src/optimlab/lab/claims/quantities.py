@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..runner import RunResult
+from ..runspec import RunResult
 from ..stats import Interval, mean, median_interval, t_interval
 from .experiments import SurfaceResult, TrainingView
 
@@ -230,7 +230,7 @@ def _reversal_share(path: Any, surface: Any) -> float:
 
 def _surface_pair(res: SurfaceResult, a: str, b: str, fn: Callable[[Any, Any], float]
                   ) -> tuple[list[float], list[float]]:
-    from ..surfaces import get_surface
+    from ..surface.catalog import get_surface
 
     surface = get_surface(res.experiment.surface)
     return [fn(p, surface) for p in res.paths[a]], [fn(p, surface) for p in res.paths[b]]
@@ -272,7 +272,7 @@ def _escape_step(path: Any, escape_value: float) -> float:
 def escape_ratio(res: SurfaceResult, a: str, b: str) -> Measurement:
     """Per start ``log(T_a / T_b)``: ``T`` the steps to escape (``f <= escape_value``); a path
     that never escapes within the run has ``T = inf``."""
-    from ..surfaces import get_surface
+    from ..surface.catalog import get_surface
 
     level = get_surface(res.experiment.surface).escape_value
     ta = [_escape_step(p, level) for p in res.paths[a]]

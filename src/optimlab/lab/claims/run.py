@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checkpoint import atomic_write_text
 from ..errors import UserError
+from ..files import atomic_write_text
 from ..stats import Interval
 from .catalog import CLAIMS, EXPERIMENTS, Check, Claim
 from .experiments import (

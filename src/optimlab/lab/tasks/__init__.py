@@ -1,40 +1,26 @@
-"""The task registry (one module per task)."""
+"""The lab's tasks: the contract (:mod:`.base`), one module per task, the catalog and the registry."""
 
 from __future__ import annotations
 
-from ..errors import UserError
 from .base import DataOptions, Dataset, Task, accuracy
+from .catalog import DEFAULT_TASK
+from .registry import (
+    clear_data_cache,
+    get_task,
+    load_dataset,
+    register,
+    task_names,
+)
 
-_TASKS: dict[str, Task] = {}
-
-
-def register(task: Task) -> Task:
-    _TASKS[task.name] = task
-    return task
-
-
-def get_task(name: str) -> Task:
-    """The task ``name``; unknown names raise :class:`UserError` listing the valid ones."""
-    _load_all()
-    try:
-        return _TASKS[name]
-    except KeyError:
-        raise UserError(
-            f"Unknown task {name!r} (expected one of {', '.join(task_names())})"
-        ) from None
-
-
-def task_names() -> list[str]:
-    """Registered task names: the catalog's in its order, then any registered elsewhere."""
-    order = _load_all()
-    return [n for n in order if n in _TASKS] + [n for n in _TASKS if n not in order]
-
-
-def _load_all() -> tuple[str, ...]:
-    # task modules register themselves on import; imported lazily to keep start-up fast
-    from . import catalog
-
-    return catalog.ORDER
-
-
-__all__ = ["DataOptions", "Dataset", "Task", "accuracy", "get_task", "register", "task_names"]
+__all__ = [
+    "DEFAULT_TASK",
+    "DataOptions",
+    "Dataset",
+    "Task",
+    "accuracy",
+    "clear_data_cache",
+    "get_task",
+    "load_dataset",
+    "register",
+    "task_names",
+]

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from .. import data
-from . import register
 from ._common import as_float, as_labels, channel_stats, check_nonempty, cross_entropy
 from .base import DataOptions, Dataset, Task
 
@@ -58,31 +57,29 @@ def model() -> nn.Module:
     )
 
 
-TASK = register(
-    Task(
-        name=NAME,
-        description="CIFAR-10, CNN 2x(conv3x3+pool)+linear: SGD/momentum vs adaptive (seed 000)",
-        load=load,
-        model=model,
-        loss=cross_entropy,
-        batch_size=128,
-        epochs=10,
-        optimizers=(
-            # seed 000 shows GradientDescentOptimizer with a placeholder lr; 0.01 as for momentum
-            "sgd:lr=0.01",
-            # seed 000: tf.train.MomentumOptimizer(momentum=0.9), the velocity form
-            "momentum:lr=0.01,momentum=0.9,form=velocity",
-            # seed 000: MomentumOptimizer(momentum=0.9, use_nesterov=True)
-            "nag:lr=0.01,momentum=0.9,form=velocity",
-            # seed 000: AdagradOptimizer; torch.optim.Adagrad's lr 1e-2
-            "adagrad:lr=0.01",
-            # seed 000: RMSPropOptimizer(learning_rate=0.001, momentum=0.9, decay=0.9,
-            # epsilon=1e-10), registered as rmsprop-tf1
-            "rmsprop-tf1",
-            # seed 000: AdamOptimizer(learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8)
-            "adam:lr=0.001",
-        ),
-        seed_file="000",
-        extra={"classes": 10, "input": "standardized per channel (training mean/std), 3 x 32 x 32"},
-    )
+TASK = Task(
+    name=NAME,
+    description="CIFAR-10, CNN 2x(conv3x3+pool)+linear: SGD/momentum vs adaptive (seed 000)",
+    load=load,
+    model=model,
+    loss=cross_entropy,
+    batch_size=128,
+    epochs=10,
+    optimizers=(
+        # seed 000 shows GradientDescentOptimizer with a placeholder lr; 0.01 as for momentum
+        "sgd:lr=0.01",
+        # seed 000: tf.train.MomentumOptimizer(momentum=0.9), the velocity form
+        "momentum:lr=0.01,momentum=0.9,form=velocity",
+        # seed 000: MomentumOptimizer(momentum=0.9, use_nesterov=True)
+        "nag:lr=0.01,momentum=0.9,form=velocity",
+        # seed 000: AdagradOptimizer; torch.optim.Adagrad's lr 1e-2
+        "adagrad:lr=0.01",
+        # seed 000: RMSPropOptimizer(learning_rate=0.001, momentum=0.9, decay=0.9,
+        # epsilon=1e-10), registered as rmsprop-tf1
+        "rmsprop-tf1",
+        # seed 000: AdamOptimizer(learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8)
+        "adam:lr=0.001",
+    ),
+    seed_file="000",
+    extra={"classes": 10, "input": "standardized per channel (training mean/std), 3 x 32 x 32"},
 )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import register
 from ._common import cross_entropy
 from .base import DataOptions, Dataset, Task
 from .fashion_mlp import SEED_004_OPTIMIZERS, fashion_pixels
@@ -42,17 +41,15 @@ def model() -> nn.Module:
     )
 
 
-TASK = register(
-    Task(
-        name=NAME,
-        description="Fashion-MNIST, CNN 2x(conv3x3+pool)+linear, Keras optimizers (seed 004)",
-        load=load,
-        model=model,
-        loss=cross_entropy,
-        batch_size=32,
-        epochs=10,
-        optimizers=SEED_004_OPTIMIZERS,
-        seed_file="004",
-        extra={"classes": 10, "input": "x/255, 1 x 28 x 28"},
-    )
+TASK = Task(
+    name=NAME,
+    description="Fashion-MNIST, CNN 2x(conv3x3+pool)+linear, Keras optimizers (seed 004)",
+    load=load,
+    model=model,
+    loss=cross_entropy,
+    batch_size=32,
+    epochs=10,
+    optimizers=SEED_004_OPTIMIZERS,
+    seed_file="004",
+    extra={"classes": 10, "input": "x/255, 1 x 28 x 28"},
 )

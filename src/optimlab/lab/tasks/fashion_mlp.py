@@ -12,7 +12,6 @@ from __future__ import annotations
 from torch import nn
 
 from .. import data
-from . import register
 from ._common import as_float, as_labels, check_nonempty, cross_entropy
 from .base import DataOptions, Dataset, Task
 
@@ -70,17 +69,15 @@ def model() -> nn.Module:
     )
 
 
-TASK = register(
-    Task(
-        name=NAME,
-        description="Fashion-MNIST, MLP 784-300-100-10 ReLU, Keras optimizers (seed 004)",
-        load=load,
-        model=model,
-        loss=cross_entropy,
-        batch_size=32,
-        epochs=10,
-        optimizers=SEED_004_OPTIMIZERS,
-        seed_file="004",
-        extra={"classes": 10, "input": "x/255, 784 columns"},
-    )
+TASK = Task(
+    name=NAME,
+    description="Fashion-MNIST, MLP 784-300-100-10 ReLU, Keras optimizers (seed 004)",
+    load=load,
+    model=model,
+    loss=cross_entropy,
+    batch_size=32,
+    epochs=10,
+    optimizers=SEED_004_OPTIMIZERS,
+    seed_file="004",
+    extra={"classes": 10, "input": "x/255, 784 columns"},
 )

@@ -13,7 +13,6 @@ import numpy as np
 from torch import nn
 
 from .. import data
-from . import register
 from ._common import as_float, as_labels, softmax_mse
 from .base import DataOptions, Dataset, Task
 
@@ -59,29 +58,27 @@ def model() -> nn.Module:
     return layer
 
 
-TASK = register(
-    Task(
-        name=NAME,
-        description="Iris, softmax regression 4->3 with MSE on one-hot labels (seed 001)",
-        load=load,
-        model=model,
-        loss=softmax_mse,
-        batch_size=32,
-        epochs=500,
-        optimizers=(
-            # seed 001's five hand-written updates, all at lr 0.1:
-            # w -= lr*g
-            "sgd:lr=0.1",
-            # m = beta*m + (1-beta)*g; w -= lr*m, beta 0.9 (the EMA form)
-            "momentum:form=ema,momentum=0.9,lr=0.1",
-            # v += g^2; w -= lr*g/sqrt(v): no delta in the denominator, hence eps=0
-            "adagrad:lr=0.1,eps=0",
-            # v = beta*v + (1-beta)*g^2; w -= lr*g/sqrt(v), beta 0.9, no eps either
-            "rmsprop:lr=0.1,alpha=0.9,eps=0",
-            # bias-corrected m, v with betas 0.9/0.999; w -= lr*m_hat/sqrt(v_hat), no eps
-            "adam:lr=0.1,betas=0.9/0.999,eps=0",
-        ),
-        seed_file="001",
-        extra={"split": "120 train / 30 test, np.random.seed(116) shuffle", "classes": 3},
-    )
+TASK = Task(
+    name=NAME,
+    description="Iris, softmax regression 4->3 with MSE on one-hot labels (seed 001)",
+    load=load,
+    model=model,
+    loss=softmax_mse,
+    batch_size=32,
+    epochs=500,
+    optimizers=(
+        # seed 001's five hand-written updates, all at lr 0.1:
+        # w -= lr*g
+        "sgd:lr=0.1",
+        # m = beta*m + (1-beta)*g; w -= lr*m, beta 0.9 (the EMA form)
+        "momentum:form=ema,momentum=0.9,lr=0.1",
+        # v += g^2; w -= lr*g/sqrt(v): no delta in the denominator, hence eps=0
+        "adagrad:lr=0.1,eps=0",
+        # v = beta*v + (1-beta)*g^2; w -= lr*g/sqrt(v), beta 0.9, no eps either
+        "rmsprop:lr=0.1,alpha=0.9,eps=0",
+        # bias-corrected m, v with betas 0.9/0.999; w -= lr*m_hat/sqrt(v_hat), no eps
+        "adam:lr=0.1,betas=0.9/0.999,eps=0",
+    ),
+    seed_file="001",
+    extra={"split": "120 train / 30 test, np.random.seed(116) shuffle", "classes": 3},
 )

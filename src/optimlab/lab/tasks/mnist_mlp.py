@@ -17,7 +17,6 @@ from torch import Tensor, nn
 
 from .. import data
 from ..errors import UserError
-from . import register
 from ._common import as_float, as_labels, check_nonempty, cross_entropy, stratified_split
 from .base import DataOptions, Dataset, Task
 
@@ -66,36 +65,34 @@ def model() -> nn.Module:
     return nn.Sequential(nn.Linear(784, 200), nn.ReLU(), nn.Linear(200, 10))
 
 
-TASK = register(
-    Task(
-        name=NAME,
-        description="MNIST, MLP 784-200-10 ReLU, cross-entropy (seed 003)",
-        load=load,
-        model=model,
-        loss=cross_entropy,
-        batch_size=64,
-        epochs=5,
-        optimizers=(
-            # seed 003: torch.optim.SGD(lr=1e-2)
-            "sgd:lr=0.01",
-            # seed 003: sgd_momentum(v = 0.9*v + 1e-2*g; w -= v) and SGD(lr=1e-2, momentum=0.9)
-            "momentum:lr=0.01,momentum=0.9",
-            # seed 000: MomentumOptimizer(momentum=0.9, use_nesterov=True), at seed 003's lr
-            "nag:lr=0.01,momentum=0.9",
-            # seed 003: torch.optim.Adagrad(lr=1e-2)
-            "adagrad:lr=0.01",
-            # seeds 000/003 describe AdaDelta without code; torch.optim.Adadelta's lr 1.0
-            "adadelta:lr=1.0",
-            # seed 003: torch.optim.RMSprop(lr=1e-3, alpha=0.9)
-            "rmsprop:lr=0.001,alpha=0.9",
-            # seed 003: torch.optim.Adam(lr=1e-3)
-            "adam:lr=0.001",
-            # seeds 000/004 name Nadam without values; torch.optim.NAdam's default lr 2e-3
-            "nadam:lr=0.002",
-            # seed 004 names Adamax without values; torch.optim.Adamax's (and Kingma & Ba's) 2e-3
-            "adamax:lr=0.002",
-        ),
-        seed_file="003",
-        extra={"classes": 10, "input": "(x/255 - 0.5)/0.5, 784 columns"},
-    )
+TASK = Task(
+    name=NAME,
+    description="MNIST, MLP 784-200-10 ReLU, cross-entropy (seed 003)",
+    load=load,
+    model=model,
+    loss=cross_entropy,
+    batch_size=64,
+    epochs=5,
+    optimizers=(
+        # seed 003: torch.optim.SGD(lr=1e-2)
+        "sgd:lr=0.01",
+        # seed 003: sgd_momentum(v = 0.9*v + 1e-2*g; w -= v) and SGD(lr=1e-2, momentum=0.9)
+        "momentum:lr=0.01,momentum=0.9",
+        # seed 000: MomentumOptimizer(momentum=0.9, use_nesterov=True), at seed 003's lr
+        "nag:lr=0.01,momentum=0.9",
+        # seed 003: torch.optim.Adagrad(lr=1e-2)
+        "adagrad:lr=0.01",
+        # seeds 000/003 describe AdaDelta without code; torch.optim.Adadelta's lr 1.0
+        "adadelta:lr=1.0",
+        # seed 003: torch.optim.RMSprop(lr=1e-3, alpha=0.9)
+        "rmsprop:lr=0.001,alpha=0.9",
+        # seed 003: torch.optim.Adam(lr=1e-3)
+        "adam:lr=0.001",
+        # seeds 000/004 name Nadam without values; torch.optim.NAdam's default lr 2e-3
+        "nadam:lr=0.002",
+        # seed 004 names Adamax without values; torch.optim.Adamax's (and Kingma & Ba's) 2e-3
+        "adamax:lr=0.002",
+    ),
+    seed_file="003",
+    extra={"classes": 10, "input": "(x/255 - 0.5)/0.5, 784 columns"},
 )

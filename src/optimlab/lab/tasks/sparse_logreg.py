@@ -25,7 +25,6 @@ import numpy as np
 from torch import nn
 
 from .. import data
-from . import register
 from ._common import as_float, as_labels, cross_entropy
 from .base import DataOptions, Dataset, Task
 
@@ -84,26 +83,24 @@ def model() -> nn.Module:
     return nn.Linear(N_FEATURES, 2)
 
 
-TASK = register(
-    Task(
-        name=NAME,
-        description="Synthetic sparse features, logistic regression: AdaGrad's case (seed 000)",
-        load=load,
-        model=model,
-        loss=cross_entropy,
-        batch_size=32,
-        epochs=10,
-        optimizers=(
-            # seed 000's comparison for sparse data: plain SGD against AdaGrad at the same
-            # global lr, so the difference is AdaGrad's per-feature step alone
-            "sgd:lr=0.1",
-            "adagrad:lr=0.1",
-            # seed 000 also recommends RMSProp and Adam "at their defaults" for sparse data:
-            # torch.optim.Adam's lr 1e-3; RMSProp at Keras' lr 1e-3 with torch's alpha 0.99
-            "adam:lr=0.001",
-            "rmsprop:lr=0.001",
-        ),
-        seed_file="000",
-        extra={"classes": 2, "density": "about 1% of 1,000 binary features on"},
-    )
+TASK = Task(
+    name=NAME,
+    description="Synthetic sparse features, logistic regression: AdaGrad's case (seed 000)",
+    load=load,
+    model=model,
+    loss=cross_entropy,
+    batch_size=32,
+    epochs=10,
+    optimizers=(
+        # seed 000's comparison for sparse data: plain SGD against AdaGrad at the same
+        # global lr, so the difference is AdaGrad's per-feature step alone
+        "sgd:lr=0.1",
+        "adagrad:lr=0.1",
+        # seed 000 also recommends RMSProp and Adam "at their defaults" for sparse data:
+        # torch.optim.Adam's lr 1e-3; RMSProp at Keras' lr 1e-3 with torch's alpha 0.99
+        "adam:lr=0.001",
+        "rmsprop:lr=0.001",
+    ),
+    seed_file="000",
+    extra={"classes": 2, "density": "about 1% of 1,000 binary features on"},
 )

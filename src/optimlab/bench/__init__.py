@@ -1,0 +1,1 @@
+"""What ``optimlab bench`` measures (the scripts in ``benchmarks/`` call these modules)."""

@@ -1,0 +1,106 @@
+"""What a comparison runs: its options checked and parsed once (:class:`CompareConfig`), and its
+runs, optimizer by optimizer, seed by seed (:meth:`CompareConfig.runs`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UserError
+from ..runspec import RunSpec, check_batch_size, whole_number
+from ..schedules import Schedule, parse_schedule
+from ..spec import OptimizerSpec, parse_specs
+from ..tasks import DEFAULT_TASK, get_task
+
+#: the configuration keys whose change makes ``--resume`` refuse
+CONFIG_KEYS = ("task", "optimizers", "epochs", "seeds", "batch_size", "schedule")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """A checked comparison: every value parsed, the task's defaults filled in.
+
+    Make one with :meth:`create`, which validates everything before anything is run or written.
+
+    Attributes:
+        task: registry name.
+        optimizers: the parsed specs, in the comparison's order.
+        seeds: number of seeds; runs use seeds ``0 .. seeds-1``.
+        epochs: epochs per run.
+        batch_size: ``N`` or ``"full"``.
+        schedule: the parsed learning-rate schedule, or None.
+    """
+
+    task: str
+    optimizers: tuple[OptimizerSpec, ...]
+    seeds: int
+    epochs: int
+    batch_size: int | str
+    schedule: Schedule | None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        task: str = DEFAULT_TASK,
+        optimizers: str | Sequence[str | OptimizerSpec] | None = None,
+        seeds: int = 3,
+        epochs: int | None = None,
+        batch_size: int | str | None = None,
+        schedule: str | Schedule | None = None,
+    ) -> CompareConfig:
+        """Check and parse the options of a comparison (``None``: the task's default).
+
+        ``optimizers`` is comma-separated text as on the command line, or a sequence of spec
+        texts or parsed specs. Raises :class:`UserError` with a one-line message.
+        """
+        t = get_task(task)
+        whole_number("number of seeds", seeds)
+        epochs = t.epochs if epochs is None else epochs
+        whole_number("epochs", epochs)
+        specs = parse_specs(t.optimizers if optimizers is None else optimizers)
+        if not specs:
+            raise UserError("No optimizers given (expected e.g. --optimizers sgd,adam)")
+        labels = [s.label() for s in specs]
+        duplicates = sorted({x for x in labels if labels.count(x) > 1})
+        if duplicates:
+            raise UserError(f"Optimizer listed twice: {duplicates[0]}")
+        batch = check_batch_size(t.batch_size if batch_size is None else batch_size)
+        if isinstance(schedule, str):
+            schedule = parse_schedule(schedule)
+        return cls(t.name, tuple(specs), seeds, epochs, batch, schedule)
+
+    def stored(self) -> dict[str, Any]:
+        """The configuration as the results store keeps it (JSON: labels, numbers)."""
+        return {
+            "task": self.task,
+            "optimizers": [s.label() for s in self.optimizers],
+            "epochs": self.epochs,
+            "seeds": self.seeds,
+            "batch_size": self.batch_size,
+            "schedule": self.schedule.label() if self.schedule is not None else None,
+        }
+
+    def runs(self) -> list[RunSpec]:
+        """The runs, optimizer by optimizer, seed by seed (the specs are not parsed again)."""
+        return [
+            RunSpec(self.task, spec, seed=seed, epochs=self.epochs, batch_size=self.batch_size,
+                    schedule=self.schedule)
+            for spec in self.optimizers
+            for seed in range(self.seeds)
+        ]
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The configuration keys whose stored values differ."""
+    return [k for k in CONFIG_KEYS if old.get(k) != new.get(k)]
+
+
+def describe_change(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> str:
+    """``key: old -> new; ...`` for the changed ``keys``."""
+
+    def show(v: Any) -> str:
+        return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+    return "; ".join(f"{k}: {show(old.get(k))} -> {show(new.get(k))}" for k in keys)

@@ -1,0 +1,252 @@
+"""A comparison: one task, several optimizer specs, several seeds, into one output folder.
+
+:func:`compare` checks every option first (nothing is written or deleted before they all hold),
+plans the runs (optimizer-major, seeds ``0..n-1``), runs the ones not done yet with the store
+``<out>/results.db`` and checkpoints in ``<out>/checkpoints/``, then rebuilds the report. Without
+``resume`` an existing folder's results are replaced. With ``resume`` finished and diverged runs
+are skipped, an interrupted run continues from its last checkpoint, and a changed configuration is
+refused (listing the changed keys) unless ``force`` is given, in which case the runs that are no
+longer part of the plan are removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import parallel
+from ..checkpoint import checkpoint_path
+from ..errors import UserError
+from ..runner import run
+from ..runspec import RunResult, RunSpec, whole_number
+from ..schedules import Schedule
+from ..spec import OptimizerSpec
+from ..store import DB_NAME, Store
+from ..tasks import DEFAULT_TASK, DataOptions, get_task, load_dataset
+from .plan import CompareConfig, changed_keys, describe_change
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class CompareListener:
+    """Progress hooks for a front end (the CLI draws progress bars); every method is optional."""
+
+    def start(self, total_runs: int, to_run: int) -> None:
+        """Before the first run: how many runs the plan has and how many will run now."""
+
+    def run_started(self, index: int, spec: RunSpec, total_steps: int | None) -> None:
+        """Run ``index`` (0-based in the plan) starts."""
+
+    def run_progress(self, steps_done: int, total_steps: int) -> None:
+        """After every step of the current run (summed over the runs in training)."""
+
+    def run_finished(self, index: int, spec: RunSpec, result: RunResult | None) -> None:
+        """Run ``index`` ended; ``result`` is None when it was skipped (already done)."""
+
+    def reporting(self) -> None:
+        """The runs are done; the report is being written."""
+
+
+@dataclass
+class CompareResult:
+    """What :func:`compare` did.
+
+    Attributes:
+        out: the output folder.
+        config: the configuration as stored (task, optimizer labels, epochs, seeds, batch size,
+            schedule).
+        results: the runs trained now, in the plan's order.
+        skipped: the runs already done (``resume``).
+        summary: one row per optimizer (empty when ``report=False``).
+        paths: the report's files (``summary.csv``, ``report.html``, the PNG figures).
+    """
+
+    out: Path
+    config: dict[str, Any]
+    results: list[RunResult] = field(default_factory=list)
+    skipped: list[RunSpec] = field(default_factory=list)
+    summary: list[Any] = field(default_factory=list)  # summary.SummaryRow
+    paths: list[Path] = field(default_factory=list)
+
+    def table(self) -> list[dict[str, Any]]:
+        """The summary as plain rows (column -> value, ``summary.csv``'s columns; undefined
+        numbers are nan), e.g. for ``pandas.DataFrame(result.table())``."""
+        from .summary import SUMMARY_COLUMNS
+
+        return [{c: getattr(r, c) for c in SUMMARY_COLUMNS} for r in self.summary]
+
+
+def default_jobs() -> int:
+    """Runs trained at once by default: one per CPU this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _run_in_worker(spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path) -> RunResult:
+    with Store.open(out) as store:
+        return run(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
+                   progress=parallel.report_progress)
+
+
+def compare(
+    *,
+    task: str = DEFAULT_TASK,
+    optimizers: str | Sequence[str | OptimizerSpec] | None = None,
+    seeds: int = 3,
+    epochs: int | None = None,
+    batch_size: int | str | None = None,
+    schedule: str | Schedule | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    force: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    jobs: int | None = 1,
+    nproc: int = 1,
+    threads: int | None = None,
+    listener: CompareListener | None = None,
+    report: bool = True,
+) -> CompareResult:
+    """Train every optimizer on one task over several seeds; store the runs; write the report.
+
+    The options are ``optimlab compare``'s. Every one is checked before anything is written or
+    deleted: a bad option leaves an existing output folder as it was.
+
+    Args:
+        task: task name (``optimlab list tasks``).
+        optimizers: specs, comma-separated text (``"sgd:lr=0.1,adam"``) or a sequence of texts or
+            parsed specs; None: the task's.
+        seeds: number of seeds (runs use seeds ``0 .. seeds-1``).
+        epochs: epochs per run; None: the task's.
+        batch_size: ``N``, ``1`` (SGD) or ``"full"`` (batch gradient descent); None: the task's.
+        schedule: learning-rate schedule (text or parsed), stepped per optimizer step.
+        out: output folder; None: ``runs/<task>``.
+        resume: continue the runs in ``out`` and skip the finished ones.
+        force: with ``resume``, accept a changed configuration.
+        data_dir: folder holding the datasets' files.
+        download: fetch missing dataset files.
+        jobs: runs trained at once, each in its own process; None: one per CPU. Every run
+            depends only on its seed, so the numbers do not change.
+        nproc: train each run data-parallel over this many processes (torchrun + DDP).
+        threads: torch CPU threads per run (None: leave torch's setting).
+        listener: progress hooks.
+        report: write ``summary.csv``, ``report.html`` and the figures at the end.
+
+    Returns:
+        A :class:`CompareResult`: the summary rows (``.table()``) and the files written.
+
+    Raises:
+        UserError: a bad option, missing data, or ``resume`` of a changed configuration without
+            ``force``.
+        KeyboardInterrupt: on Ctrl-C, after the current epoch's checkpoint and rows are consistent.
+    """
+    config = CompareConfig.create(task=task, optimizers=optimizers, seeds=seeds, epochs=epochs,
+                                  batch_size=batch_size, schedule=schedule)
+    jobs = default_jobs() if jobs is None else whole_number("jobs", jobs)
+    whole_number("--nproc", nproc)
+    if threads is not None:
+        whole_number("threads", threads)
+    if nproc > 1 and (config.schedule is not None
+                      or any(len(s.phases) != 1 for s in config.optimizers)):
+        raise UserError("--nproc runs take one optimizer per spec and no schedule")
+    out = Path(out) if out is not None else Path("runs") / config.task
+    if out.exists() and not out.is_dir():
+        raise UserError(f"Cannot write to {out}: it is a file, not a folder")
+    data = DataOptions(data_dir=Path(data_dir) if data_dir is not None else None,
+                       download=download)
+    stored = config.stored()
+    # load (and cache) the data and read a resumed folder's configuration before touching it:
+    # missing files or a changed configuration fail without side effects
+    load_dataset(get_task(config.task), data)
+    if resume and (out / DB_NAME).is_file():
+        with Store.open(out, create=False) as store:
+            previous = store.get_experiment()
+        keys = changed_keys(previous, stored) if previous is not None else []
+        if keys and not force:
+            raise UserError(
+                f"Cannot resume {out}: the configuration changed "
+                f"({describe_change(previous, stored, keys)}); pass --force to resume anyway, or "
+                "drop --resume to start over"
+            )
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        result = _run(config, out, data, resume, jobs, nproc, listener or CompareListener())
+    finally:
+        torch.set_num_threads(before)
+    if report:
+        from .report import render_report, report_files
+
+        (listener or CompareListener()).reporting()
+        result.summary = render_report(out)
+        result.paths = report_files(out)
+    return result
+
+
+def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs: int,
+         nproc: int, listener: CompareListener) -> CompareResult:
+    """Act on a checked comparison: prepare ``out``, train what is not done, store it."""
+    plan = config.runs()
+    stored = config.stored()
+    ckpt_dir = out / CHECKPOINT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    with Store.open(out) as store:
+        if not resume:
+            store.clear()
+            if ckpt_dir.exists():
+                shutil.rmtree(ckpt_dir)
+        else:
+            wanted = {s.run_id() for s in plan}
+            for stale in [r.run_id for r in store.runs() if r.run_id not in wanted]:
+                store.delete_run(stale)
+                checkpoint_path(ckpt_dir, stale).unlink(missing_ok=True)
+        store.set_experiment(stored)
+        result = CompareResult(out, stored)
+        done = {r.run_id for r in store.runs() if r.status in ("finished", "diverged")}
+        todo = [(i, s) for i, s in enumerate(plan) if s.run_id() not in done]
+        listener.start(len(plan), len(todo))
+        for index, spec in enumerate(plan):
+            if spec.run_id() in done:
+                checkpoint_path(ckpt_dir, spec.run_id()).unlink(missing_ok=True)
+                result.skipped.append(spec)
+                listener.run_finished(index, spec, None)
+        if nproc == 1 and min(jobs, len(todo)) > 1:
+            calls = [(_run_in_worker, (spec, data, out, ckpt_dir)) for _, spec in todo]
+            result.results.extend(parallel.run_all(
+                calls, min(jobs, len(todo)),
+                on_start=lambda k: listener.run_started(todo[k][0], todo[k][1], None),
+                on_done=lambda k, r: listener.run_finished(todo[k][0], todo[k][1], r),
+                on_progress=listener.run_progress,
+            ))
+            store.set_order([spec.run_id() for spec in plan])
+        else:
+            run_fn = _data_parallel(nproc)
+            for index, spec in todo:
+                listener.run_started(index, spec, None)
+                r = run_fn(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
+                           progress=listener.run_progress)
+                result.results.append(r)
+                listener.run_finished(index, spec, r)
+    if ckpt_dir.exists() and not any(ckpt_dir.iterdir()):
+        ckpt_dir.rmdir()
+    return result
+
+
+def _data_parallel(nproc: int) -> Callable[..., RunResult]:
+    """The run function of ``nproc`` processes per run (the runner's, in this process, for 1)."""
+    if nproc == 1:
+        return run
+    from functools import partial
+
+    from ..distributed import run_data_parallel
+
+    return partial(run_data_parallel, nproc=nproc)

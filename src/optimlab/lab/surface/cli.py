@@ -1,0 +1,129 @@
+"""Command ``optimlab surface``: parse the options, call :func:`optimlab.lab.surface.surface` and
+present the measurements (seed 002's saddle and valley)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..console import console as _console
+from .api import surface as run_command
+from .catalog import SURFACES
+
+_EPILOG = (
+    "Examples: optimlab surface  |  optimlab surface --function rosenbrock "
+    "--optimizers adam:lr=0.05,nag --steps 500  |  optimlab surface --function saddle "
+    "--noise 0.1 --seed 1  |  optimlab surface --function valley --tune"
+)
+
+
+def surface(
+    function: Annotated[
+        str | None,
+        typer.Option(
+            "--function",
+            "-f",
+            help="Surface name(s), comma-separated (see --list). Default: saddle,valley.",
+        ),
+    ] = None,
+    optimizers: Annotated[
+        str | None,
+        typer.Option(
+            "--optimizers",
+            "-o",
+            help="Optimizer specs, comma-separated, e.g. adam:lr=0.05,nag,rmsprop@keras. "
+            "Phase lengths (adam@50+sgd) count steps. Default: each surface's own set.",
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Number of steps. Default: the surface's.")
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="Start point x,y (e.g. --start=-1.5,2). Default: the surface's."),
+    ] = None,
+    tol: Annotated[
+        float,
+        typer.Option(help="steps_to_tolerance: first step with distance or value gap below this."),
+    ] = 1e-3,
+    noise: Annotated[
+        float, typer.Option(help="Std of Gaussian noise added to each gradient (0: exact).")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the gradient noise.")] = 0,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Animation format: gif, mp4 (needs ffmpeg) or none.")
+    ] = "gif",
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/surface"),
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune", help="Pick each optimizer's lr from 7 log-spaced values (best final value)."
+        ),
+    ] = False,
+    frames: Annotated[
+        int, typer.Option(help="Most frames in the animation; steps are grouped to fit.")
+    ] = 60,
+    list_surfaces: Annotated[
+        bool, typer.Option("--list", help="List the surfaces and exit.")
+    ] = False,
+) -> None:
+    """Draw optimizer paths on 2-D test surfaces: PNG, GIF/MP4, interactive HTML and a CSV."""
+    from rich.table import Table
+
+    console = _console()
+    if list_surfaces:
+        table = Table("surface", "formula", "minima", "description")
+        for s in SURFACES.values():
+            minima = ", ".join(f"({x:g}, {y:g})" for x, y in s.minima) or "none (unbounded)"
+            table.add_row(s.name, s.formula, minima, s.description)
+        console.print(table)
+        return
+    began = time.perf_counter()
+    result = run_command(
+        function=function,
+        optimizers=optimizers,
+        steps=steps,
+        start=start,
+        tol=tol,
+        noise=noise,
+        seed=seed,
+        fmt=fmt,
+        out=out,
+        tune=tune,
+        frames=frames,
+    )
+    for run, files in zip(result.runs, result.files):
+        table = Table(title=f"{run.surface.name}: {run.surface.formula}", title_justify="left")
+        bounded = run.surface.bounded
+        for column in (
+            "optimizer",
+            "steps to tol" if bounded else "escaped at",
+            "final value",
+            "dist. to minimum" if bounded else "dist. to saddle",
+            "diverged",
+        ):
+            if column == "optimizer":
+                table.add_column(column, overflow="fold")
+            else:
+                table.add_column(column, justify="right", no_wrap=True)
+        for m in run.metrics:
+            reached = m.steps_to_tolerance if bounded else m.escaped_at_step
+            distance = m.distance_to_nearest_minimum if bounded else m.distance_to_critical_point
+            table.add_row(
+                m.optimizer,
+                "-" if reached is None else str(reached),
+                f"{m.final_value:.4g}",
+                "-" if distance is None else f"{distance:.3g}",
+                f"at step {m.diverged_at_step}" if m.diverged else "no",
+            )
+        console.print(table)
+        console.print("wrote " + ", ".join(str(f) for f in files))
+    console.print(f"done in {time.perf_counter() - began:.1f} s")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``surface`` command to ``app``."""
+    app.command("surface", epilog=_EPILOG)(surface)

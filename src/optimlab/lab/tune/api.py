@@ -1,0 +1,195 @@
+"""The tuning workflow as one library call: :func:`tune` (``optimlab tune`` without ``--worker``).
+
+It checks every option, creates (or reopens) the study, tunes with local worker processes (and any
+remote ones that join), waits until every optimizer has used its budget, re-runs each best
+configuration over the evaluation seeds, and writes the report.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...optim import SEED_OPTIMIZERS
+from ..errors import UserError
+from ..runspec import whole_number
+from ..spec import OptimizerSpec
+from ..tasks import DEFAULT_TASK
+from .config import (
+    DEFAULT_BUDGET,
+    DEFAULT_EPOCHS,
+    DEFAULT_GRACE_S,
+    DEFAULT_HEARTBEAT_S,
+    DEFAULT_SEEDS,
+    DEFAULT_STUDY,
+    DEFAULT_VALIDATION_FRACTION,
+    TuneConfig,
+)
+from .space import parse_lr_range
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+    from .results import TaskSummary, TuneResults
+
+
+class TuneListener:
+    """Progress hooks for a front end (the CLI prints them); every method is optional."""
+
+    def study_ready(self, study: str, storage: str, config: TuneConfig) -> None:
+        """The study exists in ``storage`` (masked URL); tuning starts."""
+
+    def trial_finished(self, substudy: str, trial: FrozenTrial) -> None:
+        """A trial of this process's worker ended (complete, pruned or failed)."""
+
+    def trials(self, done: int, total: int) -> None:
+        """``done`` of the ``total`` trials of the study have finished."""
+
+    def tuning_done(self, seconds: float) -> None:
+        """Every budget is used; the final runs start."""
+
+    def finals(self, done: int, total: int) -> None:
+        """``done`` of the ``total`` final runs have finished."""
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` did.
+
+    Attributes:
+        out: the output folder.
+        study: the study's name.
+        storage: the storage URL, password masked.
+        results: everything read back from the storage.
+        summaries: per task, the rows of ``tune_summary.csv``, the target and the verdict.
+        paths: the files written (``report.html``, ``tune_summary.csv``).
+    """
+
+    out: Path
+    study: str
+    storage: str
+    results: TuneResults
+    summaries: list[TaskSummary] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+
+    def table(self) -> list[dict[str, Any]]:
+        """The rows of ``tune_summary.csv`` as plain dicts (column -> text, as in the file),
+        e.g. for ``pandas.DataFrame(result.table())``."""
+        from .results import CSV_COLUMNS
+
+        return [dict(zip(CSV_COLUMNS, row.csv_values())) for s in self.summaries for row in s.rows]
+
+
+def tune(
+    *,
+    task: str | Sequence[str] = DEFAULT_TASK,
+    optimizers: str | Sequence[str | OptimizerSpec] = SEED_OPTIMIZERS,
+    budget: int = DEFAULT_BUDGET,
+    space: str = "lr-only",
+    lr_range: str | tuple[float, float] | None = None,
+    epochs: int | None = DEFAULT_EPOCHS,
+    batch_size: int | str | None = None,
+    seeds: int = DEFAULT_SEEDS,
+    seed: int = 0,
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
+    out: str | os.PathLike = "runs/tune",
+    storage: str | None = None,
+    study: str = DEFAULT_STUDY,
+    workers: int = 1,
+    threads: int = 1,
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_S,
+    grace_period: int = DEFAULT_GRACE_S,
+    data_dir: str | os.PathLike | None = None,
+    listener: TuneListener | None = None,
+) -> TuneResult:
+    """Tune each optimizer with the same budget on a validation split, then test the best.
+
+    The options are ``optimlab tune``'s; every one is checked before the storage is opened.
+    Running it again on the same study continues it: finished trials are kept.
+
+    Args:
+        task: a task name, several as a list or comma-separated.
+        optimizers: specs to tune (comma-separated text, or a sequence of texts or parsed specs);
+            hyperparameters a spec sets are kept fixed.
+        budget: trials per optimizer (complete or pruned), the same for every optimizer.
+        space: ``"lr-only"`` (DeepOBS) or ``"full"`` (Choi et al. 2019, ``eps`` included).
+        lr_range: one learning-rate range for every optimizer (``(1e-5, 1e2)`` or ``"1e-5:1e2"``);
+            None: each optimizer's own (its registry entry).
+        epochs: epochs per trial and per final run; None: the task's.
+        batch_size: ``N``, ``1`` or ``"full"``; None: the task's.
+        seeds: seeds of the final runs of each best configuration.
+        seed: seed of the samplers and the trials.
+        validation_fraction: share of the training split held out to select on.
+        out: folder of ``report.html``, ``tune_summary.csv`` and (by default) ``tune.db``.
+        storage: Optuna storage URL (e.g. ``postgresql://USER:PASSWORD@HOST/DB``); None:
+            ``sqlite:///<out>/tune.db``.
+        study: the study's name in the storage.
+        workers: local worker processes (0: only remote workers tune this study; 1: this
+            process).
+        threads: torch CPU threads per process.
+        heartbeat_interval: seconds between a running trial's heartbeats.
+        grace_period: seconds without a heartbeat after which a trial is re-queued.
+        data_dir: folder holding the datasets' files.
+        listener: progress hooks.
+
+    Returns:
+        A :class:`TuneResult`: the summary rows (``.table()``), verdicts and files written.
+
+    Raises:
+        UserError: a bad option, a study of another configuration, a storage that cannot be
+            opened, or trials that failed more often than they may be retried.
+    """
+    import torch
+
+    from . import finals, report, results, worker
+    from . import storage as stores
+
+    listener = listener or TuneListener()
+    whole_number("threads", threads)
+    whole_number("workers", workers, 0)
+    if isinstance(lr_range, str):
+        lr_range = parse_lr_range(lr_range)
+    cfg = TuneConfig.create(
+        tasks=task, optimizers=optimizers, budget=budget, space=space, lr_range=lr_range,
+        epochs=epochs, batch_size=batch_size, seeds=seeds, seed=seed,
+        validation_fraction=validation_fraction, heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period, data_dir=str(data_dir) if data_dir is not None else None,
+    )
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"Cannot write to {out}: it is a file, not a folder")
+    url = storage or stores.default_storage_url(out)
+    stores.check_url(url)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    procs = []
+    try:
+        started = time.perf_counter()
+        st = stores.open_storage(url)
+        stores.create_study(st, study, cfg)
+        listener.study_ready(study, stores.mask_url(url), cfg)
+        on_trial = listener.trial_finished
+        if workers == 1:
+            worker.work(url, study, worker_id="0", on_trial=on_trial)
+        elif workers > 1:
+            procs = worker.start_local_workers(url, study, workers, threads=threads)
+        worker.wait_for_budget(st, study, cfg, procs=procs, remote=workers == 0,
+                               progress=listener.trials)
+        for p in procs:
+            p.join()
+        listener.tuning_done(time.perf_counter() - started)
+        finals.run_finals(st, study, cfg, workers=max(1, workers), threads=threads,
+                          progress=listener.finals)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        torch.set_num_threads(before)
+    loaded = results.load_results(st, study)
+    summaries = results.summarize(loaded)
+    html_path, csv_path = report.write_report(loaded, out, summaries)
+    return TuneResult(out, study, loaded.storage, loaded, summaries, [html_path, csv_path])
