@@ -41,12 +41,16 @@ def list_command(
     out = console()
     if what == "tasks":
         table = Table(header_style="bold")
-        for col in ("task", "description", "epochs", "batch", "default optimizers"):
+        for col in ("task", "description", "epochs", "batch", "target (validation accuracy)",
+                    "default optimizers"):
             table.add_column(col)
         for name in task_names():
             t = get_task(name)
-            table.add_row(name, t.description, str(t.epochs), str(t.batch_size), ", ".join(t.optimizers))
+            table.add_row(name, t.description, str(t.epochs), str(t.batch_size),
+                          "-" if t.target is None else f"{t.target:g}", ", ".join(t.optimizers))
         out.print(table)
+        out.print("target: the validation accuracy `optimlab tune` times each optimizer to "
+                  "(steps and seconds, per final seed); `--target` replaces it.")
     elif what == "optimizers":
         table = Table(header_style="bold")
         for col in ("optimizer", "description", "conventions (defaults that differ from pytorch)"):

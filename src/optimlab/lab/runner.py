@@ -22,6 +22,10 @@ Divergence: the loss of every step is read (``loss.item()``) before the backward
 non-finite loss ends the run as ``"diverged"`` at that (1-based, global) step, before any update
 with it, so no checkpoint ever holds non-finite weights.
 
+Evaluation: the evaluation split (test, or validation with ``validation_fraction``) is evaluated at
+the end of every epoch, and with ``evaluate_every=N`` also after every N-th step (AlgoPerf's fixed
+interval, for time-to-target); evaluating changes no training number.
+
 Timing: ``wall_time_s`` counts training only (forward, backward, ``optimizer.step()``, scheduler);
 evaluation, checkpoints and store writes are excluded. ``step_time_share`` is the time inside
 ``optimizer.step()`` over that training time.
@@ -53,7 +57,14 @@ from .checkpoint import (
 )
 from .errors import UserError
 from .files import remove_stale_temps
-from .runspec import EpochRecord, RunResult, RunSpec, resolve_batch_size
+from .runspec import (
+    EpochRecord,
+    Evaluation,
+    RunResult,
+    RunSpec,
+    resolve_batch_size,
+    whole_number,
+)
 from .schedules import build_scheduler
 from .spec import Phase, build_optimizer
 from .tasks import DataOptions, Dataset, Task, get_task, load_dataset
@@ -61,7 +72,7 @@ from .tasks import DataOptions, Dataset, Task, get_task, load_dataset
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Batches", "run", "train"]
+__all__ = ["Batches", "evaluate", "run", "steps_per_epoch", "train"]
 
 #: rows per forward pass when evaluating (bounds memory on the larger test sets)
 EVAL_CHUNK = 4096
@@ -156,6 +167,7 @@ class _Run:
         self.step_losses: list[float] = []
         self.step_times: list[float] = []
         self.records: list[EpochRecord] = []
+        self.evaluations: list[Evaluation] = []
         self.wall_time_s = 0.0
         self.step_time_s = 0.0
         self.data_generator = torch.Generator()
@@ -193,6 +205,7 @@ class _Run:
             "step_losses": torch.tensor(self.step_losses, dtype=torch.float64),
             "step_times": torch.tensor(self.step_times, dtype=torch.float64),
             "epochs": [asdict(r) for r in self.records],
+            "evaluations": [asdict(e) for e in self.evaluations],
             "wall_time_s": self.wall_time_s,
             "step_time_s": self.step_time_s,
         }
@@ -213,6 +226,7 @@ class _Run:
         self.step_losses = payload["step_losses"].tolist()
         self.step_times = payload["step_times"].tolist()
         self.records = [EpochRecord(**r) for r in payload["epochs"]]
+        self.evaluations = [Evaluation(**e) for e in payload.get("evaluations", [])]
         self.wall_time_s = float(payload["wall_time_s"])
         self.step_time_s = float(payload["step_time_s"])
         set_rng_state(payload["rng"], self.data_generator)
@@ -222,7 +236,7 @@ class _Run:
 
 
 def train(spec: RunSpec, *, data: DataOptions | None = None, batches: Batches | None = None,
-          ) -> tuple[RunResult, nn.Module]:
+          evaluate_every: int | None = None) -> tuple[RunResult, nn.Module]:
     """Train ``spec`` from its first step with the loop's ``batches`` hook, storing nothing.
 
     Returns:
@@ -230,7 +244,22 @@ def train(spec: RunSpec, *, data: DataOptions | None = None, batches: Batches | 
     """
     state = _start(spec, data, batches or Batches())
     state.enter_phase(spec.optimizer.phase_at(0))
-    return _train(state, None, None, None, None), state.model
+    return _train(state, None, None, None, None, evaluate_every), state.model
+
+
+def steps_per_epoch(spec: RunSpec, data: DataOptions | None = None) -> int:
+    """How many steps an epoch of ``spec`` takes (its training split over its batch size)."""
+    task = get_task(spec.task)
+    n = len(load_dataset(task, data or DataOptions(), spec.validation_fraction).x_train)
+    return math.ceil(n / resolve_batch_size(spec.batch_size, task.batch_size, n))
+
+
+def evaluate(model: nn.Module, task: str, *, data: DataOptions | None = None
+             ) -> tuple[float, float]:
+    """Mean loss and accuracy of a trained ``model`` on ``task``'s test split."""
+    t = get_task(task)
+    dataset = load_dataset(t, data or DataOptions(), None)
+    return _evaluate(model, t.loss, dataset.x_test, dataset.y_test)
 
 
 def _start(spec: RunSpec, data: DataOptions | None, batches: Batches) -> _Run:
@@ -247,6 +276,7 @@ def run(
     checkpoint_dir: Path | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    evaluate_every: int | None = None,
 ) -> RunResult:
     """Train ``spec`` and return what it measured.
 
@@ -262,10 +292,14 @@ def run(
             checkpointed or stored; an exception it raises propagates (e.g. ``optuna.TrialPruned``)
             and the run is then not stored as finished.
         progress: called as ``progress(steps_done, total_steps)`` after every step.
+        evaluate_every: also evaluate the evaluation split after every ``evaluate_every``-th
+            step (``RunResult.evaluations``, with the end of every epoch).
 
     Raises:
         UserError: unknown task, missing data, a checkpoint of another run.
     """
+    if evaluate_every is not None:
+        whole_number("evaluate_every", evaluate_every)
     state = _start(spec, data, Batches())
     run_id = spec.run_id()
     ckpt = checkpoint_path(checkpoint_dir, run_id) if checkpoint_dir is not None else None
@@ -288,7 +322,7 @@ def run(
             step_time_share=state.share() if state.step else None,
         )
 
-    result = _train(state, store, ckpt, on_epoch, progress)
+    result = _train(state, store, ckpt, on_epoch, progress, evaluate_every)
     if ckpt is not None:
         with contextlib.suppress(FileNotFoundError):
             ckpt.unlink()
@@ -301,6 +335,7 @@ def _train(
     ckpt: Path | None,
     on_epoch: Callable[[EpochRecord], None] | None,
     progress: Callable[[int, int], None] | None,
+    evaluate_every: int | None = None,
 ) -> RunResult:
     spec, task, data, batches = state.spec, state.task, state.dataset, state.batches
     run_id = spec.run_id()
@@ -326,6 +361,7 @@ def _train(
         epoch_times: list[float] = []
         wall_before = state.wall_time_s
         step_time = 0.0
+        paused = 0.0  # seconds spent evaluating mid-epoch: not training time
         start = perf()
         for b in range(0, n, bs):
             idx = None if order is None else order[b:b + bs]
@@ -343,10 +379,16 @@ def _train(
             if scheduler is not None:
                 scheduler.step()
             epoch_losses.append(value)
-            epoch_times.append(wall_before + perf() - start)
+            epoch_times.append(wall_before + perf() - start - paused)
+            step = first_step + len(epoch_losses)
+            if evaluate_every is not None and step % evaluate_every == 0 and b + bs < n:
+                t1 = perf()
+                v_loss, v_acc = _evaluate(model, loss_fn, data.x_test, data.y_test)
+                state.evaluations.append(Evaluation(step, v_loss, v_acc, epoch_times[-1]))
+                paused += perf() - t1
             if progress is not None:
                 progress(first_step + len(epoch_losses), state.total_steps)
-        state.wall_time_s = wall_before + perf() - start
+        state.wall_time_s = wall_before + perf() - start - paused
         state.step_time_s += step_time
         state.step = first_step + len(epoch_losses)
         state.step_losses.extend(epoch_losses)
@@ -366,6 +408,9 @@ def _train(
             epoch=epoch0 + 1, train_loss=sum(epoch_losses) / len(epoch_losses), test_loss=test_loss,
             test_accuracy=test_accuracy, wall_time_s=state.wall_time_s, step=state.step,
         )
+        if evaluate_every is not None:
+            state.evaluations.append(Evaluation(state.step, test_loss, test_accuracy,
+                                                state.wall_time_s))
         if on_epoch is not None:
             on_epoch(record)
         state.records.append(record)
@@ -390,4 +435,5 @@ def _train(
         step_time_share=state.share(),
         step_times_s=list(state.step_times),
         source=data.source,
+        evaluations=list(state.evaluations),
     )

@@ -155,6 +155,17 @@ class EpochRecord:
 
 
 @dataclass
+class Evaluation:
+    """One evaluation of the evaluation split at a fixed interval of steps (``run(...,
+    evaluate_every=N)``): after ``step`` steps and ``wall_time_s`` seconds of training."""
+
+    step: int
+    loss: float
+    accuracy: float
+    wall_time_s: float
+
+
+@dataclass
 class RunResult:
     """Everything one run measured.
 
@@ -172,3 +183,5 @@ class RunResult:
     step_time_share: float  # time in optimizer.step() / total training time
     step_times_s: list[float] = field(default_factory=list)
     source: str = ""  # the dataset's description
+    #: the evaluation split every ``evaluate_every`` steps and at the end of every epoch
+    evaluations: list[Evaluation] = field(default_factory=list)

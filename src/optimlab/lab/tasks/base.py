@@ -65,6 +65,10 @@ class Task:
         optimizers: default optimizer specs (text, as on the command line) with the seeds'
             hyperparameters.
         seed_file: which seed document describes it.
+        target: the validation accuracy ``optimlab tune`` measures time-to-target against
+            (AlgoPerf's declared targets): one that a well-tuned optimizer reaches within the
+            task's default epochs, and an untuned one may not. None: 0.99 times the best any
+            optimizer of a study reached.
         extra: free-form facts about the task for reports (e.g. the data split).
         metrics: ``name -> metric(outputs, targets) -> float`` computed on the train and test
             data after each epoch (default: accuracy).
@@ -79,6 +83,7 @@ class Task:
     epochs: int
     optimizers: tuple[str, ...]
     seed_file: str = ""
+    target: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Callable[[Tensor, Tensor], float]] = field(
         default_factory=lambda: {"accuracy": accuracy}

@@ -24,7 +24,9 @@ DEFAULT_HEARTBEAT_S = 10
 DEFAULT_GRACE_S = 60
 #: a trial whose worker died this many times is given up (its slot stays unfilled and is reported)
 DEFAULT_MAX_RETRY = 3
-CONFIG_VERSION = 1
+#: final runs evaluate the validation split this many times an epoch (a fixed interval of steps)
+EVALS_PER_EPOCH = 4
+CONFIG_VERSION = 2
 #: the environment variable that holds the storage URL (keeps a password off command lines)
 STORAGE_ENV = "OPTIMLAB_STORAGE"
 
@@ -48,6 +50,7 @@ class TuneConfig:
     seeds: int = DEFAULT_SEEDS
     seed: int = 0
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION
+    target: float | None = None  # validation accuracy to reach; None: each task's declared one
     heartbeat_interval: int = DEFAULT_HEARTBEAT_S
     grace_period: int = DEFAULT_GRACE_S
     max_retry: int = DEFAULT_MAX_RETRY
@@ -72,6 +75,10 @@ class TuneConfig:
                 f"Invalid validation fraction {self.validation_fraction!r} "
                 "(expected 0 < fraction < 1; the test split is never used for tuning)"
             )
+        if self.target is not None and not (isinstance(self.target, (int, float))
+                                            and 0.0 < self.target <= 1.0):
+            raise UserError(f"Invalid target {self.target!r} (expected a validation accuracy "
+                            "0 < target <= 1)")
         if not self.tasks:
             raise UserError("No task to tune (expected --task NAME)")
         if not self.optimizers:
@@ -133,8 +140,9 @@ class TuneConfig:
         return cls(**data)
 
     def evaluation_seeds(self) -> list[int]:
-        """The seeds of the final runs of each best configuration."""
-        return [self.seed + i for i in range(self.seeds)]
+        """The seeds of the final runs of each best configuration: never the trials' own seed
+        (``seed``), so no final run repeats the trial that won the selection."""
+        return [self.seed + 1 + i for i in range(self.seeds)]
 
     def studies(self, name: str) -> list[tuple[str, str, str]]:
         """``(study name, task, optimizer)`` of every sub-study, in a fixed order."""
