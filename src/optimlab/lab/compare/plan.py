@@ -7,14 +7,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ...optim import defaults
 from ..errors import UserError
 from ..runspec import RunSpec, check_batch_size, whole_number
 from ..schedules import Schedule, parse_schedule
-from ..spec import OptimizerSpec, parse_specs
+from ..spec import OptimizerSpec, Phase, parse_specs
 from ..tasks import DEFAULT_TASK, get_task
 
 #: the configuration keys whose change makes ``--resume`` refuse
 CONFIG_KEYS = ("task", "optimizers", "epochs", "seeds", "batch_size", "schedule")
+
+#: what the hyperparameters of a comparison are, said on its report and CLI table
+SEED_SETTINGS = "the seeds' fixed settings (the task's default specs), untuned"
+GIVEN_SETTINGS = "as given in --optimizers, untuned"
+
+
+def effective_lr(phase: Phase) -> float | None:
+    """The step a constant gradient ``g`` finally gets per iteration, over ``g``.
+
+    With momentum ``beta`` (heavy-ball or velocity form) steps add up to ``lr / (1 - beta)``
+    (times ``1 - dampening``): momentum 0.9 at lr 0.01 moves like plain SGD at lr 0.1. The EMA
+    form (``m = beta*m + (1-beta)*g``) and Adam's bias-corrected moments keep ``lr``. None when
+    the phase has no learning rate.
+    """
+    hp = {**defaults(phase.name, phase.convention), **phase.hyperparameters}
+    lr = hp.get("lr")
+    if not isinstance(lr, (int, float)):
+        return None
+    beta = hp.get("momentum") or 0.0
+    if not beta or hp.get("form") == "ema":
+        return float(lr)
+    return float(lr) * (1.0 - (hp.get("dampening") or 0.0)) / (1.0 - beta)
 
 
 @dataclass(frozen=True)
@@ -30,6 +53,8 @@ class CompareConfig:
         epochs: epochs per run.
         batch_size: ``N`` or ``"full"``.
         schedule: the parsed learning-rate schedule, or None.
+        hyperparameters: where the hyperparameters come from, in words (the seeds' untuned
+            settings, the user's, or a tuning study's choices).
     """
 
     task: str
@@ -38,6 +63,7 @@ class CompareConfig:
     epochs: int
     batch_size: int | str
     schedule: Schedule | None
+    hyperparameters: str = SEED_SETTINGS
 
     @classmethod
     def create(
@@ -49,6 +75,7 @@ class CompareConfig:
         epochs: int | None = None,
         batch_size: int | str | None = None,
         schedule: str | Schedule | None = None,
+        hyperparameters: str | None = None,
     ) -> CompareConfig:
         """Check and parse the options of a comparison (``None``: the task's default).
 
@@ -69,7 +96,9 @@ class CompareConfig:
         batch = check_batch_size(t.batch_size if batch_size is None else batch_size)
         if isinstance(schedule, str):
             schedule = parse_schedule(schedule)
-        return cls(t.name, tuple(specs), seeds, epochs, batch, schedule)
+        if hyperparameters is None:
+            hyperparameters = SEED_SETTINGS if optimizers is None else GIVEN_SETTINGS
+        return cls(t.name, tuple(specs), seeds, epochs, batch, schedule, hyperparameters)
 
     def stored(self) -> dict[str, Any]:
         """The configuration as the results store keeps it (JSON: labels, numbers)."""
@@ -80,6 +109,7 @@ class CompareConfig:
             "seeds": self.seeds,
             "batch_size": self.batch_size,
             "schedule": self.schedule.label() if self.schedule is not None else None,
+            "hyperparameters": self.hyperparameters,
         }
 
     def runs(self) -> list[RunSpec]:

@@ -112,6 +112,7 @@ def compare(
     threads: int | None = None,
     listener: CompareListener | None = None,
     report: bool = True,
+    tuned_from: str | os.PathLike | None = None,
 ) -> CompareResult:
     """Train every optimizer on one task over several seeds; store the runs; write the report.
 
@@ -137,6 +138,9 @@ def compare(
         threads: torch CPU threads per run (None: leave torch's setting).
         listener: progress hooks.
         report: write ``summary.csv``, ``report.html`` and the figures at the end.
+        tuned_from: an ``optimlab tune`` output folder: every optimizer of its study runs with
+            the hyperparameters the study selected (not with ``optimizers``), for the study's
+            epochs and batch size unless given.
 
     Returns:
         A :class:`CompareResult`: the summary rows (``.table()``) and the files written.
@@ -146,8 +150,20 @@ def compare(
             ``force``.
         KeyboardInterrupt: on Ctrl-C, after the current epoch's checkpoint and rows are consistent.
     """
+    hyperparameters = None
+    if tuned_from is not None:
+        from .tuned import tuned_settings
+
+        if optimizers is not None:
+            raise UserError("Give either --optimizers or --tuned-from, not both (--tuned-from "
+                            "runs each optimizer of the study with its tuned hyperparameters)")
+        tuned = tuned_settings(tuned_from, task)
+        optimizers, hyperparameters = list(tuned.specs), tuned.description
+        epochs = tuned.epochs if epochs is None else epochs
+        batch_size = tuned.batch_size if batch_size is None else batch_size
     config = CompareConfig.create(task=task, optimizers=optimizers, seeds=seeds, epochs=epochs,
-                                  batch_size=batch_size, schedule=schedule)
+                                  batch_size=batch_size, schedule=schedule,
+                                  hyperparameters=hyperparameters)
     jobs = default_jobs() if jobs is None else whole_number("jobs", jobs)
     whole_number("--nproc", nproc)
     if threads is not None:

@@ -15,7 +15,7 @@ from ..spec import OptimizerSpec, parse_spec, parse_specs
 from ..tasks import DEFAULT_TASK, get_task
 from .space import check_space, dimensions
 
-DEFAULT_BUDGET = 6
+DEFAULT_BUDGET = 12
 DEFAULT_EPOCHS = 2
 DEFAULT_SEEDS = 5
 DEFAULT_VALIDATION_FRACTION = 0.1
