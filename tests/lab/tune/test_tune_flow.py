@@ -301,8 +301,8 @@ def test_final_runs_use_the_best_config_over_seeds_on_the_test_split(finished_st
     # interval of steps, then tested once on the test split
     spec = RunSpec("synth-blobs", r.best.user_attrs["spec"], seed=2, epochs=cfg.epochs,
                    validation_fraction=cfg.validation_fraction)
-    again, model = runner.train(spec, evaluate_every=r.finals[1]["eval_interval"])
-    assert r.finals[1]["test_accuracy"] == runner.evaluate(model, "synth-blobs")[1]
+    again = runner.run(spec, evaluate_every=r.finals[1]["eval_interval"], test_at_end=True)
+    assert r.finals[1]["test_accuracy"] == again.final_test[1]
     assert [e[0] for e in r.finals[1]["evaluations"]] == [e.step for e in again.evaluations]
     interval, steps = r.finals[1]["eval_interval"], r.finals[1]["steps"]
     assert 1 <= interval < steps  # several evaluations an epoch, not one

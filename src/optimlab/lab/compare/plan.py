@@ -8,14 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...optim import defaults
+from ..device import resolve_device
 from ..errors import UserError
+from ..refs import is_reference
 from ..runspec import RunSpec, check_batch_size, whole_number
 from ..schedules import Schedule, parse_schedule
 from ..spec import OptimizerSpec, Phase, parse_specs
 from ..tasks import DEFAULT_TASK, get_task
 
 #: the configuration keys whose change makes ``--resume`` refuse
-CONFIG_KEYS = ("task", "optimizers", "epochs", "seeds", "batch_size", "schedule")
+CONFIG_KEYS = ("task", "optimizers", "epochs", "seeds", "batch_size", "schedule", "device",
+               "clip_grad_norm", "accumulate", "skip_nonfinite")
 
 #: what the hyperparameters of a comparison are, said on its report and CLI table
 SEED_SETTINGS = "the seeds' fixed settings (the task's default specs), untuned"
@@ -30,7 +33,10 @@ def effective_lr(phase: Phase) -> float | None:
     form (``m = beta*m + (1-beta)*g``) and Adam's bias-corrected moments keep ``lr``. None when
     the phase has no learning rate.
     """
-    hp = {**defaults(phase.name, phase.convention), **phase.hyperparameters}
+    try:
+        hp = {**defaults(phase.name, phase.convention), **phase.hyperparameters}
+    except (UserError, KeyError):  # a class by reference: only what the spec sets is known
+        hp = dict(phase.hyperparameters)
     lr = hp.get("lr")
     if not isinstance(lr, (int, float)):
         return None
@@ -47,12 +53,16 @@ class CompareConfig:
     Make one with :meth:`create`, which validates everything before anything is run or written.
 
     Attributes:
-        task: registry name.
+        task: registry name, or the ``pkg.module:attr`` reference it was given as (so that
+            worker processes import it again).
         optimizers: the parsed specs, in the comparison's order.
         seeds: number of seeds; runs use seeds ``0 .. seeds-1``.
         epochs: epochs per run.
         batch_size: ``N`` or ``"full"``.
         schedule: the parsed learning-rate schedule, or None.
+        device: the device the runs train on (``"cuda:0"``), None for the CPU.
+        clip_grad_norm, accumulate, skip_nonfinite: the training loop's options
+            (:class:`~optimlab.lab.runspec.RunSpec`).
         hyperparameters: where the hyperparameters come from, in words (the seeds' untuned
             settings, the user's, or a tuning study's choices).
     """
@@ -63,6 +73,10 @@ class CompareConfig:
     epochs: int
     batch_size: int | str
     schedule: Schedule | None
+    device: str | None = None
+    clip_grad_norm: float | None = None
+    accumulate: int | None = None
+    skip_nonfinite: bool = False
     hyperparameters: str = SEED_SETTINGS
 
     @classmethod
@@ -75,6 +89,10 @@ class CompareConfig:
         epochs: int | None = None,
         batch_size: int | str | None = None,
         schedule: str | Schedule | None = None,
+        device: str | None = "auto",
+        clip_grad_norm: float | None = None,
+        accumulate: int | None = None,
+        skip_nonfinite: bool = False,
         hyperparameters: str | None = None,
     ) -> CompareConfig:
         """Check and parse the options of a comparison (``None``: the task's default).
@@ -98,7 +116,14 @@ class CompareConfig:
             schedule = parse_schedule(schedule)
         if hyperparameters is None:
             hyperparameters = SEED_SETTINGS if optimizers is None else GIVEN_SETTINGS
-        return cls(t.name, tuple(specs), seeds, epochs, batch, schedule, hyperparameters)
+        resolved = resolve_device(device)
+        key = task.strip() if is_reference(task) else t.name
+        accumulate = None if accumulate == 1 else accumulate
+        # RunSpec checks the loop's options
+        RunSpec(key, specs[0], clip_grad_norm=clip_grad_norm, accumulate=accumulate)
+        return cls(key, tuple(specs), seeds, epochs, batch, schedule,
+                   None if resolved.type == "cpu" else str(resolved), clip_grad_norm, accumulate,
+                   bool(skip_nonfinite), hyperparameters)
 
     def stored(self) -> dict[str, Any]:
         """The configuration as the results store keeps it (JSON: labels, numbers)."""
@@ -109,6 +134,11 @@ class CompareConfig:
             "seeds": self.seeds,
             "batch_size": self.batch_size,
             "schedule": self.schedule.label() if self.schedule is not None else None,
+            # unset options are None, as in a store written before they existed
+            "device": self.device,
+            "clip_grad_norm": self.clip_grad_norm,
+            "accumulate": self.accumulate,
+            "skip_nonfinite": True if self.skip_nonfinite else None,
             "hyperparameters": self.hyperparameters,
         }
 
@@ -116,7 +146,8 @@ class CompareConfig:
         """The runs, optimizer by optimizer, seed by seed (the specs are not parsed again)."""
         return [
             RunSpec(self.task, spec, seed=seed, epochs=self.epochs, batch_size=self.batch_size,
-                    schedule=self.schedule)
+                    schedule=self.schedule, device=self.device, clip_grad_norm=self.clip_grad_norm,
+                    accumulate=self.accumulate, skip_nonfinite=self.skip_nonfinite)
             for spec in self.optimizers
             for seed in range(self.seeds)
         ]

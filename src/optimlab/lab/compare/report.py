@@ -26,6 +26,7 @@ from typing import Any
 
 from ..files import atomic_write_text
 from ..pages import fmt, layout, plotly_js, rgba, script_json
+from ..provenance import provenance_section
 from ..store import Store
 from .figures import FIGURE_NAMES, write_figures
 from .summary import Curve, OptimizerGroup, ReportData, SummaryRow, collect, write_summary_csv
@@ -136,7 +137,8 @@ def _charts(data: ReportData, rows: list[SummaryRow]) -> list[tuple[str, list[di
 def _summary_table(rows: list[SummaryRow]) -> str:
     head = ("<tr><th>optimizer</th><th>lr</th><th>effective step</th><th>seeds</th>"
             "<th>final train loss</th><th>test accuracy</th>"
-            "<th>± 95% CI</th><th>train time (s)</th><th>step() share</th><th>diverged</th></tr>")
+            "<th>± 95% CI</th><th>train time (s)</th><th>step() share</th><th>diverged</th>"
+            "<th>skipped steps</th></tr>")
     body = []
     for r in rows:
         diverged = "0"
@@ -152,7 +154,8 @@ def _summary_table(rows: list[SummaryRow]) -> str:
             f"<tr><td class='name'>{html.escape(r.optimizer)}</td><td>{fmt(r.lr, '.3g')}</td>"
             f"<td>{fmt(r.effective_lr, '.3g')}</td><td>{r.seeds}</td>"
             f"<td>{fmt(r.final_train_loss_mean)}</td><td>{acc}</td><td>{ci}</td>"
-            f"<td>{fmt(r.wall_time_s_mean, '.3g')}</td><td>{share}</td><td>{diverged}</td></tr>"
+            f"<td>{fmt(r.wall_time_s_mean, '.3g')}</td><td>{share}</td><td>{diverged}</td>"
+            f"<td>{r.skipped_steps}</td></tr>"
         )
     return f"<table>{head}{''.join(body)}</table>"
 
@@ -161,9 +164,13 @@ def _config_list(data: ReportData) -> str:
     exp = data.experiment
     items = [("task", data.task), ("data", data.source),
              ("hyperparameters", exp.get("hyperparameters") or "not recorded")]
-    for key in ("epochs", "batch_size", "seeds", "schedule", "validation_fraction"):
+    for key in ("epochs", "batch_size", "seeds", "schedule", "validation_fraction", "clip_grad_norm",
+                "accumulate", "skip_nonfinite"):
         if key in exp and exp[key] is not None:
             items.append((key.replace("_", " "), str(exp[key])))
+    if data.provenance:
+        last = data.provenance[-1]
+        items.append(("device", f"{last.get('device', '?')} ({last.get('device_name', '')})"))
     return "".join(f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>" for k, v in items if v)
 
 
@@ -216,7 +223,7 @@ def render_html(data: ReportData, rows: list[SummaryRow]) -> str:
         f"<script>{plotly_js()}</script></head><body>"
         f"<header><h1>{html.escape(title)}</h1><dl>{_config_list(data)}</dl></header><main>"
         f"<section><h2>Summary</h2>{flag}{_summary_table(rows)}<p class=\"note\">{html.escape(note)}</p>"
-        f"</section><div class=\"grid\">{divs}</div></main>"
+        f"</section><div class=\"grid\">{divs}</div>{provenance_section(data.provenance)}</main>"
         f"<script>(function(){{var charts={specs};"
         "charts.forEach(function(c){Plotly.newPlot(c.id,c.data,c.layout,"
         "{responsive:true,displaylogo:false});});})();</script>"

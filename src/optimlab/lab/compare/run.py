@@ -21,12 +21,14 @@ from typing import Any
 from .. import parallel
 from ..checkpoint import checkpoint_path
 from ..errors import UserError
+from ..provenance import collect, command_for
 from ..runner import run
 from ..runspec import RunResult, RunSpec, whole_number
 from ..schedules import Schedule
 from ..spec import OptimizerSpec
 from ..store import DB_NAME, Store
 from ..tasks import DEFAULT_TASK, DataOptions, get_task, load_dataset
+from ..trackers import TENSORBOARD_DIR, TrackerConfig, parse_log_to
 from .plan import CompareConfig, changed_keys, describe_change
 
 CHECKPOINT_DIR = "checkpoints"
@@ -88,10 +90,11 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _run_in_worker(spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path) -> RunResult:
+def _run_in_worker(spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path,
+                   trackers: TrackerConfig | None) -> RunResult:
     with Store.open(out) as store:
         return run(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
-                   progress=parallel.report_progress)
+                   progress=parallel.report_progress, trackers=trackers)
 
 
 def compare(
@@ -102,6 +105,11 @@ def compare(
     epochs: int | None = None,
     batch_size: int | str | None = None,
     schedule: str | Schedule | None = None,
+    device: str | None = "auto",
+    clip_grad_norm: float | None = None,
+    accumulate: int | None = None,
+    skip_nonfinite: bool = False,
+    log_to: str | Sequence[str] | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
     force: bool = False,
@@ -112,6 +120,7 @@ def compare(
     threads: int | None = None,
     listener: CompareListener | None = None,
     report: bool = True,
+    command: str | None = None,
     tuned_from: str | os.PathLike | None = None,
 ) -> CompareResult:
     """Train every optimizer on one task over several seeds; store the runs; write the report.
@@ -127,7 +136,13 @@ def compare(
         epochs: epochs per run; None: the task's.
         batch_size: ``N``, ``1`` (SGD) or ``"full"`` (batch gradient descent); None: the task's.
         schedule: learning-rate schedule (text or parsed), stepped per optimizer step.
-        out: output folder; None: ``runs/<task>``.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        clip_grad_norm: clip the global gradient norm to this value before each step.
+        accumulate: micro-batches of ``batch_size`` per optimizer step.
+        skip_nonfinite: steps with a non-finite loss or gradient change nothing and are counted.
+        log_to: trackers to log every run to as it trains: ``tensorboard``, ``mlflow``
+            (comma-separated text or a sequence).
+        out: output folder; None: ``runs/<task name>``.
         resume: continue the runs in ``out`` and skip the finished ones.
         force: with ``resume``, accept a changed configuration.
         data_dir: folder holding the datasets' files.
@@ -138,6 +153,8 @@ def compare(
         threads: torch CPU threads per run (None: leave torch's setting).
         listener: progress hooks.
         report: write ``summary.csv``, ``report.html`` and the figures at the end.
+        command: the command line to record as the comparison's provenance (None: the
+            ``optimlab compare`` line equivalent to these arguments).
         tuned_from: an ``optimlab tune`` output folder: every optimizer of its study runs with
             the hyperparameters the study selected (not with ``optimizers``), for the study's
             epochs and batch size unless given.
@@ -162,8 +179,10 @@ def compare(
         epochs = tuned.epochs if epochs is None else epochs
         batch_size = tuned.batch_size if batch_size is None else batch_size
     config = CompareConfig.create(task=task, optimizers=optimizers, seeds=seeds, epochs=epochs,
-                                  batch_size=batch_size, schedule=schedule,
-                                  hyperparameters=hyperparameters)
+                                  batch_size=batch_size, schedule=schedule, device=device,
+                                  clip_grad_norm=clip_grad_norm, accumulate=accumulate,
+                                  skip_nonfinite=skip_nonfinite, hyperparameters=hyperparameters)
+    trackers_named = parse_log_to(log_to)
     jobs = default_jobs() if jobs is None else whole_number("jobs", jobs)
     whole_number("--nproc", nproc)
     if threads is not None:
@@ -171,12 +190,24 @@ def compare(
     if nproc > 1 and (config.schedule is not None
                       or any(len(s.phases) != 1 for s in config.optimizers)):
         raise UserError("--nproc runs take one optimizer per spec and no schedule")
-    out = Path(out) if out is not None else Path("runs") / config.task
+    if nproc > 1 and (trackers_named or config.device or config.clip_grad_norm or config.accumulate
+                      or config.skip_nonfinite):
+        raise UserError("--nproc runs take none of --device, --clip-grad-norm, --accumulate, "
+                        "--skip-nonfinite, --log-to")
+    out = Path(out) if out is not None else Path("runs") / get_task(config.task).name
     if out.exists() and not out.is_dir():
         raise UserError(f"Cannot write to {out}: it is a file, not a folder")
     data = DataOptions(data_dir=Path(data_dir) if data_dir is not None else None,
                        download=download)
     stored = config.stored()
+    trackers = TrackerConfig(trackers_named, out) if trackers_named else None
+    if command is None:
+        command = command_for("compare", {
+            "task": task, "optimizers": list(config.optimizers), "seeds": seeds, "epochs": epochs,
+            "batch_size": batch_size, "schedule": schedule, "device": device,
+            "clip_grad_norm": clip_grad_norm, "accumulate": accumulate,
+            "skip_nonfinite": skip_nonfinite, "log_to": log_to, "out": out, "jobs": jobs,
+            "nproc": nproc if nproc > 1 else None})
     # load (and cache) the data and read a resumed folder's configuration before touching it:
     # missing files or a changed configuration fail without side effects
     load_dataset(get_task(config.task), data)
@@ -196,7 +227,8 @@ def compare(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        result = _run(config, out, data, resume, jobs, nproc, listener or CompareListener())
+        result = _run(config, out, data, resume, jobs, nproc, listener or CompareListener(),
+                      trackers, collect(command, config.device))
     finally:
         torch.set_num_threads(before)
     if report:
@@ -209,7 +241,8 @@ def compare(
 
 
 def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs: int,
-         nproc: int, listener: CompareListener) -> CompareResult:
+         nproc: int, listener: CompareListener, trackers: TrackerConfig | None,
+         provenance: dict[str, Any]) -> CompareResult:
     """Act on a checked comparison: prepare ``out``, train what is not done, store it."""
     plan = config.runs()
     stored = config.stored()
@@ -218,14 +251,19 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
     with Store.open(out) as store:
         if not resume:
             store.clear()
-            if ckpt_dir.exists():
-                shutil.rmtree(ckpt_dir)
+            # the checkpoints and TensorBoard logs of the results just cleared
+            for folder in (ckpt_dir, out / TENSORBOARD_DIR):
+                if folder.is_dir():
+                    shutil.rmtree(folder)
         else:
             wanted = {s.run_id() for s in plan}
             for stale in [r.run_id for r in store.runs() if r.run_id not in wanted]:
                 store.delete_run(stale)
                 checkpoint_path(ckpt_dir, stale).unlink(missing_ok=True)
         store.set_experiment(stored)
+        store.add_provenance(provenance)
+        if trackers is not None:
+            trackers.prepare()
         result = CompareResult(out, stored)
         done = {r.run_id for r in store.runs() if r.status in ("finished", "diverged")}
         todo = [(i, s) for i, s in enumerate(plan) if s.run_id() not in done]
@@ -236,7 +274,7 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
                 result.skipped.append(spec)
                 listener.run_finished(index, spec, None)
         if nproc == 1 and min(jobs, len(todo)) > 1:
-            calls = [(_run_in_worker, (spec, data, out, ckpt_dir)) for _, spec in todo]
+            calls = [(_run_in_worker, (spec, data, out, ckpt_dir, trackers)) for _, spec in todo]
             result.results.extend(parallel.run_all(
                 calls, min(jobs, len(todo)),
                 on_start=lambda k: listener.run_started(todo[k][0], todo[k][1], None),
@@ -248,8 +286,9 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
             run_fn = _data_parallel(nproc)
             for index, spec in todo:
                 listener.run_started(index, spec, None)
+                extra = {"trackers": trackers} if trackers is not None else {}
                 r = run_fn(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
-                           progress=listener.run_progress)
+                           progress=listener.run_progress, **extra)
                 result.results.append(r)
                 listener.run_finished(index, spec, r)
     if ckpt_dir.exists() and not any(ckpt_dir.iterdir()):

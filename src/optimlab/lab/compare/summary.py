@@ -31,6 +31,7 @@ SUMMARY_COLUMNS = (
     "test_accuracy_ci95",
     "wall_time_s_mean",
     "diverged_runs",
+    "skipped_steps",
 )
 
 @dataclass
@@ -113,6 +114,7 @@ class SummaryRow:
     step_time_share_mean: float = math.nan
     diverged_at: list[tuple[int, int | None]] = field(default_factory=list)  # (seed, step)
     unfinished_runs: int = 0
+    skipped_steps: int = 0  # over every run: steps that skip_nonfinite left out
     lr: float = math.nan  # of the first phase
     #: the first phase's step per unit gradient: lr / (1 - momentum) for momentum methods
     effective_lr: float = math.nan
@@ -121,7 +123,7 @@ class SummaryRow:
         return [self.optimizer, csv_number(self.lr), csv_number(self.effective_lr),
                 str(self.seeds), csv_number(self.final_train_loss_mean),
                 csv_number(self.test_accuracy_mean), csv_number(self.test_accuracy_ci95),
-                csv_number(self.wall_time_s_mean), str(self.diverged_runs)]
+                csv_number(self.wall_time_s_mean), str(self.diverged_runs), str(self.skipped_steps)]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (undefined numbers are None)."""
@@ -138,6 +140,7 @@ class SummaryRow:
             "step_time_share_mean": json_number(self.step_time_share_mean),
             "diverged_at": [{"seed": s, "step": st} for s, st in self.diverged_at],
             "unfinished_runs": self.unfinished_runs,
+            "skipped_steps": self.skipped_steps,
         }
 
 
@@ -149,6 +152,7 @@ class ReportData:
     groups: list[OptimizerGroup]
     task: str
     source: str
+    provenance: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> list[SummaryRow]:
         rows = []
@@ -166,6 +170,7 @@ class ReportData:
                 step_time_share_mean=mean(g.step_shares()),
                 diverged_at=[(r.run.seed, r.run.diverged_step) for r in g.diverged],
                 unfinished_runs=len(g.unfinished),
+                skipped_steps=sum(r.run.skipped_steps for r in (*g.finished, *g.diverged, *g.unfinished)),
                 lr=lr,
                 effective_lr=effective,
             ))
@@ -224,7 +229,8 @@ def collect(store: Store) -> ReportData:
             group.unfinished.append(data)
     for group, c in zip(groups.values(), colors(list(groups))):
         group.color = c
-    return ReportData(store.get_experiment() or {}, list(groups.values()), task, source)
+    return ReportData(store.get_experiment() or {}, list(groups.values()), task, source,
+                      store.provenance())
 
 
 def write_summary_csv(path: Path, rows: list[SummaryRow]) -> None:

@@ -16,12 +16,13 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from .. import parallel
-from ..runner import evaluate, steps_per_epoch, train
+from ..runner import run, steps_per_epoch
 from ..runspec import RunResult, RunSpec
 from ..spec import parse_spec
 from ..tasks import DataOptions
+from ..trackers import TrackerConfig
 from .config import EVALS_PER_EPOCH, TuneConfig
-from .storage import _study_id, evaluated_trials, json_safe
+from .storage import _study_id, evaluated_trials, json_safe, load_trackers
 
 
 def best_trial(storage: RDBStorage, sub: str) -> FrozenTrial | None:
@@ -34,14 +35,14 @@ def best_trial(storage: RDBStorage, sub: str) -> FrozenTrial | None:
     return max(finished, key=lambda t: (t.value, -t.number))
 
 
-def _final_run(spec: RunSpec, data_dir: str | None) -> dict[str, Any]:
+def _final_run(spec: RunSpec, data_dir: str | None, trackers: TrackerConfig | None = None
+               ) -> dict[str, Any]:
     """One seed of a best configuration: trained on the training split minus the validation
     split, evaluated on it at a fixed interval of steps, then tested on the test split."""
     data = DataOptions(Path(data_dir)) if data_dir else DataOptions()
     interval = max(1, -(-steps_per_epoch(spec, data) // EVALS_PER_EPOCH))
-    result, model = train(spec, data=data, evaluate_every=interval)
-    test = evaluate(model, spec.task, data=data) if result.status == "finished" else None
-    return final_record(result, test, interval)
+    result = run(spec, data=data, trackers=trackers, evaluate_every=interval, test_at_end=True)
+    return final_record(result, result.final_test, interval)
 
 
 def final_record(result: RunResult, test: tuple[float, float] | None = None,
@@ -87,7 +88,8 @@ def run_finals(storage: RDBStorage, name: str, cfg: TuneConfig, *, workers: int 
                 continue
             jobs.append((study_id, RunSpec(task, spec, seed=seed, epochs=cfg.epochs,
                                            batch_size=cfg.batch_size,
-                                           validation_fraction=cfg.validation_fraction)))
+                                           validation_fraction=cfg.validation_fraction,
+                                           **cfg.run_options())))
     total = len(jobs)
     done = [0]
 
@@ -100,9 +102,10 @@ def run_finals(storage: RDBStorage, name: str, cfg: TuneConfig, *, workers: int 
 
     if progress is not None:
         progress(0, total)
+    trackers = load_trackers(storage, name)
     if workers <= 1 or total <= 1:
         for i, (_, spec) in enumerate(jobs):
-            store(i, _final_run(spec, cfg.data_dir))
+            store(i, _final_run(spec, cfg.data_dir, trackers))
         return
-    parallel.run_all([(_final_run, (spec, cfg.data_dir)) for _, spec in jobs], workers,
+    parallel.run_all([(_final_run, (spec, cfg.data_dir, trackers)) for _, spec in jobs], workers,
                      threads=threads, on_done=store)

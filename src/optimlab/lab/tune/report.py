@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..files import atomic_write_text
 from ..pages import colors, escape, fmt, layout, plotly_js, script_json
+from ..provenance import provenance_section
 from ..stats import median_interval
 from .config import EVALS_PER_EPOCH
 from .profiles import performance_profile, profile_taus
@@ -281,7 +282,8 @@ def render_html(results: TuneResults, summaries: list[TaskSummary]) -> str:
                    "trial is no evaluation: its slot gets a new trial)")),
         ("search space", f"{space.name}: {space.source}"
                          + (f"; lr range {cfg.lr_range[0]:g}..{cfg.lr_range[1]:g}"
-                            if cfg.lr_range else "")),
+                            if cfg.lr_range else "")
+                         + (f"; given: {', '.join(cfg.dimensions)}" if cfg.dimensions else "")),
         ("selection", (f"last-epoch accuracy on a validation split of {cfg.validation_fraction:g} "
                       "of the training data; the test split is never used for selection")),
         ("pruning", ("Optuna MedianPruner on each epoch's validation accuracy, never before a "
@@ -291,6 +293,8 @@ def render_html(results: TuneResults, summaries: list[TaskSummary]) -> str:
                      "when the best optimizer's best trial also beats the other's when each "
                      "study's trials are redrawn (bootstrap), else it is within tuning noise")),
         ("epochs per run", "task default" if cfg.epochs is None else str(cfg.epochs)),
+        *((k.replace("_", " "), str(v)) for k, v in cfg.run_options().items()
+          if v is not None and v is not False),
         ("final evaluation", (f"best configuration re-trained for seeds "
                              f"{', '.join(map(str, cfg.evaluation_seeds()))} (not the trials' "
                              "seed) on the training split minus the validation split, evaluated "
@@ -314,8 +318,8 @@ def render_html(results: TuneResults, summaries: list[TaskSummary]) -> str:
         f"<h1>Tuning with equal budgets: {escape(results.name)}</h1>"
         f"<table>{config_html}</table>"
         + "".join(sections) + profile_html
-        +
-        f"<script>{scripts}</script></body></html>"
+        + provenance_section(results.provenance)
+        + f"<script>{scripts}</script></body></html>"
     )
 
 

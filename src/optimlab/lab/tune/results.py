@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from optuna.storages import RDBStorage
@@ -33,7 +33,7 @@ from .config import TuneConfig
 from .finals import best_trial
 from .profiles import CurvePoint, Verdict, validation_target, verdict
 from .space import dimensions
-from .storage import _study_id, evaluated_trials, load_config, mask_url
+from .storage import _study_id, evaluated_trials, load_config, mask_url, provenance
 
 
 @dataclass
@@ -85,6 +85,7 @@ class TuneResults:
     storage: str  # masked URL
     config: TuneConfig
     results: dict[tuple[str, str], OptimizerResult]
+    provenance: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_results(storage: RDBStorage, name: str) -> TuneResults:
@@ -101,7 +102,7 @@ def load_results(storage: RDBStorage, name: str) -> TuneResults:
         if best is not None:
             finals = [r for r in finals if r.get("spec") == best.user_attrs.get("spec")]
         results[(task, optimizer)] = OptimizerResult(task, optimizer, cfg.budget, trials, best, finals)
-    return TuneResults(name, mask_url(storage.url), cfg, results)
+    return TuneResults(name, mask_url(storage.url), cfg, results, provenance(storage, name))
 
 
 CSV_COLUMNS = (
@@ -226,7 +227,7 @@ def summarize(results: TuneResults) -> list[TaskSummary]:
         rows = []
         for o, r in per_opt.items():
             dims = dimensions(results.config.space, results.config.specs[o].phases[0],
-                              results.config.lr_range)
+                              results.config.lr_range, results.config.custom)
             scores = r.trial_scores()
             rows.append(TuneRow(
                 task=task, optimizer=o, budget=r.budget,
