@@ -84,7 +84,8 @@ class SurfaceExperiment:
     """Optimizers on a 2-D surface, learning rates from an equal grid, several start points.
 
     Start points: ``x`` uniform in ``x_range``; ``|y|`` uniform in ``y_range`` (log-uniform when
-    ``y_log``), with a random sign when ``y_signed``.
+    ``y_log``), with a random sign when ``y_signed``; turned by the rotated valley's angle when
+    ``rotate`` (the same starts, in the turned valley's own axes).
     """
 
     name: str
@@ -95,6 +96,7 @@ class SurfaceExperiment:
     y_range: tuple[float, float]
     y_log: bool = False
     y_signed: bool = True
+    rotate: bool = False
     lr_low: float = 1e-3
     lr_high: float = 10.0
     per_decade: int = 6
@@ -224,8 +226,14 @@ def starts(exp: SurfaceExperiment, n: int, seed: int) -> list[tuple[float, float
                   else rng.uniform(lo, hi))
         if exp.y_signed and rng.random() < 0.5:
             y = -y
-        out.append((x, y))
+        out.append(_turn(x, y) if exp.rotate else (x, y))
     return out
+
+
+def _turn(x: float, y: float) -> tuple[float, float]:
+    from ..surface.catalog import rotated_point
+
+    return rotated_point(x, y)
 
 
 # ---- jobs (top-level functions: they run in worker processes) ---------------------------------

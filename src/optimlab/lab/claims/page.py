@@ -86,10 +86,18 @@ def _check_chart(c: CheckResult) -> tuple[list[dict], dict]:
     shapes = [{"type": "line", "x0": v, "x1": v, "yref": "paper", "y0": 0, "y1": 1,
                "line": {"color": "#555", "dash": "dash", "width": 1}} for v in marks]
     unit = {"ratio": "ratio (log axis)", "points": "percentage points"}.get(scale, "value")
+    # the thresholds stay in view (plotly's autorange sees the data only)
+    drawn = [clip(v) for row in shown for v in row] + marks
+    if scale == "ratio":
+        low, high = math.log10(min(drawn)), math.log10(max(drawn))
+        pad = 0.05 * (high - low) + 0.01
+    else:
+        low, high = min(drawn), max(drawn)
+        pad = 0.05 * (high - low) + 0.01
     layout = {
         "height": 110 + 30 * len(shown), "margin": {"l": 20, "r": 20, "t": 10, "b": 45},
         "xaxis": {"type": "log" if scale == "ratio" else "linear", "title": {"text": unit},
-                  "zeroline": scale != "ratio"},
+                  "zeroline": scale != "ratio", "range": [low - pad, high + pad]},
         "yaxis": {"visible": len(shown) > 1, "automargin": True}, "shapes": shapes,
     }
     return traces, layout
@@ -202,14 +210,13 @@ def render_html(report: ClaimsReport) -> str:
         for c in r.checks:
             div = f"check-{len(charts)}"
             charts.append((div, *_check_chart(c)))
-            m, iv = c.measurement, c.interval
+            m = c.measurement
             checks.append(
                 f'<div class="check"><div>{_badge(c.verdict)} {_e(c.check.label)}</div>'
-                f'<div class="evidence"><b>{_e(m.what)}</b> = {_e(m.show(iv.estimate))} '
-                f"[{_e(m.show(iv.low))}, {_e(m.show(iv.high))}] ({_e(m.summary(LEVEL))}). "
-                f"{_e(m.context)}."
-                + (f"<br>{_e(c.replicate_text())}." if c.replicate_text() else "")
-                + f"<br><span class=\"note\">Test: {_e(c.test_text())}.</span></div>"
+                f'<div class="evidence"><b>{_e(m.what)}</b>: '
+                f"{_e(c.replicate_text() or c.replicates[0].numbers())} "
+                f"({_e(m.summary(LEVEL))}). {_e(m.context)}."
+                f"<br><span class=\"note\">Test: {_e(c.test_text())}.</span></div>"
                 f'<div id="{div}" class="chart"></div></div>'
             )
         note = f'<p class="note">{_e(r.claim.note)}</p>' if r.claim.note else ""
@@ -227,7 +234,7 @@ def render_html(report: ClaimsReport) -> str:
         "(the same number of learning rates, log-spaced over the range <code>optimlab tune</code>"
         f" searches, each trained for {s.tune_seeds} seed(s) and scored by its validation "
         "accuracy over the last two epochs, on a validation split of the training data); the "
-        "chosen rate is then trained for {s.seeds} seeds and tested on the test "
+        f"chosen rate is then trained for {s.seeds} seeds and tested on the test "
         "split. Seed s gives every optimizer the same initial weights and data order, so "
         "comparisons are paired by seed. Surface experiments: every optimizer's learning rate is "
         f"the best of the same grid, and paths are measured from {s.starts} start points. "

@@ -264,6 +264,29 @@ def settle_ratio(res: SurfaceResult, a: str, b: str) -> Measurement:
     )
 
 
+def _distance_step(path: Any, surface: Any, tol: float = 1e-3) -> float:
+    """The first step within ``tol`` of the (first) minimum; inf if never (or diverged)."""
+    if path.diverged:
+        return math.inf
+    d = np.linalg.norm(path.points - np.asarray(surface.minima[0]), axis=1)
+    hits = np.flatnonzero(d < tol)
+    return float(hits[0]) if hits.size else math.inf
+
+
+def convergence_ratio(res: SurfaceResult, a: str, b: str) -> Measurement:
+    """Per start ``log(T_a / T_b)``, ``T`` the steps until the path is within 1e-3 of the
+    minimum (``inf``: not within the run)."""
+    ta, tb = _surface_pair(res, a, b, _distance_step)
+    return Measurement(
+        f"steps to come within 1e-3 of the minimum on {res.experiment.surface}, {a} / {b}",
+        "ratio", "start point", tuple(_log_ratio(x, y) for x, y in zip(ta, tb)),
+        statistic="median",
+        context=(f"{a} median {_median(ta):.0f}, {b} median {_median(tb):.0f} steps "
+                 f"(of {res.steps}); lr {a} {res.chosen[a]:.3g}, {b} {res.chosen[b]:.3g} "
+                 "(each the best of the same grid)"),
+    )
+
+
 def _escape_step(path: Any, escape_value: float) -> float:
     below = np.flatnonzero(path.values <= escape_value)
     return float(below[0]) if below.size else math.inf
@@ -308,5 +331,6 @@ QUANTITIES: dict[str, Callable[..., Measurement]] = {
     "lr_versus_optimizer": lr_versus_optimizer,
     "reversal_ratio": reversal_ratio,
     "settle_ratio": settle_ratio,
+    "convergence_ratio": convergence_ratio,
     "escape_ratio": escape_ratio,
 }

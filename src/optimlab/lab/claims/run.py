@@ -98,8 +98,8 @@ class CheckResult:
 
     def evidence(self) -> str:
         m = self.measurement
-        text = f"{m.what} = {self.replicates[0].numbers()} ({m.summary(LEVEL)}); {m.context}"
-        return text + (f"; {self.replicate_text()}" if self.replicate_text() else "")
+        numbers = self.replicate_text() or self.replicates[0].numbers()
+        return f"{m.what}: {numbers} ({m.summary(LEVEL)}); {m.context}"
 
 
 @dataclass(frozen=True)
@@ -155,26 +155,27 @@ def run_claims(
         raise UserError(f"Invalid jobs {jobs!r} (expected a whole number >= 1)")
     names: list[str] = []
     for c in claims:
-        if c.experiment not in experiments:
-            raise UserError(f"Claim {c.id!r} names unknown experiment {c.experiment!r}")
-        labels = _labels(experiments[c.experiment])
         for k in c.checks:
+            where = k.experiment or c.experiment
+            if where not in experiments:
+                raise UserError(f"Claim {c.id!r} names unknown experiment {where!r}")
             if k.quantity not in QUANTITIES:
                 raise UserError(f"Claim {c.id!r} names unknown quantity {k.quantity!r}")
+            labels = _labels(experiments[where])
             for key in ("a", "b"):
                 name = k.kwargs().get(key)
                 if name is not None and name not in labels:
                     raise UserError(
-                        f"Claim {c.id!r} names {name!r}, which experiment {c.experiment!r} does "
+                        f"Claim {c.id!r} names {name!r}, which experiment {where!r} does "
                         f"not run (expected one of {', '.join(sorted(labels))})"
                     )
-        if c.experiment not in names:
-            names.append(c.experiment)
+            if where not in names:
+                names.append(where)
     began = time.monotonic()
     results = run_experiments([experiments[n] for n in names], scale, jobs=jobs,
                               data_dir=data_dir, progress=progress)
-    out = [ClaimResult(c, tuple(measure(k, results[c.experiment]) for k in c.checks))
-           for c in claims]
+    out = [ClaimResult(c, tuple(measure(k, results[k.experiment or c.experiment])
+                                for k in c.checks)) for c in claims]
     return ClaimsReport(out, results, {n: experiments[n] for n in names}, scale,
                         time.monotonic() - began)
 

@@ -258,7 +258,8 @@ def _rotated_valley(x: Tensor, y: Tensor) -> Tensor:
     return _valley(u, v)
 
 
-def _rotate(u: float, v: float) -> tuple[float, float]:
+def rotated_point(u: float, v: float) -> tuple[float, float]:
+    """A point of the valley in the rotated valley's coordinates."""
     return (_COS * u - _SIN * v, _SIN * u + _COS * v)
 
 
@@ -328,7 +329,7 @@ _BUILTIN: tuple[Surface, ...] = (
         function=_rotated_valley,
         formula="f = 0.05 u^2 + 5 v^2, u = (x + y)/sqrt2, v = (y - x)/sqrt2",
         domain=((-10.0, 10.0), (-8.0, 8.0)),
-        start=_rotate(-9.0, 2.0),
+        start=rotated_point(-9.0, 2.0),
         minima=((0.0, 0.0),),
         steps=600,
         description="the valley turned by 45 degrees, at the valley's learning rates: its axes "
