@@ -69,14 +69,7 @@ from .loop import (
     optimizer_step,
     tracked_hyperparameters,
 )
-from .runspec import (
-    EpochRecord,
-    Evaluation,
-    RunResult,
-    RunSpec,
-    resolve_batch_size,
-    whole_number,
-)
+from .runspec import EpochRecord, Evaluation, RunResult, RunSpec, resolve_batch_size, whole_number
 from .schedules import build_scheduler
 from .spec import Phase, build_optimizer
 from .tasks import DataOptions, Dataset, Task, get_task, load_dataset
@@ -86,7 +79,7 @@ if TYPE_CHECKING:
     from .store import Store
     from .trackers import TrackerConfig
 
-__all__ = ["Batches", "run", "steps_per_epoch", "train"]
+__all__ = ["Batches", "run", "train"]
 
 #: rows per forward pass when evaluating (bounds memory on the larger test sets)
 EVAL_CHUNK = 4096
@@ -269,14 +262,6 @@ def train(spec: RunSpec, *, data: DataOptions | None = None, batches: Batches | 
     state = _start(spec, data, batches or Batches(spec.device))
     state.enter_phase(spec.optimizer.phase_at(0))
     return _train(state, None, None, None, None), state.model
-
-
-def steps_per_epoch(spec: RunSpec, data: DataOptions | None = None) -> int:
-    """How many steps an epoch of ``spec`` takes (its training split over its batch size)."""
-    task = get_task(spec.task)
-    n = len(load_dataset(task, data or DataOptions(), spec.validation_fraction).x_train)
-    rows = resolve_batch_size(spec.batch_size, task.batch_size, n) * (spec.accumulate or 1)
-    return math.ceil(n / rows)
 
 
 def _start(spec: RunSpec, data: DataOptions | None, batches: Batches) -> _Run:

@@ -25,16 +25,8 @@ from .draw import (
     write_picture_mp4,
 )
 from .page import write_html
-from .run import (
-    CSV_COLUMNS,
-    LR_MODES,
-    Settings,
-    SurfaceRun,
-    equal_lr,
-    parse_point,
-    run_paths,
-    without_lr,
-)
+from .rates import LR_MODES, equal_lr, without_lr
+from .run import CSV_COLUMNS, Settings, SurfaceRun, parse_point, run_paths
 
 
 def write_csv(run: SurfaceRun, path: str | os.PathLike) -> Path:

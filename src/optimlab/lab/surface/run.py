@@ -22,8 +22,7 @@ Measurements of a path (:class:`PathMetrics`), with ``theta_t`` the point after 
 * ``end_state``: what the path ended as, in words: ``converged`` (within ``distance_tol`` of a
   minimum), ``value converged`` (within ``value_tol`` in value only), ``escaped``, ``diverged``, or
   ``not converged in N steps`` / ``not escaped in N steps``;
-* ``lr``: the learning rate of each phase, as run (``--lr seed``: the surface's own default;
-  ``equal``: one value for every optimizer; ``tuned``: the best of a small grid).
+* ``lr``: the learning rate of each phase, as run (:mod:`.rates`: ``--lr seed|equal|tuned``).
 
 The pictures are drawn by :mod:`.draw` (PNG, GIF, MP4) and :mod:`.page` (the interactive HTML
 page); :mod:`.api` writes them with the CSV.
@@ -65,9 +64,6 @@ CSV_COLUMNS = (
     "steps",
     "wall_time_s",
 )
-
-#: how optimizers get their learning rates (``--lr``)
-LR_MODES = ("seed", "equal", "tuned")
 
 
 @dataclass(frozen=True)
@@ -431,31 +427,6 @@ def run_surface(
         raise UserError("No optimizers given (expected e.g. --optimizers adam:lr=0.05,nag)")
     settings = Settings(steps=steps, start=start, tol=tol, noise=noise, seed=seed)
     return run_paths(surface, specs, settings, tune=tune)
-
-
-def equal_lr(specs: Sequence[OptimizerSpec], lr: float) -> list[OptimizerSpec]:
-    """``specs`` with every phase's learning rate set to ``lr`` (``--lr equal``).
-
-    Raises:
-        UserError: a spec sets its own ``lr`` (it would be silently replaced), or a bad ``lr``.
-    """
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr)
-                                                                        and lr > 0):
-        raise UserError(f"Invalid --lr-value {lr!r} (expected a finite number > 0)")
-    for s in specs:
-        if any("lr" in p.hyperparameters for p in s.phases):
-            raise UserError(f"--lr equal sets every optimizer's learning rate; drop lr= from "
-                            f"{s.label()!r} (or use --lr seed)")
-    return [OptimizerSpec(tuple(replace(p, hyperparameters={**p.hyperparameters, "lr": float(lr)})
-                                for p in s.phases)) for s in specs]
-
-
-def without_lr(specs: Sequence[OptimizerSpec]) -> list[OptimizerSpec]:
-    """``specs`` with their explicit learning rates removed (a surface's defaults, before
-    ``--lr equal`` gives them one)."""
-    return [OptimizerSpec(tuple(replace(p, hyperparameters={k: v for k, v in
-                                                           p.hyperparameters.items() if k != "lr"})
-                                for p in s.phases)) for s in specs]
 
 
 def run_paths(surface: Surface, specs: Sequence[OptimizerSpec], settings: Settings, *,

@@ -16,10 +16,10 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from .. import parallel
-from ..runner import run, steps_per_epoch
-from ..runspec import RunResult, RunSpec
+from ..runner import run
+from ..runspec import RunResult, RunSpec, resolve_batch_size
 from ..spec import parse_spec
-from ..tasks import DataOptions
+from ..tasks import DataOptions, get_task, load_dataset
 from ..trackers import TrackerConfig
 from .config import EVALS_PER_EPOCH, TuneConfig
 from .storage import _study_id, evaluated_trials, json_safe, load_trackers
@@ -35,12 +35,20 @@ def best_trial(storage: RDBStorage, sub: str) -> FrozenTrial | None:
     return max(finished, key=lambda t: (t.value, -t.number))
 
 
+def _steps_per_epoch(spec: RunSpec, data: DataOptions) -> int:
+    """How many steps an epoch of ``spec`` takes (its training split over its batch size)."""
+    task = get_task(spec.task)
+    n = len(load_dataset(task, data, spec.validation_fraction).x_train)
+    return -(-n // (resolve_batch_size(spec.batch_size, task.batch_size, n)
+                    * (spec.accumulate or 1)))
+
+
 def _final_run(spec: RunSpec, data_dir: str | None, trackers: TrackerConfig | None = None
                ) -> dict[str, Any]:
     """One seed of a best configuration: trained on the training split minus the validation
     split, evaluated on it at a fixed interval of steps, then tested on the test split."""
     data = DataOptions(Path(data_dir)) if data_dir else DataOptions()
-    interval = max(1, -(-steps_per_epoch(spec, data) // EVALS_PER_EPOCH))
+    interval = max(1, -(-_steps_per_epoch(spec, data) // EVALS_PER_EPOCH))
     result = run(spec, data=data, trackers=trackers, evaluate_every=interval, test_at_end=True)
     return final_record(result, result.final_test, interval)
 
