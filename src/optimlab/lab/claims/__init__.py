@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from .catalog import CLAIMS, EXPERIMENTS, Check, Claim, get_claims
 from .experiments import Scale, SurfaceExperiment, TrainingExperiment
-from .run import ClaimResult, ClaimsReport, run_claims, write_outputs
+from .page import write_outputs
+from .run import ClaimResult, ClaimsReport, run_claims
 
 __all__ = [
     "CLAIMS",

@@ -9,11 +9,14 @@ on a 390 px phone as well as on a desktop.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
+from ..files import atomic_write_text
 from ..pages import color, escape, plotly_js, script_json
 from .experiments import SurfaceResult, TrainingResult
-from .run import LEVEL, CheckResult, ClaimsReport
+from .run import CSV_NAME, HTML_NAME, LEVEL, CheckResult, ClaimsReport, claims_csv
 from .verdicts import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE
 
 _VERDICT_CLASS = {HOLDS: "holds", DOES_NOT_HOLD: "fails", INCONCLUSIVE: "open"}
@@ -264,3 +267,12 @@ def render_html(report: ClaimsReport) -> str:
         + "<h2>Experiments</h2>" + experiments
         + f"<script>{scripts}</script></body></html>"
     )
+
+
+def write_outputs(report: ClaimsReport, out: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``claims.csv`` and ``claims.html`` into ``out`` (atomically); their paths."""
+    out = Path(out)
+    csv_path, html_path = out / CSV_NAME, out / HTML_NAME
+    atomic_write_text(csv_path, claims_csv(report))
+    atomic_write_text(html_path, render_html(report))
+    return csv_path, html_path

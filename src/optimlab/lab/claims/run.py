@@ -1,7 +1,8 @@
 """Checking claims: run the experiments they need once, measure each check, decide, write.
 
 :func:`run_claims` returns a :class:`ClaimsReport`; :func:`write_outputs` writes ``claims.csv``
-(one row per check, the claim's verdict on each of its rows) and ``claims.html``. Rows hold no
+(one row per check, the claim's verdict on each of its rows) and ``claims.html``
+(:mod:`.page`). Rows hold no
 timings, so the same seed gives the same rows.
 """
 
@@ -12,10 +13,8 @@ import io
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import UserError
-from ..files import atomic_write_text
 from ..stats import Interval
 from .catalog import CLAIMS, EXPERIMENTS, Check, Claim
 from .experiments import (
@@ -238,15 +237,3 @@ def claims_csv(report: ClaimsReport) -> str:
     writer.writeheader()
     writer.writerows(rows(report))
     return buf.getvalue()
-
-
-def write_outputs(report: ClaimsReport, out: Path) -> tuple[Path, Path]:
-    """Write ``claims.csv`` and ``claims.html`` into ``out`` (atomically); their paths."""
-    from .page import render_html
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, html_path = out / CSV_NAME, out / HTML_NAME
-    atomic_write_text(csv_path, claims_csv(report))
-    atomic_write_text(html_path, render_html(report))
-    return csv_path, html_path
