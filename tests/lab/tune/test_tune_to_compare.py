@@ -24,6 +24,8 @@ from optimlab.lab.spec import parse_spec
     ("momentum:lr=0.1,form=ema", 0.1),  # the EMA averages: no amplification
     ("momentum:lr=0.01,momentum=0.5,dampening=0.5", 0.01),
     ("adam:lr=0.001", 0.001),
+    ("torch.optim:SGD:lr=0.01,momentum=0.9", 0.1),  # a class by reference: its own defaults
+    ("torch.optim:Adam", 0.001),
 ])
 def test_effective_step_of_momentum_methods(spec, expected):
     assert math.isclose(effective_lr(parse_spec(spec).phases[0]), expected, rel_tol=1e-12)

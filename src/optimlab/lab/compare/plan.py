@@ -25,6 +25,20 @@ SEED_SETTINGS = "the seeds' fixed settings (the task's default specs), untuned"
 GIVEN_SETTINGS = "as given in --optimizers, untuned"
 
 
+def phase_hyperparameters(phase: Phase) -> dict[str, Any]:
+    """Every hyperparameter ``phase`` runs with: its own over its defaults (the registry's under
+    its convention; a class by reference: its constructor's signature)."""
+    if phase.external:
+        import inspect
+
+        from ..external import optimizer_class
+
+        params = inspect.signature(optimizer_class(phase.name).__init__).parameters.values()
+        found = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        return {**found, **phase.hyperparameters}
+    return {**defaults(phase.name, phase.convention), **phase.hyperparameters}
+
+
 def effective_lr(phase: Phase) -> float | None:
     """The step a constant gradient ``g`` finally gets per iteration, over ``g``.
 
@@ -33,10 +47,7 @@ def effective_lr(phase: Phase) -> float | None:
     form (``m = beta*m + (1-beta)*g``) and Adam's bias-corrected moments keep ``lr``. None when
     the phase has no learning rate.
     """
-    try:
-        hp = {**defaults(phase.name, phase.convention), **phase.hyperparameters}
-    except (UserError, KeyError):  # a class by reference: only what the spec sets is known
-        hp = dict(phase.hyperparameters)
+    hp = phase_hyperparameters(phase)
     lr = hp.get("lr")
     if not isinstance(lr, (int, float)):
         return None

@@ -179,16 +179,14 @@ class ReportData:
 
 def _step_sizes(label: str) -> tuple[float, float]:
     """The lr and the effective step (:func:`.plan.effective_lr`) of a spec's first phase."""
-    from ...optim import defaults
-    from ..errors import UserError
     from ..spec import parse_spec
-    from .plan import effective_lr
+    from .plan import effective_lr, phase_hyperparameters
 
     try:
         phase = parse_spec(label).phases[0]
-        lr = {**defaults(phase.name, phase.convention), **phase.hyperparameters}.get("lr")
+        lr = phase_hyperparameters(phase).get("lr")
         effective = effective_lr(phase)
-    except UserError:  # a store written with an optimizer this version no longer knows
+    except ValueError:  # a store written with an optimizer this version no longer knows
         return math.nan, math.nan
     return (float(lr) if isinstance(lr, (int, float)) else math.nan,
             math.nan if effective is None else effective)

@@ -121,14 +121,15 @@ def surface(
         table = Table(title=f"{run.surface.name}: {run.surface.formula}", title_justify="left")
         bounded = run.surface.bounded
         columns = ["optimizer", "lr", "end state"]
-        columns += (["steps to distance tol", "steps to value tol"] if bounded
-                    else ["escaped at"])
-        columns += ["final value", "dist. to minimum" if bounded else "dist. to saddle"]
+        columns += ["to dist. tol", "to value tol"] if bounded else ["escaped at"]
+        columns += ["final value", "dist. to min." if bounded else "dist. to saddle"]
         for column in columns:
-            if column in ("optimizer", "end state"):
-                table.add_column(column, overflow="fold")
+            if column == "optimizer":
+                table.add_column(column, overflow="fold", min_width=14)
+            elif column == "end state":
+                table.add_column(column, overflow="fold", min_width=9)
             else:
-                table.add_column(column, justify="right", no_wrap=True)
+                table.add_column(column, justify="right")
 
         def step(v: int | None) -> str:
             return "-" if v is None else str(v)
