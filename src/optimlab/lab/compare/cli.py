@@ -164,12 +164,12 @@ def compare_command(
                           clip_grad_norm=clip_grad_norm, accumulate=accumulate,
                           skip_nonfinite=skip_nonfinite, log_to=log_to, command=command_line(),
                           tuned_from=tuned_from)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if listener is not None:
             listener.stop()  # the bars must be gone before the message
         err.print(f"interrupted: the finished epochs are saved; continue with the same command and "
                   f"--resume (folder {out_dir})")
-        raise typer.Exit(130) from None
+        raise typer.Exit(getattr(e, "exit_code", 130)) from None
     finally:
         if listener is not None:
             listener.stop()
@@ -193,9 +193,9 @@ def report_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
     """Rebuild report.html, summary.csv and the PNG figures of OUT from its results.db."""
-    from .report import render_report
+    from .report import rebuild_report
 
-    rows = render_report(out)
+    rows = rebuild_report(out)
     if as_json:
         typer.echo(json.dumps({"out": str(out), "summary": [r.as_dict() for r in rows]}, indent=2))
         return

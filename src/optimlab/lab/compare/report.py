@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text
+from ..outdir import open_existing, verify
 from ..pages import fmt, layout, plotly_js, rgba, script_json
 from ..provenance import provenance_section
 from ..store import Store
@@ -60,6 +61,27 @@ def render_report(out: Path, *, figures: bool = True) -> list[SummaryRow]:
     if figures:
         write_figures(data, rows, out)
     return rows
+
+
+def rebuild_report(out: Path, *, figures: bool = True) -> list[SummaryRow]:
+    """``optimlab report OUT``: :func:`render_report` into a comparison's folder, writing only
+    files optimlab recorded there as its own.
+
+    A comparison records its report's names when it starts, so a report of a live comparison
+    needs no lock (its runs show as unfinished); only a folder without those names recorded is
+    locked to record them (:func:`optimlab.lab.outdir.open_existing`).
+
+    Raises:
+        UserError: ``out`` is not an optimlab comparison folder, or holds a file of a report's
+            name that optimlab did not write, or is in use while names must be recorded.
+    """
+    out = Path(out)
+    names = [p.name for p in report_files(out, figures=figures)]
+    if not set(names) <= set(verify(out, "compare")["files"]):
+        with open_existing(out, "compare") as folder:
+            for name in names:
+                folder.file(name)
+    return render_report(out, figures=figures)
 
 
 # ---- HTML ---------------------------------------------------------------------------------------

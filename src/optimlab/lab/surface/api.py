@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..files import atomic_write_bytes, atomic_write_text
+from ..outdir import open_for_write
 from ..spec import OptimizerSpec, parse_specs
 from .catalog import DEFAULT_SURFACES, Point, Surface, get_surface
 from .draw import (
@@ -37,6 +38,12 @@ def write_csv(run: SurfaceRun, path: str | os.PathLike) -> Path:
     for m in run.metrics:
         writer.writerow(m.row())
     return atomic_write_text(path, buffer.getvalue())
+
+
+def output_names(stem: str, fmt: str) -> list[str]:
+    """The names :func:`write_outputs` writes for surface ``stem``."""
+    animation = [f"{stem}.{fmt}"] if fmt in ("gif", "mp4") else []
+    return [f"{stem}.png", *animation, f"{stem}.html", f"{stem}.csv"]
 
 
 def write_outputs(
@@ -157,9 +164,18 @@ def surface(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"Cannot write to {out}: it is a file, not a folder")
+    config = {"function": [s.name for s in surfaces],
+              "optimizers": None if specs is None else [s.label() for s in specs],
+              "steps": steps, "start": None if point is None else list(point), "tol": tol,
+              "noise": noise, "seed": seed, "format": fmt, "tune": tune, "frames": frames,
+              "lr": mode, "lr_value": lr_value, "distance_tol": distance_tol,
+              "value_tol": value_tol}
     result = SurfaceResult()
-    for s, plan in zip(surfaces, plans):
-        run = run_paths(s, plan, settings, tune=mode == "tuned", lr_mode=mode)
-        result.runs.append(run)
-        result.files.append(write_outputs(run, out, fmt=fmt, max_frames=frames))
+    with open_for_write(out, "surface", config, {}) as folder:
+        for s, plan in zip(surfaces, plans):
+            run = run_paths(s, plan, settings, tune=mode == "tuned", lr_mode=mode)
+            result.runs.append(run)
+            for name in output_names(s.name, fmt):
+                folder.file(name)
+            result.files.append(write_outputs(run, out, fmt=fmt, max_frames=frames))
     return result
