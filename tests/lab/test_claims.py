@@ -183,3 +183,20 @@ def test_cli_lists_the_claims_and_refuses_unknown_ones(monkeypatch, capsys):
     assert err.startswith("optimlab: error: Unknown claim nope (expected one or more of")
     code, _, err = _main(monkeypatch, capsys, "claims", "--seeds", "1")
     assert code == 2 and "Invalid seeds 1" in err
+
+
+def test_cli_refuses_a_folder_that_is_not_optimlabs_before_running(monkeypatch, capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    code, out, err = _main(monkeypatch, capsys, "claims", "--only", "rmsprop-escapes-saddle",
+                           "--out", str(tmp_path))
+    assert code == 2 and err.startswith("optimlab: error: ") and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_written_outputs_are_recorded_in_the_folder_manifest(tmp_path):
+    report = run_claims([TINY_CLAIM], Scale(seeds=2, tune_seeds=1, replicates=1),
+                        experiments={"tiny": TINY})
+    write_outputs(report, tmp_path / "c")
+    again = write_outputs(report, tmp_path / "c")  # optimlab's own folder: rewritten in place
+    assert {p.name for p in again} == {"claims.csv", "claims.html"}
+    assert "optimlab.json" in {p.name for p in (tmp_path / "c").iterdir()}

@@ -52,7 +52,10 @@ def claims_command(
     from ..compare.run import default_jobs
     from ..console import console as terminal
     from ..errors import UserError
+    from ..outdir import open_for_write
     from . import Scale, get_claims, run_claims, write_outputs
+    from .page import claims_config
+    from .run import check_scale
 
     console = terminal()
     selected = get_claims(only)
@@ -63,21 +66,23 @@ def claims_command(
         console.print(table)
         return
     if out.exists() and not out.is_dir():
-        raise UserError(f"Output {out} exists and is not a folder")
+        raise UserError(f"Cannot write to {out}: it is a file, not a folder")
     import torch
 
-    torch.set_num_threads(1)
     scale = Scale(seed=seed, seeds=seeds, tune_seeds=tune_seeds, replicates=replicates,
-                  grid_points=grid,
-                  epochs=epochs, starts=starts)
+                  grid_points=grid, epochs=epochs, starts=starts)
+    check_scale(scale)
     began = time.perf_counter()
-    with console.status("checking claims...") as status:
+    # the folder is checked (and held) before the experiments run, not after
+    with open_for_write(out, "claims", claims_config(scale, selected), {}) as folder, \
+            console.status("checking claims...") as status:
         def progress(done: int, total: int) -> None:
             status.update(f"checking claims: run {done}/{total}")
 
+        torch.set_num_threads(1)
         report = run_claims(selected, scale, jobs=jobs or default_jobs(),
                             data_dir=str(data_dir) if data_dir else None, progress=progress)
-    csv_path, html_path = write_outputs(report, out)
+        csv_path, html_path = write_outputs(report, out, folder)
     table = Table(title="The seeds' claims, checked", title_justify="left", show_lines=True)
     table.add_column("claim", ratio=3, overflow="fold")
     table.add_column("seed", no_wrap=True)

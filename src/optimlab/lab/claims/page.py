@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text
+from ..outdir import OutputFolder, open_for_write
 from ..pages import color, escape, plotly_js, script_json
 from .experiments import SurfaceResult, TrainingResult
 from .run import CSV_NAME, HTML_NAME, LEVEL, CheckResult, ClaimsReport, claims_csv
@@ -269,10 +270,24 @@ def render_html(report: ClaimsReport) -> str:
     )
 
 
-def write_outputs(report: ClaimsReport, out: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``claims.csv`` and ``claims.html`` into ``out`` (atomically); their paths."""
-    out = Path(out)
-    csv_path, html_path = out / CSV_NAME, out / HTML_NAME
+def write_outputs(report: ClaimsReport, out: str | os.PathLike,
+                  folder: OutputFolder | None = None) -> tuple[Path, Path]:
+    """Write ``claims.csv`` and ``claims.html`` into ``out`` (atomically); their paths.
+
+    ``out`` must be optimlab's own folder (:mod:`optimlab.lab.outdir`): created for it, empty, or
+    carrying its manifest; ``folder`` is that folder when the caller holds it open already.
+    """
+    if folder is None:
+        with open_for_write(out, "claims", claims_config(report.scale, report.claims), {}) as held:
+            return write_outputs(report, out, held)
+    csv_path, html_path = folder.file(CSV_NAME), folder.file(HTML_NAME)
     atomic_write_text(csv_path, claims_csv(report))
     atomic_write_text(html_path, render_html(report))
     return csv_path, html_path
+
+
+def claims_config(scale: Any, claims: Any) -> dict[str, Any]:
+    """What a claims folder's manifest records: the scale and the claims checked."""
+    from dataclasses import asdict
+
+    return {**asdict(scale), "claims": [getattr(c, "claim", c).id for c in claims]}

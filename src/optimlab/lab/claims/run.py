@@ -149,7 +149,7 @@ def run_claims(
         UserError: a claim names an unknown experiment or quantity, or a bad scale.
     """
     scale = scale or Scale()
-    _check_scale(scale)
+    check_scale(scale)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"Invalid jobs {jobs!r} (expected a whole number >= 1)")
     names: list[str] = []
@@ -187,7 +187,8 @@ def _labels(exp: Experiment) -> set[str]:
     return set(exp.optimizers)
 
 
-def _check_scale(scale: Scale) -> None:
+def check_scale(scale: Scale) -> None:
+    """Every field of ``scale`` in range; :class:`UserError` otherwise."""
     def whole(name: str, value: object, low: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise UserError(f"Invalid {name} {value!r} (expected a whole number >= {low})")
