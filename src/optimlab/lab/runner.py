@@ -26,9 +26,8 @@ one whose gradients are not finite) changes nothing instead and is counted
 options (:mod:`optimlab.lab.loop`). Trackers (:mod:`optimlab.lab.trackers`) see every step and
 epoch as the run goes.
 
-Evaluation: the evaluation split (test, or validation with ``validation_fraction``) is evaluated at
-the end of every epoch, and with ``evaluate_every=N`` also after every N-th step (AlgoPerf's fixed
-interval, for time-to-target); evaluating changes no training number.
+Evaluation (:func:`optimlab.lab.loop.evaluate`): the evaluation split at the end of every epoch,
+and with ``evaluate_every=N`` after every N-th step too; evaluating changes no training number.
 
 Timing: ``wall_time_s`` counts training only (forward, backward, ``optimizer.step()``, scheduler);
 evaluation, checkpoints and store writes are excluded. ``step_time_share`` is the time inside
@@ -62,6 +61,7 @@ from .checkpoint import (
 from .errors import UserError
 from .files import remove_stale_temps
 from .loop import (
+    evaluate,
     finite_mean,
     forward_backward,
     on_device,
@@ -80,9 +80,6 @@ if TYPE_CHECKING:
     from .trackers import TrackerConfig
 
 __all__ = ["Batches", "run", "train"]
-
-#: rows per forward pass when evaluating (bounds memory on the larger test sets)
-EVAL_CHUNK = 4096
 
 
 class Batches:
@@ -120,28 +117,6 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     """A 63-bit seed for the data order of ``epoch`` (0-based), mixed from (seed, epoch)."""
     state = np.random.SeedSequence([seed & 0xFFFFFFFF, epoch]).generate_state(2, dtype=np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1]))
-
-
-@torch.no_grad()
-def _evaluate(model: nn.Module, task: Task, x: Tensor, y: Tensor) -> tuple[float, float]:
-    """Mean loss and the task's metric (``nan`` without one) of ``model`` on (x, y), in eval
-    mode, chunked; the metric sees the outputs of the whole split at once.
-
-    Every process of a data-parallel run evaluates the whole split (FSDP's forward needs all
-    ranks), so the numbers agree on every rank.
-    """
-    model.eval()
-    total_loss, n, outputs = 0.0, len(x), []
-    try:
-        for start in range(0, n, EVAL_CHUNK):
-            xb, yb = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
-            out = model(xb)
-            total_loss += task.loss(out, yb).item() * len(xb)
-            outputs.append(out)
-    finally:
-        model.train()
-    metric = task.metric(torch.cat(outputs), y) if task.metric is not None else math.nan
-    return total_loss / n, float(metric)
 
 
 def _fast_forward(scheduler: Any, steps: int) -> None:
@@ -374,7 +349,7 @@ def run(
             ckpt.unlink()
     if test_at_end and result.status == "finished":
         test = state.batches.data(load_dataset(state.task, data or DataOptions(), None))
-        result.final_test = _evaluate(state.model, state.task, test.x_test, test.y_test)
+        result.final_test = evaluate(state.model, state.task, test.x_test, test.y_test)
     return result
 
 
@@ -446,7 +421,7 @@ def _train(
                 tracker.on_step(step, value)
             if evaluate_every is not None and step % evaluate_every == 0 and b + rows_per_step < n:
                 t1 = perf()
-                v_loss, v_acc = _evaluate(model, task, data.x_test, data.y_test)
+                v_loss, v_acc = evaluate(model, task, data.x_test, data.y_test)
                 state.evaluations.append(Evaluation(step, v_loss, v_acc, epoch_times[-1]))
                 paused += perf() - t1
             if progress is not None:
@@ -467,7 +442,7 @@ def _train(
                                          skipped_steps=state.skipped_steps)
             break
 
-        test_loss, test_accuracy = _evaluate(model, task, data.x_test, data.y_test)
+        test_loss, test_accuracy = evaluate(model, task, data.x_test, data.y_test)
         record = EpochRecord(
             epoch=epoch0 + 1, train_loss=finite_mean(epoch_losses) if spec.skip_nonfinite else
             sum(epoch_losses) / len(epoch_losses), test_loss=test_loss,

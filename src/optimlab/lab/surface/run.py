@@ -9,9 +9,8 @@ seeded with ``seed``, so every optimizer of one run sees the same noise sequence
 Measurements of a path (:class:`PathMetrics`), with ``theta_t`` the point after ``t`` steps:
 
 * ``steps_to_distance_tol``: the first ``t`` with ``min_m |theta_t - m| < distance_tol`` (``m``
-  over the known minima), and ``steps_to_value_tol``: the first ``t`` with
-  ``f(theta_t) - f_min < value_tol``; ``None`` if never or if the surface has no minima. On a flat
-  valley floor the value is near the minimum's long before the point is: the two are kept apart;
+  over the known minima); ``steps_to_value_tol``: the first with ``f(theta_t) - f_min <
+  value_tol`` (kept apart: on a flat valley floor the value is near long before the point);
 * ``distance_to_nearest_minimum``: ``min_m |theta_T - m|`` at the last recorded point;
 * on surfaces without minima (saddles, unbounded below): ``escaped_at_step``, the first ``t`` with
   ``f(theta_t) <= escape_value``, and ``distance_to_critical_point``, ``|theta_T - c|``;
@@ -19,9 +18,8 @@ Measurements of a path (:class:`PathMetrics`), with ``theta_t`` the point after 
   is stopped and recorded up to the step before. On a surface without minima, a path that had
   escaped is then ``escaped`` (going down without end is what escaping means there); otherwise it
   ``diverged`` (``diverged_at_step``);
-* ``end_state``: what the path ended as, in words: ``converged`` (within ``distance_tol`` of a
-  minimum), ``value converged`` (within ``value_tol`` in value only), ``escaped``, ``diverged``, or
-  ``not converged in N steps`` / ``not escaped in N steps``;
+* ``end_state``: ``converged`` (within ``distance_tol``), ``value converged`` (in value only),
+  ``escaped``, ``diverged``, or ``not converged in N steps`` / ``not escaped in N steps``;
 * ``lr``: the learning rate of each phase, as run (:mod:`.rates`: ``--lr seed|equal|tuned``).
 
 The pictures are drawn by :mod:`.draw` (PNG, GIF, MP4) and :mod:`.page` (the interactive HTML
