@@ -193,3 +193,22 @@ def test_schedule_with_a_run_and_bad_epochs():
         run(RunSpec(TOY, "sgd", epochs=0))
     with pytest.raises(UserError, match="Unknown task 'nope'"):
         run(RunSpec("nope", "sgd"))
+
+
+def test_evaluations_at_a_fixed_interval_of_steps_change_no_training_number():
+    plain = run(RunSpec(TOY, "adam:lr=0.01", epochs=3, validation_fraction=0.25))
+    spec = RunSpec(TOY, "adam:lr=0.01", epochs=3, validation_fraction=0.25)
+    r = run(spec, evaluate_every=3, test_at_end=True, data=None)
+    assert r.step_losses == plain.step_losses  # evaluating is invisible to training
+    # 60 examples / 16 = 4 steps an epoch: every 3rd step, and the end of every epoch
+    assert [e.step for e in r.evaluations] == [3, 4, 6, 8, 9, 12]
+    at_epoch_end = {e.step: e.accuracy for e in r.evaluations}
+    assert [at_epoch_end[e.step] for e in r.epochs] == [e.test_accuracy for e in r.epochs]
+    times = [e.wall_time_s for e in r.evaluations]
+    assert times == sorted(times) and times[-1] == r.wall_time_s
+    # the validation split was held out; the test split is read once, after training (poisoned
+    # here: its inputs are nan)
+    assert r.final_test is not None and math.isnan(r.final_test[0])
+    assert plain.final_test is None and plain.evaluations == []
+    with pytest.raises(UserError, match="Invalid evaluate_every 0"):
+        run(spec, evaluate_every=0)

@@ -15,6 +15,7 @@ import typer
 
 from .._version import __version__
 from ..bench import cli as bench_cli
+from .claims import cli as claims_cli
 from .compare import cli as compare_cli
 from .console import console
 from .errors import Terminated, UserError
@@ -61,17 +62,21 @@ def list_command(
     out = console()
     if what == "tasks":
         table = Table(header_style="bold")
-        for col in ("task", "description", "epochs", "batch", "default optimizers"):
+        for col in ("task", "description", "epochs", "batch", "target (validation accuracy)",
+                    "default optimizers"):
             table.add_column(col)
         for name in task_names():
             try:
                 t = get_task(name)
             except UserError as e:  # a package's entry point that does not load
-                table.add_row(name, f"[red]cannot load: {escape(str(e))}[/red]", "", "", "")
+                table.add_row(name, f"[red]cannot load: {escape(str(e))}[/red]", "", "", "", "")
                 continue
             table.add_row(name, escape(t.description), str(t.epochs), str(t.batch_size),
+                          "-" if t.target is None else f"{t.target:g}",
                           escape(", ".join(t.optimizers)))
         out.print(table)
+        out.print("target: the validation accuracy `optimlab tune` times each optimizer to "
+                  "(steps and seconds, per final seed); `--target` replaces it.")
     elif what == "optimizers":
         table = Table(header_style="bold")
         for col in ("optimizer", "description", "conventions (defaults that differ from pytorch)"):
@@ -92,6 +97,7 @@ compare_cli.register(app)
 tune_cli.register(app)
 surface_cli.register(app)
 bench_cli.register(app)
+claims_cli.register(app)
 
 #: click's base of the errors it raises for bad command lines (typer may vendor click, so the
 #: class is found through typer's public BadParameter rather than imported by module name)

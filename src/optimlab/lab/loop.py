@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..optim import entry
 from .spec import Phase
@@ -140,3 +140,29 @@ def finite_mean(values: list[float]) -> float:
     skipped steps are not averaged in."""
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if finite else math.nan
+
+
+#: rows per forward pass when evaluating (bounds memory on the larger test sets)
+EVAL_CHUNK = 4096
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task: Task, x: Tensor, y: Tensor) -> tuple[float, float]:
+    """Mean loss and the task's metric (``nan`` without one) of ``model`` on (x, y), in eval
+    mode, chunked; the metric sees the outputs of the whole split at once.
+
+    Every process of a data-parallel run evaluates the whole split (FSDP's forward needs all
+    ranks), so the numbers agree on every rank.
+    """
+    model.eval()
+    total_loss, n, outputs = 0.0, len(x), []
+    try:
+        for start in range(0, n, EVAL_CHUNK):
+            xb, yb = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
+            out = model(xb)
+            total_loss += task.loss(out, yb).item() * len(xb)
+            outputs.append(out)
+    finally:
+        model.train()
+    metric = task.metric(torch.cat(outputs), y) if task.metric is not None else math.nan
+    return total_loss / n, float(metric)

@@ -55,7 +55,7 @@ MANIFEST = "optimlab.json"
 LOCK = ".optimlab.lock"
 FORMAT = "optimlab-output"
 FORMAT_VERSION = 1
-KINDS = ("compare", "tune", "surface")
+KINDS = ("compare", "tune", "surface", "claims")
 
 #: how a data-fingerprint key is named in messages (the option that sets it)
 DATA_KEY_NAMES = {"data_dir": "--data-dir", "source": "data source", "sha256": "data content",

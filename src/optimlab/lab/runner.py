@@ -26,6 +26,9 @@ one whose gradients are not finite) changes nothing instead and is counted
 options (:mod:`optimlab.lab.loop`). Trackers (:mod:`optimlab.lab.trackers`) see every step and
 epoch as the run goes.
 
+Evaluation (:func:`optimlab.lab.loop.evaluate`): the evaluation split at the end of every epoch,
+and with ``evaluate_every=N`` after every N-th step too; evaluating changes no training number.
+
 Timing: ``wall_time_s`` counts training only (forward, backward, ``optimizer.step()``, scheduler);
 evaluation, checkpoints and store writes are excluded. ``step_time_share`` is the time inside
 ``optimizer.step()`` over that training time.
@@ -58,6 +61,7 @@ from .checkpoint import (
 from .errors import UserError
 from .files import remove_stale_temps
 from .loop import (
+    evaluate,
     finite_mean,
     forward_backward,
     on_device,
@@ -65,7 +69,7 @@ from .loop import (
     optimizer_step,
     tracked_hyperparameters,
 )
-from .runspec import EpochRecord, RunResult, RunSpec, resolve_batch_size
+from .runspec import EpochRecord, Evaluation, RunResult, RunSpec, resolve_batch_size, whole_number
 from .schedules import build_scheduler
 from .spec import Phase, build_optimizer
 from .tasks import DataOptions, Dataset, Task, get_task, load_dataset
@@ -76,9 +80,6 @@ if TYPE_CHECKING:
     from .trackers import TrackerConfig
 
 __all__ = ["Batches", "run", "train"]
-
-#: rows per forward pass when evaluating (bounds memory on the larger test sets)
-EVAL_CHUNK = 4096
 
 
 class Batches:
@@ -118,28 +119,6 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 
-@torch.no_grad()
-def _evaluate(model: nn.Module, task: Task, x: Tensor, y: Tensor) -> tuple[float, float]:
-    """Mean loss and the task's metric (``nan`` without one) of ``model`` on (x, y), in eval
-    mode, chunked; the metric sees the outputs of the whole split at once.
-
-    Every process of a data-parallel run evaluates the whole split (FSDP's forward needs all
-    ranks), so the numbers agree on every rank.
-    """
-    model.eval()
-    total_loss, n, outputs = 0.0, len(x), []
-    try:
-        for start in range(0, n, EVAL_CHUNK):
-            xb, yb = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
-            out = model(xb)
-            total_loss += task.loss(out, yb).item() * len(xb)
-            outputs.append(out)
-    finally:
-        model.train()
-    metric = task.metric(torch.cat(outputs), y) if task.metric is not None else math.nan
-    return total_loss / n, float(metric)
-
-
 def _fast_forward(scheduler: Any, steps: int) -> None:
     """Advance a fresh scheduler by ``steps`` (a new phase's optimizer joins the run's schedule)."""
     with warnings.catch_warnings():
@@ -176,6 +155,7 @@ class _Run:
         self.step_losses: list[float] = []
         self.step_times: list[float] = []
         self.records: list[EpochRecord] = []
+        self.evaluations: list[Evaluation] = []
         self.wall_time_s = 0.0
         self.step_time_s = 0.0
         self.data_generator = torch.Generator()
@@ -215,6 +195,7 @@ class _Run:
             "step_losses": torch.tensor(self.step_losses, dtype=torch.float64),
             "step_times": torch.tensor(self.step_times, dtype=torch.float64),
             "epochs": [asdict(r) for r in self.records],
+            "evaluations": [asdict(e) for e in self.evaluations],
             "wall_time_s": self.wall_time_s,
             "step_time_s": self.step_time_s,
             "skipped_steps": self.skipped_steps,
@@ -255,6 +236,7 @@ class _Run:
         self.step_losses = payload["step_losses"].tolist()
         self.step_times = payload["step_times"].tolist()
         self.records = [EpochRecord(**r) for r in payload["epochs"]]
+        self.evaluations = [Evaluation(**e) for e in payload.get("evaluations", [])]
         self.wall_time_s = float(payload["wall_time_s"])
         self.step_time_s = float(payload["step_time_s"])
         self.skipped_steps = int(payload.get("skipped_steps", 0))
@@ -290,6 +272,8 @@ def run(
     checkpoint_dir: Path | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    evaluate_every: int | None = None,
+    test_at_end: bool = False,
     trackers: TrackerConfig | None = None,
     tracker_name: str | None = None,
 ) -> RunResult:
@@ -307,12 +291,18 @@ def run(
             checkpointed or stored; an exception it raises propagates (e.g. ``optuna.TrialPruned``)
             and the run is then not stored as finished.
         progress: called as ``progress(steps_done, total_steps)`` after every step.
+        evaluate_every: also evaluate the evaluation split after every ``evaluate_every``-th
+            step (``RunResult.evaluations``, with the end of every epoch).
+        test_at_end: when the run trained with a validation split held out, also test the
+            trained model once on the task's test split (``RunResult.final_test``).
         trackers: if given, the run is logged to these trackers (:mod:`optimlab.lab.trackers`) as
             it goes, as ``tracker_name`` (default ``<task>/<optimizer>/seed=<seed>``).
 
     Raises:
         UserError: unknown task, missing data, a checkpoint of another run.
     """
+    if evaluate_every is not None:
+        whole_number("evaluate_every", evaluate_every)
     state = _start(spec, data, Batches(spec.device))
     run_id = spec.run_id()
     ckpt = checkpoint_path(checkpoint_dir, run_id) if checkpoint_dir is not None else None
@@ -343,7 +333,7 @@ def run(
             spec, state.task, state.epochs, state.batch_size, state.optimizer))
     status = "failed"
     try:
-        result = _train(state, store, ckpt, on_epoch, progress, tracker)
+        result = _train(state, store, ckpt, on_epoch, progress, tracker, evaluate_every)
         status = result.status
     except KeyboardInterrupt:
         status = "interrupted"
@@ -357,6 +347,9 @@ def run(
     if ckpt is not None:
         with contextlib.suppress(FileNotFoundError):
             ckpt.unlink()
+    if test_at_end and result.status == "finished":
+        test = state.batches.data(load_dataset(state.task, data or DataOptions(), None))
+        result.final_test = evaluate(state.model, state.task, test.x_test, test.y_test)
     return result
 
 
@@ -367,6 +360,7 @@ def _train(
     on_epoch: Callable[[EpochRecord], None] | None,
     progress: Callable[[int, int], None] | None,
     tracker: Tracker | None = None,
+    evaluate_every: int | None = None,
 ) -> RunResult:
     spec, task, data, batches = state.spec, state.task, state.dataset, state.batches
     run_id = spec.run_id()
@@ -396,6 +390,7 @@ def _train(
         epoch_times: list[float] = []
         wall_before = state.wall_time_s
         step_time = 0.0
+        paused = 0.0  # seconds spent evaluating mid-epoch: not training time
         start = perf()
         for b in range(0, n, rows_per_step):
             optimizer.zero_grad(set_to_none=True)
@@ -420,12 +415,18 @@ def _train(
             if scheduler is not None:
                 scheduler.step()
             epoch_losses.append(value)
-            epoch_times.append(wall_before + perf() - start)
+            epoch_times.append(wall_before + perf() - start - paused)
+            step = first_step + len(epoch_losses)
             if tracker is not None:
-                tracker.on_step(first_step + len(epoch_losses), value)
+                tracker.on_step(step, value)
+            if evaluate_every is not None and step % evaluate_every == 0 and b + rows_per_step < n:
+                t1 = perf()
+                v_loss, v_acc = evaluate(model, task, data.x_test, data.y_test)
+                state.evaluations.append(Evaluation(step, v_loss, v_acc, epoch_times[-1]))
+                paused += perf() - t1
             if progress is not None:
                 progress(first_step + len(epoch_losses), state.total_steps)
-        state.wall_time_s = wall_before + perf() - start
+        state.wall_time_s = wall_before + perf() - start - paused
         state.step_time_s += step_time
         state.step = first_step + len(epoch_losses)
         state.step_losses.extend(epoch_losses)
@@ -441,12 +442,15 @@ def _train(
                                          skipped_steps=state.skipped_steps)
             break
 
-        test_loss, test_accuracy = _evaluate(model, task, data.x_test, data.y_test)
+        test_loss, test_accuracy = evaluate(model, task, data.x_test, data.y_test)
         record = EpochRecord(
             epoch=epoch0 + 1, train_loss=finite_mean(epoch_losses) if spec.skip_nonfinite else
             sum(epoch_losses) / len(epoch_losses), test_loss=test_loss,
             test_accuracy=test_accuracy, wall_time_s=state.wall_time_s, step=state.step,
         )
+        if evaluate_every is not None:
+            state.evaluations.append(Evaluation(state.step, test_loss, test_accuracy,
+                                                state.wall_time_s))
         if tracker is not None:
             tracker.on_epoch(record.epoch, record.step,
                              {"loss/test": test_loss, "accuracy/test": test_accuracy})
@@ -476,4 +480,5 @@ def _train(
         step_times_s=list(state.step_times),
         source=data.source,
         skipped_steps=state.skipped_steps,
+        evaluations=list(state.evaluations),
     )

@@ -192,6 +192,17 @@ class EpochRecord:
 
 
 @dataclass
+class Evaluation:
+    """One evaluation of the evaluation split at a fixed interval of steps (``run(...,
+    evaluate_every=N)``): after ``step`` steps and ``wall_time_s`` seconds of training."""
+
+    step: int
+    loss: float
+    accuracy: float
+    wall_time_s: float
+
+
+@dataclass
 class RunResult:
     """Everything one run measured.
 
@@ -210,3 +221,7 @@ class RunResult:
     step_times_s: list[float] = field(default_factory=list)
     source: str = ""  # the dataset's description
     skipped_steps: int = 0  # steps that changed nothing (skip_nonfinite)
+    #: the evaluation split every ``evaluate_every`` steps and at the end of every epoch
+    evaluations: list[Evaluation] = field(default_factory=list)
+    #: ``(loss, accuracy)`` on the test split after training (``run(..., test_at_end=True)``)
+    final_test: tuple[float, float] | None = None

@@ -36,7 +36,7 @@ def test_defaults_draw_saddle_and_valley_with_the_seed_optimizers(run_cli, tmp_p
         "surface", "--steps", "15", "--format", "none", "--out", str(tmp_path)
     )
     assert code == 0, out
-    for name in ("saddle", "valley"):
+    for name in ("saddle", "valley", "rotated-valley"):
         with open(tmp_path / f"{name}.csv", newline="") as f:
             names = [r["optimizer"].split(":")[0] for r in csv.DictReader(f)]
         assert names == list(SEED_OPTIMIZERS)

@@ -60,7 +60,7 @@ def test_builtin_surface_data_is_consistent(name):
 
 
 def test_seed_surfaces_are_the_defaults_and_draw_every_seed_optimizer():
-    assert DEFAULT_SURFACES == ("saddle", "valley")
+    assert DEFAULT_SURFACES == ("saddle", "valley", "rotated-valley")
     for name in DEFAULT_SURFACES:
         names = [spec.split(":")[0] for spec in get_surface(name).optimizers]
         assert names == list(SEED_OPTIMIZERS)
@@ -92,7 +92,8 @@ def test_user_defined_surface():
         minima=[(1, 0)],
     )
     run = run_surface(bowl, "adam:lr=0.1,sgd:lr=0.02", steps=300, tol=1e-2)
-    assert [m.steps_to_tolerance is not None for m in run.metrics] == [True, True]
+    assert [m.steps_to_distance_tol is not None for m in run.metrics] == [True, True]
+    assert [m.end_state for m in run.metrics] == ["converged", "converged"]
     assert all(m.distance_to_nearest_minimum < 1e-2 for m in run.metrics)
     # without minima: distances go to the critical point, and 'escaped' is one below the start
     ridge = Surface.from_function(
@@ -127,8 +128,9 @@ def test_user_defined_surface_rejects_bad_input(kwargs, message):
 def test_valley_momentum_reaches_tolerance_before_sgd_at_the_same_lr():
     run = run_surface("valley", "sgd:lr=0.1,momentum:lr=0.1", steps=600, tol=1e-3)
     sgd, momentum = run.metrics
-    assert sgd.steps_to_tolerance is not None and momentum.steps_to_tolerance is not None
-    assert momentum.steps_to_tolerance < sgd.steps_to_tolerance / 3  # measured: 86 vs 414
+    # in value: measured 86 vs 414 steps; in distance SGD is not within 1e-3 after 600 steps
+    assert momentum.steps_to_value_tol < sgd.steps_to_value_tol / 3
+    assert momentum.steps_to_distance_tol is not None and sgd.steps_to_distance_tol is None
 
 
 def test_saddle_sgd_stays_on_the_ridge_while_rmsprop_and_adam_leave_it():
@@ -183,7 +185,8 @@ def test_divergence_beyond_the_radius_is_recorded_and_the_path_kept():
     run = run_surface("valley", "sgd:lr=0.5,adam:lr=0.1", steps=50)
     sgd, adam = run.trajectories
     # y_t = (1 - 10 lr)^t y_0 = (-4)^t * 2 leaves 1000 * diagonal (~20,900) at step 7
-    assert sgd.diverged_at == 7 and len(sgd.points) == 7 and np.isfinite(sgd.points).all()
+    assert sgd.stopped_at == 7 and len(sgd.points) == 7 and np.isfinite(sgd.points).all()
+    assert sgd.stop == "diverged" and run.metrics[0].end_state == "diverged"
     assert run.metrics[0].diverged and run.metrics[0].diverged_at_step == 7
     assert not adam.diverged and len(adam.points) == 51
 
@@ -194,7 +197,7 @@ def test_divergence_at_a_non_finite_value_stops_there():
         lambda x, y: torch.sqrt(x) + y**2, domain=((0, 2), (-1, 1)), start=(1, 0.5)
     )
     path = run_trajectory(cliff, "sgd:lr=1", steps=10)
-    assert path.diverged_at == 2 and path.points.shape == (2, 2)
+    assert path.stopped_at == 2 and path.diverged and path.points.shape == (2, 2)
     assert np.isfinite(path.values).all()
     run = run_surface(cliff, "sgd:lr=1,sgd:lr=0.01", steps=10)
     assert [m.diverged for m in run.metrics] == [True, False]
@@ -301,10 +304,12 @@ def test_csv_has_one_row_per_optimizer(written):
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [r["optimizer"] for r in rows] == ["sgd:lr=0.5", "momentum:lr=0.05", "adam:lr=0.3"]
     assert [r["diverged"] for r in rows] == ["true", "false", "false"]
-    assert rows[0]["diverged_at_step"] == "7" and rows[0]["steps_to_tolerance"] == ""
+    assert rows[0]["diverged_at_step"] == "7" and rows[0]["steps_to_distance_tol"] == ""
+    assert rows[0]["end_state"] == "diverged" and rows[0]["lr"] == "0.5"
     for row, m in zip(rows, run.metrics):
-        reached = m.steps_to_tolerance
-        assert row["steps_to_tolerance"] == ("" if reached is None else str(reached))
+        for key in ("steps_to_distance_tol", "steps_to_value_tol"):
+            reached = getattr(m, key)
+            assert row[key] == ("" if reached is None else str(reached))
     assert float(rows[1]["final_value"]) == pytest.approx(run.trajectories[1].values[-1])
     assert float(rows[1]["distance_to_nearest_minimum"]) == pytest.approx(
         np.linalg.norm(run.trajectories[1].points[-1])
@@ -358,3 +363,54 @@ def test_mp4_through_ffmpeg(tmp_path):
         )  # fmt: skip
         # 6 frames, then the last held for LAST_FRAME_MS / FRAME_MS = 18 more
         assert probe.stdout.strip() == "630,360,24"
+
+
+# ---- learning rates that no hand decides, and ends the CSV can name ----------------------------
+
+
+def test_equal_lr_gives_every_path_the_same_lr(tmp_path):
+    from optimlab.lab.surface import surface
+
+    result = surface(function="valley,saddle", lr="equal", lr_value=0.02, steps=20, fmt="none",
+                     out=tmp_path)
+    for name in ("valley", "saddle"):
+        with open(tmp_path / f"{name}.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [r["optimizer"].split(":")[0] for r in rows] == list(SEED_OPTIMIZERS)
+        assert {r["lr"] for r in rows} == {"0.02"}
+    assert {x for r in result.runs for t in r.trajectories for x in t.lr} == {0.02}
+    with pytest.raises(UserError, match="--lr equal sets every optimizer's learning rate"):
+        surface(function="valley", optimizers="adam:lr=0.1", lr="equal", out=tmp_path)
+    with pytest.raises(UserError, match="Unknown --lr 'best'"):
+        surface(function="valley", lr="best", out=tmp_path)
+
+
+def test_an_escape_on_the_saddle_is_never_a_divergence():
+    run = run_surface("saddle")  # the default steps: long enough for every path to escape
+    assert [m.end_state for m in run.metrics] == ["escaped"] * len(run.metrics)
+    assert not any(m.diverged for m in run.metrics)
+    # SGD escapes late, at step 177: the picture's "stuck" SGD was only slow
+    sgd = next(m for m in run.metrics if m.optimizer.startswith("sgd:"))
+    assert sgd.escaped_at_step == 177
+    far = run_trajectory(get_surface("saddle"), "adadelta:lr=1", steps=300)
+    assert far.stop == "escaped" and not far.diverged  # left the radius going down
+
+
+def test_distance_and_value_tolerances_are_apart():
+    # on the flat floor the value is within 1e-3 long before the point is
+    m = run_surface("valley", "momentum:lr=0.018", steps=600).metrics[0]
+    assert m.steps_to_value_tol < m.steps_to_distance_tol
+    early = run_surface("valley", "momentum:lr=0.018", steps=250).metrics[0]
+    assert early.end_state == "value converged" and early.distance_to_nearest_minimum > 1e-3
+
+
+def test_rotated_valley_takes_away_the_per_coordinate_advantage():
+    valley, rotated = get_surface("valley"), get_surface("rotated-valley")
+    assert rotated.value(rotated.start) == pytest.approx(valley.value(valley.start))
+    for name, lr in (("sgd", 0.18), ("adam", 0.3)):
+        a = run_surface(valley, f"{name}:lr={lr}").metrics[0]
+        b = run_surface(rotated, f"{name}:lr={lr}").metrics[0]
+        if name == "sgd":  # rotation-invariant: the same path, turned
+            assert a.steps_to_distance_tol == b.steps_to_distance_tol
+        else:  # per-coordinate steps fit the axis-aligned valley only
+            assert b.steps_to_distance_tol > 2 * a.steps_to_distance_tol

@@ -6,6 +6,7 @@ The synthetic tasks (``synthetic.py``) are registered for every test here (``con
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
@@ -22,7 +23,7 @@ from optimlab.lab.tune.storage import (
     counts,
     create_study,
     default_storage_url,
-    finished_count,
+    complete_count,
     mask_url,
     open_storage,
     scrub,
@@ -130,8 +131,8 @@ def test_every_optimizer_gets_exactly_the_budget_and_no_worker_exceeds_it(tmp_pa
     storage = open_storage(url)
     for sub, _, _ in cfg.studies("s"):
         c = counts(storage, sub)
-        assert c["COMPLETE"] + c["PRUNED"] == 3, (sub, c)
-        assert c["WAITING"] == c["RUNNING"] == c["FAIL"] == 0
+        assert complete_count(storage, sub) == c["COMPLETE"] == 3, (sub, c)
+        assert c["PRUNED"] == c["WAITING"] == c["RUNNING"] == c["FAIL"] == 0  # 2 epochs: no pruning
         slots = sorted(t.user_attrs["slot"] for t in storage.get_all_trials(
             storage.get_study_id_from_name(sub)))
         assert slots == [0, 1, 2]
@@ -200,7 +201,7 @@ def test_tuning_never_reads_the_test_split(tmp_path):
     work(url, "s")  # any read of the poisoned test tensors would fail a trial
     storage = open_storage(url)
     assert counts(storage, "s/synth-poisoned/sgd")["FAIL"] == 0
-    assert finished_count(storage, "s/synth-poisoned/sgd") == 3
+    assert complete_count(storage, "s/synth-poisoned/sgd") == 3
 
 
 def test_selection_follows_validation_even_when_test_labels_favour_another_config(tmp_path):
@@ -227,28 +228,49 @@ def test_selection_follows_validation_even_when_test_labels_favour_another_confi
 
 
 # ---- pruning and divergence -----------------------------------------------------------------------
-def test_diverged_trials_are_pruned_and_count_against_the_budget(tmp_path):
+def test_diverged_trials_score_zero_count_against_the_budget_and_are_never_the_best(tmp_path):
     url, _cfg = make_study(tmp_path, tasks=["synth-mse"], optimizers="sgd", budget=3,
                            lr_range=(1e3, 1e5))
     work(url, "s")
     storage = open_storage(url)
     trials = storage.get_all_trials(storage.get_study_id_from_name("s/synth-mse/sgd"))
-    assert [t.state.name for t in trials] == ["PRUNED"] * 3
+    # a divergence is an outcome, not a trial to replace: three evaluations, all of score 0
+    assert [(t.state.name, t.value) for t in trials] == [("COMPLETE", 0.0)] * 3
     assert all(t.user_attrs["status"] == "diverged" and t.user_attrs["diverged_step"] >= 1
                for t in trials)
     assert best_trial(storage, "s/synth-mse/sgd") is None
 
 
-def test_trials_below_the_median_are_pruned_at_an_epoch(tmp_path):
-    url, _cfg = make_study(tmp_path, optimizers="sgd", budget=5, epochs=2, lr_range=(1e-4, 10.0))
+def test_pruning_is_off_with_two_epochs(tmp_path):
+    # a wide lr range: half its trials would fall below the median after epoch 1
+    url, cfg = make_study(tmp_path, optimizers="sgd", budget=4, epochs=2, lr_range=(1e-4, 10.0))
     work(url, "s")
     storage = open_storage(url)
-    trials = storage.get_all_trials(storage.get_study_id_from_name("s/synth-blobs/sgd"))
-    pruned = [t for t in trials if t.state.name == "PRUNED"]
-    assert pruned, [(t.params, t.intermediate_values) for t in trials]
-    for t in pruned:  # stopped before the last epoch, with its curve so far
-        assert len(t.user_attrs["curve"]) < 2
-        assert list(t.intermediate_values) == [p[0] for p in t.user_attrs["curve"]]
+    c = counts(storage, "s/synth-blobs/sgd")
+    assert c["PRUNED"] == 0 and c["COMPLETE"] == cfg.budget
+
+
+def test_six_epochs_prune_nothing_before_epoch_3_and_keep_the_budget_of_complete_trials(tmp_path):
+    from optimlab.lab.tune.worker import MAX_PRUNED_PER_SLOT
+
+    url, cfg = make_study(tmp_path, optimizers="sgd", budget=5, epochs=6, lr_range=(1e-5, 30.0))
+    work(url, "s")
+    storage = open_storage(url)
+    pruned_any = False
+    for sub, _, _ in cfg.studies("s"):
+        trials = storage.get_all_trials(storage.get_study_id_from_name(sub))
+        pruned = [t for t in trials if t.state.name == "PRUNED"]
+        pruned_any = pruned_any or bool(pruned)
+        for t in pruned:  # stopped at epoch 3 or later, with its curve so far
+            assert 3 <= max(t.intermediate_values) < 6
+            assert list(t.intermediate_values) == [p[0] for p in t.user_attrs["curve"]]
+            assert t.user_attrs.get("pruned_before", 0) < MAX_PRUNED_PER_SLOT
+        # every pruned trial's slot got a new trial: exactly the budget of complete ones
+        complete = [t for t in trials if t.state.name == "COMPLETE"]
+        assert len(complete) == complete_count(storage, sub) == cfg.budget
+        assert sorted(t.user_attrs["slot"] for t in complete) == list(range(cfg.budget))
+        assert all(len(t.intermediate_values) == 6 for t in complete)
+    assert pruned_any, "the study should have pruned some trial (else this test shows nothing)"
 
 
 # ---- final runs, report and CLI -------------------------------------------------------------------
@@ -273,11 +295,19 @@ def test_final_runs_use_the_best_config_over_seeds_on_the_test_split(finished_st
     _, storage, name, cfg = finished_study
     results = load_results(storage, name)
     r = results.results[("synth-blobs", "adam")]
-    assert [f["seed"] for f in r.finals] == [0, 1]
+    assert [f["seed"] for f in r.finals] == [1, 2]  # never the trials' seed 0
     assert {f["spec"] for f in r.finals} == {r.best.user_attrs["spec"]}
-    again = runner.run(RunSpec("synth-blobs", r.best.user_attrs["spec"], seed=1,
-                                      epochs=cfg.epochs))
-    assert r.finals[1]["test_accuracy"] == again.epochs[-1].test_accuracy
+    # AlgoPerf's protocol: trained without the validation split, evaluated on it at a fixed
+    # interval of steps, then tested once on the test split
+    spec = RunSpec("synth-blobs", r.best.user_attrs["spec"], seed=2, epochs=cfg.epochs,
+                   validation_fraction=cfg.validation_fraction)
+    again = runner.run(spec, evaluate_every=r.finals[1]["eval_interval"], test_at_end=True)
+    assert r.finals[1]["test_accuracy"] == again.final_test[1]
+    assert [e[0] for e in r.finals[1]["evaluations"]] == [e.step for e in again.evaluations]
+    interval, steps = r.finals[1]["eval_interval"], r.finals[1]["steps"]
+    assert 1 <= interval < steps  # several evaluations an epoch, not one
+    assert [e[0] for e in r.finals[1]["evaluations"]] == [
+        k for k in range(1, steps + 1) if k % interval == 0 or k == steps]
     # run_finals resumes: nothing left to run
     calls = []
     run_finals(storage, name, cfg, progress=lambda d, t: calls.append(t))
@@ -297,20 +327,32 @@ def test_report_csv_and_html(finished_study, browser):
         ("synth-blobs", "sgd"), ("synth-blobs", "adam"), ("synth-leaky", "sgd"),
         ("synth-leaky", "adam")]
     for r in rows:
-        assert r["budget"] == "2" and int(r["trials_complete"]) + int(r["trials_pruned"]) == 2
+        assert r["budget"] == r["trials_complete"] == "2" and r["trials_pruned"] == "0"
+        assert float(r["lr_low"]) < float(r["lr_high"])
+        assert json.loads(r["search_space"])["lr"] == [float(r["lr_low"]), float(r["lr_high"])]
+        curve = json.loads(r["expected_best_by_trials"])
+        assert len(curve) == 2 and curve[0] <= curve[1]
+        assert math.isclose(curve[1], float(r["best_validation_accuracy"]), abs_tol=1e-6)
         assert r["seeds_finished"] == "2"
+        # time-to-target per final seed: a median step, or "inf" with the seeds that reached it
+        reached = int(r["seeds_reached_target"])
+        assert 0 <= reached <= 2 and int(r["steps_run"]) > 0
+        assert (r["steps_to_target_median"] != "inf") == (reached == 2)  # median of 2 seeds
     summaries = summarize(results)
     for s in summaries:
         assert s.verdict.line().startswith(f"{s.task}: ")
+        # the synthetic tasks declare no target: 0.99 x the best any final run reached
+        assert s.target_source == "relative"
         assert math.isclose(s.target, 0.99 * max(
-            max(p[1] for p in results.results[(s.task, o)].best.user_attrs["curve"])
-            for o in cfg.optimizers))
+            e[1] for o in cfg.optimizers for f in results.results[(s.task, o)].finals
+            for e in f["evaluations"]))
     text = html_path.read_text()
     assert '<script>alert("x")</script>' not in text
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
     errors, dom = browser(html_path)
     assert errors == []
-    assert dom.count('class="plot-container plotly"') == 6  # 2 per task + 2 profiles
+    # per task: lr sensitivity, expected best by trials, validation curves; two tasks: 2 profiles
+    assert dom.count('class="plot-container plotly"') == 8
     assert "Learning-rate sensitivity: synth-blobs" in dom
 
 

@@ -1,4 +1,5 @@
-"""Time-to-target, Dolan-Moré performance profiles, Holm's correction and the verdicts."""
+"""Targets, Dolan-Moré performance profiles, Holm's correction and the verdicts (time-to-target
+itself is tested in tests/lab/test_protocol.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ import pytest
 
 from optimlab.lab.stats import holm_adjust
 from optimlab.lab.tune.profiles import (
-    NEVER,
-    CurvePoint,
     performance_profile,
     performance_ratios,
     profile_taus,
-    time_to_target,
     validation_target,
     verdict,
 )
@@ -26,20 +24,6 @@ def test_holm_adjustment_by_hand():
     # capped at 1, monotone, nan kept out of m
     assert holm_adjust([0.5, 0.9, math.nan]) == pytest.approx([1.0, 1.0, math.nan], nan_ok=True)
     assert holm_adjust([]) == []
-
-
-def _curve(*accuracies: float) -> list[CurvePoint]:
-    return [CurvePoint(e + 1, a, 0.0, 1.5 * (e + 1), 10 * (e + 1))
-            for e, a in enumerate(accuracies)]
-
-
-def test_time_to_target_is_the_first_evaluation_at_or_above_it():
-    curve = _curve(0.5, 0.8, math.nan, 0.95, 0.9)
-    hit = time_to_target(curve, 0.8)
-    assert (hit.wall_time_s, hit.steps, hit.epoch) == (3.0, 20.0, 2.0) and hit.reached
-    assert time_to_target(curve, 0.95).steps == 40
-    assert time_to_target(curve, 0.96) == NEVER and not NEVER.reached
-    assert time_to_target([], 0.1) == NEVER
 
 
 def test_validation_target_is_relative_to_the_best_unless_declared():
@@ -83,9 +67,32 @@ def test_verdict_separates_significant_differences_from_noise():
     line = v.line()
     assert line.startswith("mnist-mlp: adam is best (test accuracy 0.9550 ± ")
     assert "significantly worse (Welch, Holm-adjusted p < 0.05): sgd (p=" in line
-    assert "within noise of adam: nadam (p=" in line
+    assert "within seed noise of adam: nadam (p=" in line
     assert "untestable (fewer than 2 finished seeds): adagrad" in line
     assert "\n" not in line
+
+
+def test_a_difference_over_seeds_within_tuning_noise_is_not_called_worse():
+    samples = {"adam": [0.95, 0.96, 0.955, 0.957, 0.953],
+               "sgd": [0.90, 0.905, 0.91, 0.90, 0.902],
+               "rmsprop": [0.90, 0.905, 0.91, 0.90, 0.902]}
+    trials = {
+        "adam": [0.95, 0.94, 0.93, 0.945, 0.2, 0.94],
+        # sgd's every trial is far below adam's best few: beyond tuning noise
+        "sgd": [0.80, 0.82, 0.5, 0.81, 0.3, 0.79],
+        # rmsprop found one trial above adam's best: another draw of the trials could have
+        # found as good a configuration
+        "rmsprop": [0.96, 0.3, 0.4, 0.5, 0.2, 0.6],
+    }
+    v = verdict("t", samples, trials=trials)
+    by_name = {c.optimizer: c for c in v.comparisons}
+    assert by_name["sgd"].significant and by_name["sgd"].beyond_tuning_noise
+    assert by_name["sgd"].tuning.separated
+    assert by_name["rmsprop"].significant and not by_name["rmsprop"].beyond_tuning_noise
+    line = v.line()
+    assert "beyond tuning noise): sgd (p=" in line
+    assert "within tuning noise (another draw of the trials could have found as good a " in line
+    assert "rmsprop (p=" in line.split("within tuning noise")[1]
 
 
 def test_verdict_without_runs():

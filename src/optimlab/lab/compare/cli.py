@@ -29,7 +29,7 @@ def _summary_table(rows: list[SummaryRow], title: str):
 
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("optimizer", overflow="fold")
-    for name in ("seeds", "train loss", "test acc", "±CI95", "time s", "step()"):
+    for name in ("lr", "eff. step", "seeds", "train loss", "test acc", "±CI95", "time s", "step()"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("diverged", overflow="fold")
 
@@ -41,7 +41,8 @@ def _summary_table(rows: list[SummaryRow], title: str):
         if r.unfinished_runs:
             diverged += f" ({r.unfinished_runs} unfinished)"
         table.add_row(
-            r.optimizer, str(r.seeds), num(r.final_train_loss_mean, ".4g"),
+            r.optimizer, num(r.lr, ".3g"), num(r.effective_lr, ".3g"), str(r.seeds),
+            num(r.final_train_loss_mean, ".4g"),
             num(100 * r.test_accuracy_mean, ".2f") + ("%" if math.isfinite(r.test_accuracy_mean) else ""),
             num(100 * r.test_accuracy_ci95, ".2f"), num(r.wall_time_s_mean, ".3g"),
             num(100 * r.step_time_share_mean, ".1f") + ("%" if math.isfinite(r.step_time_share_mean) else ""),
@@ -135,6 +136,10 @@ def compare_command(
     nproc: Annotated[int, typer.Option(
         "--nproc", help="Train each run data-parallel over N processes (torchrun + DDP)."
     )] = 1,
+    tuned_from: Annotated[Path | None, typer.Option(
+        "--tuned-from", help="An `optimlab tune` output folder: run each optimizer of its study "
+        "with the hyperparameters it selected (instead of --optimizers).",
+    )] = None,
     jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j",
         help="Runs trained at once, each in its own process (default: one per CPU). "
@@ -157,7 +162,8 @@ def compare_command(
                           force=force, data_dir=data_dir, download=download, jobs=jobs,
                           nproc=nproc, threads=threads, listener=listener, device=device,
                           clip_grad_norm=clip_grad_norm, accumulate=accumulate,
-                          skip_nonfinite=skip_nonfinite, log_to=log_to, command=command_line())
+                          skip_nonfinite=skip_nonfinite, log_to=log_to, command=command_line(),
+                          tuned_from=tuned_from)
     except KeyboardInterrupt as e:
         if listener is not None:
             listener.stop()  # the bars must be gone before the message
@@ -177,6 +183,8 @@ def compare_command(
     console = _console()
     console.print(_summary_table(outcome.summary, f"{outcome.config['task']}: {len(outcome.results)} run(s) "
                                  f"in {elapsed:.1f} s, {len(outcome.skipped)} already done"))
+    console.print(f"hyperparameters: {outcome.config.get('hyperparameters')}; eff. step = "
+                  "lr/(1-momentum) for momentum methods")
     console.print(f"report: {out_dir / 'report.html'}")
 
 

@@ -7,13 +7,50 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ...optim import defaults
 from ..device import resolve_device
 from ..errors import UserError
 from ..refs import is_reference
 from ..runspec import RunSpec, check_batch_size, whole_number
 from ..schedules import Schedule, parse_schedule
-from ..spec import OptimizerSpec, parse_specs, warn_unused_phases
+from ..spec import OptimizerSpec, Phase, parse_specs, warn_unused_phases
 from ..tasks import DEFAULT_TASK, get_task
+
+#: what the hyperparameters of a comparison are, said on its report and CLI table
+SEED_SETTINGS = "the seeds' fixed settings (the task's default specs), untuned"
+GIVEN_SETTINGS = "as given in --optimizers, untuned"
+
+
+def phase_hyperparameters(phase: Phase) -> dict[str, Any]:
+    """Every hyperparameter ``phase`` runs with: its own over its defaults (the registry's under
+    its convention; a class by reference: its constructor's signature)."""
+    if phase.external:
+        import inspect
+
+        from ..external import optimizer_class
+
+        params = inspect.signature(optimizer_class(phase.name).__init__).parameters.values()
+        found = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        return {**found, **phase.hyperparameters}
+    return {**defaults(phase.name, phase.convention), **phase.hyperparameters}
+
+
+def effective_lr(phase: Phase) -> float | None:
+    """The step a constant gradient ``g`` finally gets per iteration, over ``g``.
+
+    With momentum ``beta`` (heavy-ball or velocity form) steps add up to ``lr / (1 - beta)``
+    (times ``1 - dampening``): momentum 0.9 at lr 0.01 moves like plain SGD at lr 0.1. The EMA
+    form (``m = beta*m + (1-beta)*g``) and Adam's bias-corrected moments keep ``lr``. None when
+    the phase has no learning rate.
+    """
+    hp = phase_hyperparameters(phase)
+    lr = hp.get("lr")
+    if not isinstance(lr, (int, float)):
+        return None
+    beta = hp.get("momentum") or 0.0
+    if not beta or hp.get("form") == "ema":
+        return float(lr)
+    return float(lr) * (1.0 - (hp.get("dampening") or 0.0)) / (1.0 - beta)
 
 
 @dataclass(frozen=True)
@@ -33,6 +70,8 @@ class CompareConfig:
         device: the device the runs train on (``"cuda:0"``), None for the CPU.
         clip_grad_norm, accumulate, skip_nonfinite: the training loop's options
             (:class:`~optimlab.lab.runspec.RunSpec`).
+        hyperparameters: where the hyperparameters come from, in words (the seeds' untuned
+            settings, the user's, or a tuning study's choices).
     """
 
     task: str
@@ -45,6 +84,7 @@ class CompareConfig:
     clip_grad_norm: float | None = None
     accumulate: int | None = None
     skip_nonfinite: bool = False
+    hyperparameters: str = SEED_SETTINGS
 
     @classmethod
     def create(
@@ -60,6 +100,7 @@ class CompareConfig:
         clip_grad_norm: float | None = None,
         accumulate: int | None = None,
         skip_nonfinite: bool = False,
+        hyperparameters: str | None = None,
     ) -> CompareConfig:
         """Check and parse the options of a comparison (``None``: the task's default).
 
@@ -82,6 +123,8 @@ class CompareConfig:
         batch = check_batch_size(t.batch_size if batch_size is None else batch_size)
         if isinstance(schedule, str):
             schedule = parse_schedule(schedule)
+        if hyperparameters is None:
+            hyperparameters = SEED_SETTINGS if optimizers is None else GIVEN_SETTINGS
         resolved = resolve_device(device)
         key = task.strip() if is_reference(task) else t.name
         accumulate = None if accumulate == 1 else accumulate
@@ -89,7 +132,7 @@ class CompareConfig:
         RunSpec(key, specs[0], clip_grad_norm=clip_grad_norm, accumulate=accumulate)
         return cls(key, tuple(specs), seeds, epochs, batch, schedule,
                    None if resolved.type == "cpu" else str(resolved), clip_grad_norm, accumulate,
-                   bool(skip_nonfinite))
+                   bool(skip_nonfinite), hyperparameters)
 
     def stored(self) -> dict[str, Any]:
         """The configuration as the results store keeps it (JSON: labels, numbers)."""
@@ -105,6 +148,7 @@ class CompareConfig:
             "clip_grad_norm": self.clip_grad_norm,
             "accumulate": self.accumulate,
             "skip_nonfinite": True if self.skip_nonfinite else None,
+            "hyperparameters": self.hyperparameters,
         }
 
     def runs(self) -> list[RunSpec]:

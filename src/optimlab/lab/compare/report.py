@@ -157,7 +157,8 @@ def _charts(data: ReportData, rows: list[SummaryRow]) -> list[tuple[str, list[di
 
 
 def _summary_table(rows: list[SummaryRow]) -> str:
-    head = ("<tr><th>optimizer</th><th>seeds</th><th>final train loss</th><th>test accuracy</th>"
+    head = ("<tr><th>optimizer</th><th>lr</th><th>effective step</th><th>seeds</th>"
+            "<th>final train loss</th><th>test accuracy</th>"
             "<th>± 95% CI</th><th>train time (s)</th><th>step() share</th><th>diverged</th>"
             "<th>skipped steps</th></tr>")
     body = []
@@ -172,7 +173,8 @@ def _summary_table(rows: list[SummaryRow]) -> str:
         ci = f"{100 * r.test_accuracy_ci95:.2f}" if math.isfinite(r.test_accuracy_ci95) else "–"
         share = f"{100 * r.step_time_share_mean:.1f}%" if math.isfinite(r.step_time_share_mean) else "–"
         body.append(
-            f"<tr><td class='name'>{html.escape(r.optimizer)}</td><td>{r.seeds}</td>"
+            f"<tr><td class='name'>{html.escape(r.optimizer)}</td><td>{fmt(r.lr, '.3g')}</td>"
+            f"<td>{fmt(r.effective_lr, '.3g')}</td><td>{r.seeds}</td>"
             f"<td>{fmt(r.final_train_loss_mean)}</td><td>{acc}</td><td>{ci}</td>"
             f"<td>{fmt(r.wall_time_s_mean, '.3g')}</td><td>{share}</td><td>{diverged}</td>"
             f"<td>{r.skipped_steps}</td></tr>"
@@ -182,7 +184,8 @@ def _summary_table(rows: list[SummaryRow]) -> str:
 
 def _config_list(data: ReportData) -> str:
     exp = data.experiment
-    items = [("task", data.task), ("data", data.source)]
+    items = [("task", data.task), ("data", data.source),
+             ("hyperparameters", exp.get("hyperparameters") or "not recorded")]
     for key in ("epochs", "batch_size", "seeds", "schedule", "validation_fraction", "clip_grad_norm",
                 "accumulate", "skip_nonfinite"):
         if key in exp and exp[key] is not None:
@@ -229,7 +232,9 @@ def render_html(data: ReportData, rows: list[SummaryRow]) -> str:
         "Lines: mean over finished seeds; shaded: lowest to highest seed. Dotted lines with a cross: "
         "runs that diverged (non-finite loss), drawn up to their last finite step and left out of "
         "every mean. Accuracy is the final epoch's; ± is the 95% confidence interval over seeds "
-        "(Student's t)."
+        "(Student's t). Effective step: what a constant gradient moves per step, lr/(1−momentum) "
+        "for momentum methods (momentum 0.9 at lr 0.01 steps like SGD at 0.1), lr otherwise. "
+        "Hyperparameters: " + (data.experiment.get("hyperparameters") or "not recorded") + "."
     )
     flag = (f'<p class="bad">{n_diverged} run(s) diverged; see the last column.</p>'
             if n_diverged else "")

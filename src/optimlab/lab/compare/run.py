@@ -124,6 +124,7 @@ def compare(
     listener: CompareListener | None = None,
     report: bool = True,
     command: str | None = None,
+    tuned_from: str | os.PathLike | None = None,
 ) -> CompareResult:
     """Train every optimizer on one task over several seeds; store the runs; write the report.
 
@@ -157,6 +158,9 @@ def compare(
         report: write ``summary.csv``, ``report.html`` and the figures at the end.
         command: the command line to record as the comparison's provenance (None: the
             ``optimlab compare`` line equivalent to these arguments).
+        tuned_from: an ``optimlab tune`` output folder: every optimizer of its study runs with
+            the hyperparameters the study selected (not with ``optimizers``), for the study's
+            epochs and batch size unless given.
 
     Returns:
         A :class:`CompareResult`: the summary rows (``.table()``) and the files written.
@@ -166,10 +170,21 @@ def compare(
             ``force``.
         KeyboardInterrupt: on Ctrl-C, after the current epoch's checkpoint and rows are consistent.
     """
+    hyperparameters = None
+    if tuned_from is not None:
+        from .tuned import tuned_settings
+
+        if optimizers is not None:
+            raise UserError("Give either --optimizers or --tuned-from, not both (--tuned-from "
+                            "runs each optimizer of the study with its tuned hyperparameters)")
+        tuned = tuned_settings(tuned_from, task)
+        optimizers, hyperparameters = list(tuned.specs), tuned.description
+        epochs = tuned.epochs if epochs is None else epochs
+        batch_size = tuned.batch_size if batch_size is None else batch_size
     config = CompareConfig.create(task=task, optimizers=optimizers, seeds=seeds, epochs=epochs,
                                   batch_size=batch_size, schedule=schedule, device=device,
                                   clip_grad_norm=clip_grad_norm, accumulate=accumulate,
-                                  skip_nonfinite=skip_nonfinite)
+                                  skip_nonfinite=skip_nonfinite, hyperparameters=hyperparameters)
     trackers_named = parse_log_to(log_to)
     jobs = default_jobs() if jobs is None else whole_number("jobs", jobs)
     whole_number("--nproc", nproc)

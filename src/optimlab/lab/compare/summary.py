@@ -23,6 +23,8 @@ from ..store import Store, StoredRun
 
 SUMMARY_COLUMNS = (
     "optimizer",
+    "lr",
+    "effective_lr",
     "seeds",
     "final_train_loss_mean",
     "test_accuracy_mean",
@@ -113,9 +115,13 @@ class SummaryRow:
     diverged_at: list[tuple[int, int | None]] = field(default_factory=list)  # (seed, step)
     unfinished_runs: int = 0
     skipped_steps: int = 0  # over every run: steps that skip_nonfinite left out
+    lr: float = math.nan  # of the first phase
+    #: the first phase's step per unit gradient: lr / (1 - momentum) for momentum methods
+    effective_lr: float = math.nan
 
     def csv_values(self) -> list[str]:
-        return [self.optimizer, str(self.seeds), csv_number(self.final_train_loss_mean),
+        return [self.optimizer, csv_number(self.lr), csv_number(self.effective_lr),
+                str(self.seeds), csv_number(self.final_train_loss_mean),
                 csv_number(self.test_accuracy_mean), csv_number(self.test_accuracy_ci95),
                 csv_number(self.wall_time_s_mean), str(self.diverged_runs), str(self.skipped_steps)]
 
@@ -123,6 +129,8 @@ class SummaryRow:
         """JSON-ready (undefined numbers are None)."""
         return {
             "optimizer": self.optimizer,
+            "lr": json_number(self.lr),
+            "effective_lr": json_number(self.effective_lr),
             "seeds": self.seeds,
             "final_train_loss_mean": json_number(self.final_train_loss_mean),
             "test_accuracy_mean": json_number(self.test_accuracy_mean),
@@ -150,6 +158,7 @@ class ReportData:
         rows = []
         for g in self.groups:
             acc = g.final_accuracies()
+            lr, effective = _step_sizes(g.optimizer)
             rows.append(SummaryRow(
                 optimizer=g.optimizer,
                 seeds=g.seeds,
@@ -162,8 +171,25 @@ class ReportData:
                 diverged_at=[(r.run.seed, r.run.diverged_step) for r in g.diverged],
                 unfinished_runs=len(g.unfinished),
                 skipped_steps=sum(r.run.skipped_steps for r in (*g.finished, *g.diverged, *g.unfinished)),
+                lr=lr,
+                effective_lr=effective,
             ))
         return rows
+
+
+def _step_sizes(label: str) -> tuple[float, float]:
+    """The lr and the effective step (:func:`.plan.effective_lr`) of a spec's first phase."""
+    from ..spec import parse_spec
+    from .plan import effective_lr, phase_hyperparameters
+
+    try:
+        phase = parse_spec(label).phases[0]
+        lr = phase_hyperparameters(phase).get("lr")
+        effective = effective_lr(phase)
+    except ValueError:  # a store written with an optimizer this version no longer knows
+        return math.nan, math.nan
+    return (float(lr) if isinstance(lr, (int, float)) else math.nan,
+            math.nan if effective is None else effective)
 
 
 def _curve(xs: list[list[int]], ys: list[list[float]]) -> Curve | None:

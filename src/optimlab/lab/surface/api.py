@@ -26,6 +26,7 @@ from .draw import (
     write_picture_mp4,
 )
 from .page import write_html
+from .rates import LR_MODES, equal_lr, without_lr
 from .run import CSV_COLUMNS, Settings, SurfaceRun, parse_point, run_paths
 
 
@@ -99,6 +100,10 @@ def surface(
     out: str | os.PathLike = "runs/surface",
     tune: bool = False,
     frames: int = DEFAULT_MAX_FRAMES,
+    lr: str = "seed",
+    lr_value: float | None = None,
+    distance_tol: float | None = None,
+    value_tol: float | None = None,
 ) -> SurfaceResult:
     """Run optimizers on 2-D surfaces and draw their paths (``optimlab surface``).
 
@@ -111,13 +116,20 @@ def surface(
             each surface's own set.
         steps: number of steps; None: each surface's.
         start: start point ``"x,y"`` or ``(x, y)``; None: each surface's.
-        tol: ``steps_to_tolerance`` is the first step with distance or value gap below this.
+        tol: the distance and value tolerance (``steps_to_distance_tol``,
+            ``steps_to_value_tol``) unless ``distance_tol`` or ``value_tol`` is given.
         noise: standard deviation of Gaussian noise added to each gradient (0: exact).
         seed: seed of the gradient noise.
         fmt: animation format: ``"gif"``, ``"mp4"`` (needs ffmpeg) or ``"none"``.
         out: output folder.
-        tune: pick each optimizer's lr from 7 log-spaced values (best final value).
+        tune: the same as ``lr="tuned"``.
         frames: most frames in the animation; steps are grouped to fit.
+        lr: how the optimizers get their learning rates: ``"seed"`` (each surface's default,
+            drawn from the seeds' pictures), ``"equal"`` (``lr_value`` for every optimizer, so
+            that no hand-picked rate decides the picture), ``"tuned"`` (each optimizer's best of
+            7 log-spaced values, by final value).
+        lr_value: the learning rate of ``lr="equal"`` (default 0.01).
+        distance_tol, value_tol: the two tolerances, when they differ from ``tol``.
 
     Returns:
         A :class:`SurfaceResult`: the runs, their measurements (``.table()``) and the files.
@@ -131,8 +143,22 @@ def surface(
     specs = None if optimizers is None else parse_specs(optimizers)
     if specs is not None and not specs:
         raise UserError("No optimizers given (expected e.g. --optimizers adam:lr=0.05,nag)")
+    if lr not in LR_MODES:
+        raise UserError(f"Unknown --lr {lr!r} (expected one of {', '.join(LR_MODES)})")
+    if tune and lr == "equal":
+        raise UserError("Give either --tune or --lr equal, not both (--tune is --lr tuned)")
+    if lr_value is not None and lr != "equal":
+        raise UserError("--lr-value goes with --lr equal")
+    mode = "tuned" if tune else lr
     point = parse_point(start) if isinstance(start, str) else start
-    settings = Settings(steps=steps, start=point, tol=tol, noise=noise, seed=seed)
+    settings = Settings(steps=steps, start=point, tol=tol, noise=noise, seed=seed,
+                        distance_tol=distance_tol, value_tol=value_tol)
+    if mode == "equal":
+        value = 0.01 if lr_value is None else lr_value
+        plans = [equal_lr(without_lr(s.specs) if specs is None else specs, value)
+                 for s in surfaces]
+    else:
+        plans = [list(s.specs) if specs is None else specs for s in surfaces]
     fmt = check_format(fmt)
     frame_steps(1, frames)
     out = Path(out)
@@ -141,11 +167,13 @@ def surface(
     config = {"function": [s.name for s in surfaces],
               "optimizers": None if specs is None else [s.label() for s in specs],
               "steps": steps, "start": None if point is None else list(point), "tol": tol,
-              "noise": noise, "seed": seed, "format": fmt, "tune": tune, "frames": frames}
+              "noise": noise, "seed": seed, "format": fmt, "tune": tune, "frames": frames,
+              "lr": mode, "lr_value": lr_value, "distance_tol": distance_tol,
+              "value_tol": value_tol}
     result = SurfaceResult()
     with open_for_write(out, "surface", config, {}) as folder:
-        for s in surfaces:
-            run = run_paths(s, list(s.specs) if specs is None else specs, settings, tune=tune)
+        for s, plan in zip(surfaces, plans):
+            run = run_paths(s, plan, settings, tune=mode == "tuned", lr_mode=mode)
             result.runs.append(run)
             for name in output_names(s.name, fmt):
                 folder.file(name)

@@ -16,7 +16,8 @@ from .catalog import SURFACES
 _EPILOG = (
     "Examples: optimlab surface  |  optimlab surface --function rosenbrock "
     "--optimizers adam:lr=0.05,nag --steps 500  |  optimlab surface --function saddle "
-    "--noise 0.1 --seed 1  |  optimlab surface --function valley --tune"
+    "--noise 0.1 --seed 1  |  optimlab surface --function valley --lr tuned  |  optimlab surface "
+    "--lr equal --lr-value 0.02"
 )
 
 
@@ -47,8 +48,25 @@ def surface(
     ] = None,
     tol: Annotated[
         float,
-        typer.Option(help="steps_to_tolerance: first step with distance or value gap below this."),
+        typer.Option(help="Distance and value tolerance: steps_to_distance_tol is the first step "
+                     "within this distance of a minimum, steps_to_value_tol the first within "
+                     "this value gap."),
     ] = 1e-3,
+    distance_tol: Annotated[
+        float | None, typer.Option("--distance-tol", help="The distance tolerance (default: --tol).")
+    ] = None,
+    value_tol: Annotated[
+        float | None, typer.Option("--value-tol", help="The value tolerance (default: --tol).")
+    ] = None,
+    lr: Annotated[
+        str,
+        typer.Option("--lr", help="Learning rates: seed (each surface's default, from the seeds' "
+                     "pictures), equal (one for all: --lr-value), tuned (each optimizer's best of "
+                     "7 log-spaced values, by final value)."),
+    ] = "seed",
+    lr_value: Annotated[
+        float | None, typer.Option("--lr-value", help="The learning rate of --lr equal (0.01).")
+    ] = None,
     noise: Annotated[
         float, typer.Option(help="Std of Gaussian noise added to each gradient (0: exact).")
     ] = 0.0,
@@ -60,7 +78,7 @@ def surface(
     tune: Annotated[
         bool,
         typer.Option(
-            "--tune", help="Pick each optimizer's lr from 7 log-spaced values (best final value)."
+            "--tune", help="The same as --lr tuned."
         ),
     ] = False,
     frames: Annotated[
@@ -94,30 +112,35 @@ def surface(
         out=out,
         tune=tune,
         frames=frames,
+        lr=lr,
+        lr_value=lr_value,
+        distance_tol=distance_tol,
+        value_tol=value_tol,
     )
     for run, files in zip(result.runs, result.files):
         table = Table(title=f"{run.surface.name}: {run.surface.formula}", title_justify="left")
         bounded = run.surface.bounded
-        for column in (
-            "optimizer",
-            "steps to tol" if bounded else "escaped at",
-            "final value",
-            "dist. to minimum" if bounded else "dist. to saddle",
-            "diverged",
-        ):
+        columns = ["optimizer", "lr", "end state"]
+        columns += ["to dist. tol", "to value tol"] if bounded else ["escaped at"]
+        columns += ["final value", "dist. to min." if bounded else "dist. to saddle"]
+        for column in columns:
             if column == "optimizer":
-                table.add_column(column, overflow="fold")
+                table.add_column(column, overflow="fold", min_width=14)
+            elif column == "end state":
+                table.add_column(column, overflow="fold", min_width=9)
             else:
-                table.add_column(column, justify="right", no_wrap=True)
+                table.add_column(column, justify="right")
+
+        def step(v: int | None) -> str:
+            return "-" if v is None else str(v)
+
         for m in run.metrics:
-            reached = m.steps_to_tolerance if bounded else m.escaped_at_step
             distance = m.distance_to_nearest_minimum if bounded else m.distance_to_critical_point
+            reached = ([step(m.steps_to_distance_tol), step(m.steps_to_value_tol)] if bounded
+                       else [step(m.escaped_at_step)])
             table.add_row(
-                m.optimizer,
-                "-" if reached is None else str(reached),
-                f"{m.final_value:.4g}",
-                "-" if distance is None else f"{distance:.3g}",
-                f"at step {m.diverged_at_step}" if m.diverged else "no",
+                m.optimizer, "+".join(f"{x:.3g}" for x in m.lr), m.end_state, *reached,
+                f"{m.final_value:.4g}", "-" if distance is None else f"{distance:.3g}",
             )
         console.print(table)
         console.print("wrote " + ", ".join(str(f) for f in files))

@@ -114,13 +114,18 @@ class ContourScale:
 
 
 def legend_label(trajectory: Trajectory, metrics: PathMetrics) -> str:
+    """The path's spec with its learning rate, and how it ended."""
     text = trajectory.label
+    if "lr=" not in text.split("+", 1)[0]:
+        text += f" (lr {'+'.join(f'{x:.3g}' for x in trajectory.lr)})"
     if metrics.diverged:
         text += f" (diverged at step {metrics.diverged_at_step})"
     elif metrics.escaped_at_step is not None:
         text += f" (escaped at step {metrics.escaped_at_step})"
-    elif metrics.steps_to_tolerance is not None:
-        text += f" (tol at step {metrics.steps_to_tolerance})"
+    elif metrics.steps_to_distance_tol is not None:
+        text += f" (within tol at step {metrics.steps_to_distance_tol})"
+    elif metrics.end_state == "value converged":
+        text += f" (value within tol at step {metrics.steps_to_value_tol}, not the point)"
     return text
 
 
@@ -128,8 +133,13 @@ def subtitle(run: SurfaceRun, sep: str = "\n") -> str:
     parts = [f"{run.steps} steps from ({run.start[0]:g}, {run.start[1]:g})"]
     if run.noise > 0:
         parts.append(f"gradient noise sigma={run.noise:g}, seed {run.seed}")
-    if any(p.tuned for p in run.trajectories):
-        parts.append("lr tuned by final value")
+    if run.lr_mode == "tuned" or any(p.tuned for p in run.trajectories):
+        parts.append("lr: each optimizer's best of a grid, by final value")
+    elif run.lr_mode == "equal":
+        lrs = {x for p in run.trajectories for x in p.lr}
+        parts.append(f"lr: {', '.join(f'{x:g}' for x in sorted(lrs))} for every optimizer")
+    else:
+        parts.append("lr: each optimizer's default on this surface")
     if not run.surface.bounded:
         parts.append(f"unbounded below: 'escaped' = f <= {run.surface.escape_value:g}")
     return sep.join(parts)
@@ -249,7 +259,7 @@ class Picture:
         ):
             shown = path.points[: step + 1]
             line.set_data(shown[:, 0], shown[:, 1])
-            end_reached = path.diverged and step >= path.diverged_at
+            end_reached = path.diverged and step >= path.stopped_at
             last = self._clip(shown[-1])
             head.set_data([last[0]], [last[1]])
             # diverged: the path stops at its last finite point, marked by an x (kept in view)

@@ -157,7 +157,7 @@ def html_figure(run: SurfaceRun, max_frames: int = DEFAULT_MAX_FRAMES) -> dict:
         for path in run.trajectories:
             shown = path.points[: k + 1]
             head = shown[-1]
-            end = path.diverged and k >= path.diverged_at
+            end = path.diverged and k >= path.stopped_at
             frame_data.append(
                 {"x": [_number(v) for v in shown[:, 0]], "y": [_number(v) for v in shown[:, 1]]}
             )
@@ -288,7 +288,7 @@ td:first-child {{ text-align: left; }}
 <p>{esc(run.surface.description)}</p>
 {plot}
 <table id="metrics"><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>
-<p>tolerance {run.tol:g}; {esc(subtitle(run, "; "))}</p>
+<p>distance tolerance {run.tol:g}, value tolerance {run.value_tol if run.value_tol is not None else run.tol:g}; {esc(subtitle(run, "; "))}</p>
 </body>
 </html>
 """

@@ -8,14 +8,19 @@ seeded with ``seed``, so every optimizer of one run sees the same noise sequence
 
 Measurements of a path (:class:`PathMetrics`), with ``theta_t`` the point after ``t`` steps:
 
-* ``steps_to_tolerance``: the first ``t`` with ``min_m |theta_t - m| < tol`` or
-  ``f(theta_t) - f_min < tol`` (``m`` over the known minima); ``None`` if never or if the surface
-  has no minima;
+* ``steps_to_distance_tol``: the first ``t`` with ``min_m |theta_t - m| < distance_tol`` (``m``
+  over the known minima); ``steps_to_value_tol``: the first with ``f(theta_t) - f_min <
+  value_tol`` (kept apart: on a flat valley floor the value is near long before the point);
 * ``distance_to_nearest_minimum``: ``min_m |theta_T - m|`` at the last recorded point;
 * on surfaces without minima (saddles, unbounded below): ``escaped_at_step``, the first ``t`` with
   ``f(theta_t) <= escape_value``, and ``distance_to_critical_point``, ``|theta_T - c|``;
-* ``diverged``: the path reached a non-finite value or point, or left the surface's
-  ``divergence_radius``; it is recorded up to the step before (``diverged_at_step``).
+* a path that reaches a non-finite value or point, or leaves the surface's ``divergence_radius``,
+  is stopped and recorded up to the step before. On a surface without minima, a path that had
+  escaped is then ``escaped`` (going down without end is what escaping means there); otherwise it
+  ``diverged`` (``diverged_at_step``);
+* ``end_state``: ``converged`` (within ``distance_tol``), ``value converged`` (in value only),
+  ``escaped``, ``diverged``, or ``not converged in N steps`` / ``not escaped in N steps``;
+* ``lr``: the learning rate of each phase, as run (:mod:`.rates`: ``--lr seed|equal|tuned``).
 
 The pictures are drawn by :mod:`.draw` (PNG, GIF, MP4) and :mod:`.page` (the interactive HTML
 page); :mod:`.api` writes them with the CSV.
@@ -44,15 +49,17 @@ TUNE_FACTORS: tuple[float, ...] = tuple(10.0 ** (k / 2.0) for k in range(-3, 4))
 
 CSV_COLUMNS = (
     "optimizer",
-    "steps_to_tolerance",
-    "final_value",
-    "distance_to_nearest_minimum",
-    "diverged",
-    "diverged_at_step",
-    "escaped_at_step",
-    "distance_to_critical_point",
     "lr",
     "tuned",
+    "end_state",
+    "steps_to_distance_tol",
+    "steps_to_value_tol",
+    "final_value",
+    "distance_to_nearest_minimum",
+    "escaped_at_step",
+    "distance_to_critical_point",
+    "diverged",
+    "diverged_at_step",
     "steps",
     "wall_time_s",
 )
@@ -69,9 +76,11 @@ class Trajectory:
         values: ``(n + 1,)`` float64, ``f(theta_t)``.
         step_seconds: ``(n,)`` wall time of step ``t``: value, gradient, noise and
             ``optimizer.step()``.
-        steps: the number of steps asked for (``n`` is smaller when the path diverged).
-        diverged_at: the step whose value or point was non-finite or beyond the divergence radius
+        steps: the number of steps asked for (``n`` is smaller when the path was stopped).
+        stopped_at: the step whose value or point was non-finite or beyond the divergence radius
             (that point is not recorded), or None.
+        stop: why the path was stopped: ``"escaped"`` (on a surface without minima, after it
+            escaped) or ``"diverged"``; None when it ran every step.
         lr: the learning rate of each phase, as run.
         tuned: whether ``lr`` was chosen by :func:`tune_learning_rate`.
     """
@@ -82,13 +91,14 @@ class Trajectory:
     values: np.ndarray
     step_seconds: np.ndarray
     steps: int
-    diverged_at: int | None = None
+    stopped_at: int | None = None
+    stop: str | None = None
     lr: tuple[float, ...] = ()
     tuned: bool = False
 
     @property
     def diverged(self) -> bool:
-        return self.diverged_at is not None
+        return self.stop == "diverged"
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,9 @@ class PathMetrics:
     """What the CSV reports for one path (see the module docstring for the definitions)."""
 
     optimizer: str
-    steps_to_tolerance: int | None
+    end_state: str
+    steps_to_distance_tol: int | None
+    steps_to_value_tol: int | None
     final_value: float
     distance_to_nearest_minimum: float | None
     diverged: bool
@@ -137,6 +149,8 @@ class SurfaceRun:
     seed: int
     trajectories: tuple[Trajectory, ...]
     metrics: tuple[PathMetrics, ...]
+    value_tol: float | None = None  # None: tol
+    lr_mode: str = "seed"  # how the learning rates were set (``LR_MODES``)
 
 
 @dataclass(frozen=True)
@@ -149,6 +163,8 @@ class Settings:
     tol: float = 1e-3
     noise: float = 0.0
     seed: int = 0
+    distance_tol: float | None = None  # None: tol
+    value_tol: float | None = None  # None: tol
 
     def __post_init__(self) -> None:
         if self.steps is not None:
@@ -156,6 +172,9 @@ class Settings:
         if self.start is not None:
             object.__setattr__(self, "start", _check_start(self.start))
         object.__setattr__(self, "tol", _check_tol(self.tol))
+        for name in ("distance_tol", "value_tol"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, self.tol if value is None else _check_tol(value))
         object.__setattr__(self, "noise", _check_noise(self.noise))
 
     def on(self, surface: Surface) -> tuple[int, Point]:
@@ -217,7 +236,7 @@ def _path(surface: Surface, spec: OptimizerSpec, settings: Settings) -> Trajecto
     optimizer = build_optimizer(spec.phases[phase_index], [param])
 
     points, values, seconds = [], [], []
-    diverged_at = None
+    stopped_at = stop = None
     for t in range(steps + 1):
         began = time.perf_counter()
         if t == steps:
@@ -236,7 +255,9 @@ def _path(surface: Surface, spec: OptimizerSpec, settings: Settings) -> Trajecto
             not (math.isfinite(v) and bool(torch.isfinite(point).all()))
             or float(torch.linalg.vector_norm(point - centre)) > radius
         ):
-            diverged_at = t
+            stopped_at = t
+            escaped = not surface.bounded and bool(values) and min(values) <= surface.escape_value
+            stop = "escaped" if escaped else "diverged"
             break
         points.append(point.numpy())
         values.append(v)
@@ -254,7 +275,8 @@ def _path(surface: Surface, spec: OptimizerSpec, settings: Settings) -> Trajecto
         values=np.asarray(values, dtype=np.float64),
         step_seconds=np.asarray(seconds, dtype=np.float64),
         steps=steps,
-        diverged_at=diverged_at,
+        stopped_at=stopped_at,
+        stop=stop,
         lr=tuple(_phase_lr(p) for p in spec.phases),
     )
 
@@ -323,29 +345,47 @@ def _grid_centre(surface: Surface, phase: Phase) -> float:
     return _phase_lr(phase)
 
 
-def measure(trajectory: Trajectory, surface: Surface, tol: float) -> PathMetrics:
-    """The CSV's measurements of one path (definitions in the module docstring)."""
+def _first(mask: np.ndarray) -> int | None:
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if hits.size else None
+
+
+def measure(trajectory: Trajectory, surface: Surface, tol: float,
+            value_tol: float | None = None) -> PathMetrics:
+    """The CSV's measurements of one path (definitions in the module docstring); ``tol`` is the
+    distance tolerance, ``value_tol`` (default ``tol``) the value tolerance."""
+    value_tol = tol if value_tol is None else value_tol
     points, values = trajectory.points, trajectory.values
-    steps_to_tol = escaped = dist_min = dist_crit = None
+    to_distance = to_value = escaped = dist_min = dist_crit = None
     if surface.minima:
         minima = np.asarray(surface.minima, dtype=np.float64)
         distances = np.linalg.norm(points[:, None, :] - minima[None, :, :], axis=2).min(axis=1)
-        gaps = values - surface.minimum_value
-        reached = np.flatnonzero((distances < tol) | (gaps < tol))
-        steps_to_tol = int(reached[0]) if reached.size else None
+        to_distance = _first(distances < tol)
+        to_value = _first(values - surface.minimum_value < value_tol)
         dist_min = float(distances[-1])
     else:
-        below = np.flatnonzero(values <= surface.escape_value)
-        escaped = int(below[0]) if below.size else None
+        escaped = _first(values <= surface.escape_value)
         if surface.critical_point is not None:
             dist_crit = float(np.linalg.norm(points[-1] - np.asarray(surface.critical_point)))
+    if trajectory.diverged:
+        state = "diverged"
+    elif not surface.minima:
+        state = "escaped" if escaped is not None else f"not escaped in {trajectory.steps} steps"
+    elif dist_min is not None and dist_min < tol:
+        state = "converged"
+    elif float(values[-1]) - surface.minimum_value < value_tol:
+        state = "value converged"
+    else:
+        state = f"not converged in {trajectory.steps} steps"
     return PathMetrics(
         optimizer=trajectory.label,
-        steps_to_tolerance=steps_to_tol,
+        end_state=state,
+        steps_to_distance_tol=to_distance,
+        steps_to_value_tol=to_value,
         final_value=float(values[-1]),
         distance_to_nearest_minimum=dist_min,
         diverged=trajectory.diverged,
-        diverged_at_step=trajectory.diverged_at,
+        diverged_at_step=trajectory.stopped_at if trajectory.diverged else None,
         escaped_at_step=escaped,
         distance_to_critical_point=dist_crit,
         lr=trajectory.lr,
@@ -389,8 +429,9 @@ def run_surface(
 
 
 def run_paths(surface: Surface, specs: Sequence[OptimizerSpec], settings: Settings, *,
-              tune: bool = False) -> SurfaceRun:
-    """:func:`run_surface` with parsed specs and checked settings."""
+              tune: bool = False, lr_mode: str | None = None) -> SurfaceRun:
+    """:func:`run_surface` with parsed specs and checked settings (``lr_mode`` only names how
+    the specs' learning rates were set, for the pictures)."""
     steps, start = settings.on(surface)
     paths = tuple(
         _tuned_path(surface, s, settings) if tune else _path(surface, s, settings) for s in specs
@@ -399,11 +440,14 @@ def run_paths(surface: Surface, specs: Sequence[OptimizerSpec], settings: Settin
         surface=surface,
         start=start,
         steps=steps,
-        tol=settings.tol,
+        tol=settings.distance_tol,
         noise=settings.noise,
         seed=settings.seed,
         trajectories=paths,
-        metrics=tuple(measure(p, surface, settings.tol) for p in paths),
+        metrics=tuple(measure(p, surface, settings.distance_tol, settings.value_tol)
+                      for p in paths),
+        value_tol=settings.value_tol,
+        lr_mode=lr_mode or ("tuned" if tune else "seed"),
     )
 
 

@@ -81,5 +81,6 @@ TASK = Task(
         "adam:lr=0.001",
     ),
     seed_file="000",
+    target=0.6,
     extra={"classes": 10, "input": "standardized per channel (training mean/std), 3 x 32 x 32"},
 )

@@ -68,5 +68,6 @@ TASK = Task(
         "adam:lr=0.001",
     ),
     seed_file="",
+    target=0.95,
     extra={"split": "80/20 stratified, seed 0", "classes": 10},
 )

@@ -51,5 +51,6 @@ TASK = Task(
     epochs=10,
     optimizers=SEED_004_OPTIMIZERS,
     seed_file="004",
+    target=0.88,
     extra={"classes": 10, "input": "x/255, 1 x 28 x 28"},
 )

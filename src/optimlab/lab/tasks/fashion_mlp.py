@@ -79,5 +79,6 @@ TASK = Task(
     epochs=10,
     optimizers=SEED_004_OPTIMIZERS,
     seed_file="004",
+    target=0.84,
     extra={"classes": 10, "input": "x/255, 784 columns"},
 )

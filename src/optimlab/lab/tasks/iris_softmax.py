@@ -80,5 +80,6 @@ TASK = Task(
         "adam:lr=0.1,betas=0.9/0.999,eps=0",
     ),
     seed_file="001",
+    target=0.9,
     extra={"split": "120 train / 30 test, np.random.seed(116) shuffle", "classes": 3},
 )

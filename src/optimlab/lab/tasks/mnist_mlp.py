@@ -94,5 +94,6 @@ TASK = Task(
         "adamax:lr=0.002",
     ),
     seed_file="003",
+    target=0.85,
     extra={"classes": 10, "input": "(x/255 - 0.5)/0.5, 784 columns"},
 )

@@ -102,5 +102,6 @@ TASK = Task(
         "rmsprop:lr=0.001",
     ),
     seed_file="000",
+    target=0.8,
     extra={"classes": 2, "density": "about 1% of 1,000 binary features on"},
 )

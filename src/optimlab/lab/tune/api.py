@@ -101,6 +101,7 @@ def tune(
     seeds: int = DEFAULT_SEEDS,
     seed: int = 0,
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
+    target: float | None = None,
     out: str | os.PathLike = "runs/tune",
     storage: str | None = None,
     study: str = DEFAULT_STUDY,
@@ -126,7 +127,8 @@ def tune(
         task: a task name, several as a list or comma-separated.
         optimizers: specs to tune (comma-separated text, or a sequence of texts or parsed specs);
             hyperparameters a spec sets are kept fixed.
-        budget: trials per optimizer (complete or pruned), the same for every optimizer.
+        budget: complete trials per optimizer, the same for every optimizer (a pruned trial is
+            replaced by a new one).
         space: ``"lr-only"`` (DeepOBS) or ``"full"`` (Choi et al. 2019, ``eps`` included), and/or
             search dimensions ``KEY=log:LOW:HIGH`` / ``KEY=linear:LOW:HIGH`` that add to or replace
             the protocol's (the whole space of an optimizer named by class); a list for several.
@@ -137,6 +139,8 @@ def tune(
         seeds: seeds of the final runs of each best configuration.
         seed: seed of the samplers and the trials.
         validation_fraction: share of the training split held out to select on.
+        target: the validation accuracy time-to-target is measured to; None: each task's
+            declared target (``Task.target``), else 0.99 x the best reached.
         out: folder of ``report.html``, ``tune_summary.csv`` and (by default) ``tune.db``.
         storage: Optuna storage URL (e.g. ``postgresql://USER:PASSWORD@HOST/DB``); None:
             ``sqlite:///<out>/tune.db``.
@@ -183,7 +187,8 @@ def tune(
         tasks=task, optimizers=optimizers, budget=budget,
         space=protocols[0] if protocols else "lr-only", lr_range=lr_range,
         epochs=epochs, batch_size=batch_size, seeds=seeds, seed=seed,
-        validation_fraction=validation_fraction, heartbeat_interval=heartbeat_interval,
+        validation_fraction=validation_fraction, target=target,
+        heartbeat_interval=heartbeat_interval,
         grace_period=grace_period, data_dir=str(data_dir) if data_dir is not None else None,
         dimensions=tuple(s for s in spaces if "=" in s),
         device=None if resolved.type == "cpu" else str(resolved), clip_grad_norm=clip_grad_norm,

@@ -33,10 +33,10 @@ def _ranking_table(summary: TaskSummary):
 
     table = Table(title=f"{summary.task}: best configuration per optimizer, test accuracy over seeds",
                   title_justify="left", header_style="bold")
-    for name, justify in (("rank", "right"), ("optimizer", "left"), ("trials c+p/budget", "right"),
-                          ("best hyperparameters", "left"), ("val acc", "right"),
-                          ("test acc", "right"), ("± 95% CI", "right"), ("seeds", "right"),
-                          ("to target (s)", "right"), ("steps", "right")):
+    for name, justify in (("rank", "right"), ("optimizer", "left"), ("lr range", "left"),
+                          ("complete/budget (pruned)", "right"), ("best hyperparameters", "left"),
+                          ("val acc", "right"), ("test acc", "right"), ("± 95% CI", "right"),
+                          ("seeds", "right"), ("steps to target, median", "right")):
         table.add_column(name, justify=justify)
 
     def num(x: float, fmt: str) -> str:
@@ -46,13 +46,24 @@ def _ranking_table(summary: TaskSummary):
 
     for rank, r in enumerate(ranking(summary), start=1):
         table.add_row(
-            str(rank), r.optimizer, f"{r.trials_complete}+{r.trials_pruned}/{r.budget}",
+            str(rank), r.optimizer, f"{r.lr_range[0]:.2g}..{r.lr_range[1]:.2g}",
+            f"{r.trials_complete}/{r.budget} ({r.trials_pruned})",
             hyperparameters_text(r.best_hyperparameters), num(r.best_validation_accuracy, ".4f"),
             num(r.test_accuracy_mean, ".4f"), num(r.test_accuracy_ci95, ".4f"),
             f"{len(r.test_accuracies)}" + (f" ({r.seeds_diverged} div.)" if r.seeds_diverged else ""),
-            num(r.time_to_target.wall_time_s, ".3g"), num(r.time_to_target.steps, ".0f"),
+            _steps_text(r.to_target),
         )
     return table
+
+
+def _steps_text(s) -> str:
+    """``"340 (5/5)"`` or ``"not reached in 600 (1/5)"``: median steps, seeds that reached."""
+    seeds = f"({s.reached}/{s.runs})"
+    if s.runs == 0:
+        return "–"
+    if math.isinf(s.steps.estimate):
+        return f"not reached in {s.steps_run} {seeds}"
+    return f"{s.steps.estimate:.0f} {seeds}"
 
 
 def tune_command(
@@ -65,7 +76,8 @@ def tune_command(
         "fixed. Default: the seeds' nine optimizers.",
     )] = ",".join(SEED_OPTIMIZERS),
     budget: Annotated[int, typer.Option(
-        "--budget", help="Trials per optimizer (complete or pruned), the same for every optimizer."
+        "--budget", help="Complete trials per optimizer, the same for every optimizer (a pruned "
+        "trial's place goes to a new trial)."
     )] = DEFAULT_BUDGET,
     space: Annotated[list[str] | None, typer.Option(
         "--space", help="Search space: lr-only (DeepOBS, the default) or full (Choi et al. 2019, "
@@ -89,6 +101,10 @@ def tune_command(
     validation_fraction: Annotated[float, typer.Option(
         "--validation-fraction", help="Share of the training split held out to select on."
     )] = 0.1,
+    target: Annotated[float | None, typer.Option(
+        "--target", help="Validation accuracy to time every optimizer to (steps and seconds per "
+        "final seed). Default: each task's declared target (`optimlab list tasks`)."
+    )] = None,
     out: Annotated[Path, typer.Option(
         "--out", help="Output folder: report.html, tune_summary.csv and (default) tune.db."
     )] = Path("runs/tune"),
@@ -152,7 +168,8 @@ def tune_command(
             task=task, optimizers=optimizers, budget=budget, space=space or "lr-only",
             lr_range=lr_range,
             epochs=None if epochs == 0 else epochs, batch_size=batch_size, seeds=seeds, seed=seed,
-            validation_fraction=validation_fraction, out=out, storage=storage, study=study,
+            validation_fraction=validation_fraction, target=target, out=out, storage=storage,
+            study=study,
             workers=workers, threads=threads, heartbeat_interval=heartbeat_interval,
             grace_period=grace_period, data_dir=data_dir, listener=listener, device=device,
             clip_grad_norm=clip_grad_norm, accumulate=accumulate, skip_nonfinite=skip_nonfinite,

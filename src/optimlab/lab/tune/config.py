@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -15,7 +16,7 @@ from ..spec import OptimizerSpec, parse_spec, parse_specs
 from ..tasks import DEFAULT_TASK, get_task
 from .space import Dimension, check_space, dimensions, hyperparameters, parse_dimension, trial_spec
 
-DEFAULT_BUDGET = 6
+DEFAULT_BUDGET = 12
 DEFAULT_EPOCHS = 2
 DEFAULT_SEEDS = 5
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -24,7 +25,9 @@ DEFAULT_HEARTBEAT_S = 10
 DEFAULT_GRACE_S = 60
 #: a trial whose worker died this many times is given up (its slot stays unfilled and is reported)
 DEFAULT_MAX_RETRY = 3
-CONFIG_VERSION = 1
+#: final runs evaluate the validation split this many times an epoch (a fixed interval of steps)
+EVALS_PER_EPOCH = 4
+CONFIG_VERSION = 2
 #: the environment variable that holds the storage URL (keeps a password off command lines)
 STORAGE_ENV = "OPTIMLAB_STORAGE"
 
@@ -48,6 +51,7 @@ class TuneConfig:
     seeds: int = DEFAULT_SEEDS
     seed: int = 0
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION
+    target: float | None = None  # validation accuracy to reach; None: each task's declared one
     heartbeat_interval: int = DEFAULT_HEARTBEAT_S
     grace_period: int = DEFAULT_GRACE_S
     max_retry: int = DEFAULT_MAX_RETRY
@@ -77,6 +81,11 @@ class TuneConfig:
                 f"Invalid validation fraction {self.validation_fraction!r} "
                 "(expected 0 < fraction < 1; the test split is never used for tuning)"
             )
+        if self.target is not None and (isinstance(self.target, bool)
+                                        or not isinstance(self.target, (int, float))
+                                        or not math.isfinite(self.target)):
+            raise UserError(f"Invalid target {self.target!r} (expected a number: the task's "
+                            "metric on the validation split, e.g. 0.9 for 90% accuracy)")
         if not self.tasks:
             raise UserError("No task to tune (expected --task NAME)")
         if not self.optimizers:
@@ -160,8 +169,9 @@ class TuneConfig:
         return cls(**data)
 
     def evaluation_seeds(self) -> list[int]:
-        """The seeds of the final runs of each best configuration."""
-        return [self.seed + i for i in range(self.seeds)]
+        """The seeds of the final runs of each best configuration: never the trials' own seed
+        (``seed``), so no final run repeats the trial that won the selection."""
+        return [self.seed + 1 + i for i in range(self.seeds)]
 
     def studies(self, name: str) -> list[tuple[str, str, str]]:
         """``(study name, task, optimizer)`` of every sub-study, in a fixed order."""

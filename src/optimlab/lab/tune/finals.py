@@ -1,5 +1,10 @@
-"""The final evaluation of a study: each optimizer's best trial re-trained on the whole training
-split over the evaluation seeds and tested on the test split, one record per seed in the study."""
+"""The final evaluation of a study: each optimizer's best trial re-trained over the evaluation seeds
+(other seeds than the trials'), one record per seed in the study.
+
+As AlgoPerf measures time-to-target, a final run trains on the training split minus the validation
+split the study selected on, evaluates the validation split at a fixed interval of steps
+(:data:`~.config.EVALS_PER_EPOCH` times an epoch, and at the end of every epoch), and its trained
+model is then tested once on the test split."""
 
 from __future__ import annotations
 
@@ -12,44 +17,59 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .. import parallel
 from ..runner import run
-from ..runspec import RunResult, RunSpec
+from ..runspec import RunResult, RunSpec, resolve_batch_size
 from ..spec import parse_spec
-from ..tasks import DataOptions
+from ..tasks import DataOptions, get_task, load_dataset
 from ..trackers import TrackerConfig
-from .config import TuneConfig
-from .storage import _study_id, json_safe, load_trackers
+from .config import EVALS_PER_EPOCH, TuneConfig
+from .storage import _study_id, evaluated_trials, json_safe, load_trackers
 
 
 def best_trial(storage: RDBStorage, sub: str) -> FrozenTrial | None:
-    """The COMPLETE trial with the highest validation accuracy (earliest on ties)."""
+    """The evaluated trial with the highest validation accuracy (earliest on ties); a trial whose
+    run diverged is never the best. None when no trial finished."""
     complete = storage.get_all_trials(_study_id(storage, sub), states=(TrialState.COMPLETE,))
-    if not complete:
+    finished = [t for t in evaluated_trials(complete) if t.user_attrs.get("status") == "finished"]
+    if not finished:
         return None
-    return max(complete, key=lambda t: (t.value, -t.number))
+    return max(finished, key=lambda t: (t.value, -t.number))
+
+
+def _steps_per_epoch(spec: RunSpec, data: DataOptions) -> int:
+    """How many steps an epoch of ``spec`` takes (its training split over its batch size)."""
+    task = get_task(spec.task)
+    n = len(load_dataset(task, data, spec.validation_fraction).x_train)
+    return -(-n // (resolve_batch_size(spec.batch_size, task.batch_size, n)
+                    * (spec.accumulate or 1)))
 
 
 def _final_run(spec: RunSpec, data_dir: str | None, trackers: TrackerConfig | None = None
                ) -> dict[str, Any]:
-    """One seed of a best configuration, trained on the full training split, tested on test."""
+    """One seed of a best configuration: trained on the training split minus the validation
+    split, evaluated on it at a fixed interval of steps, then tested on the test split."""
     data = DataOptions(Path(data_dir)) if data_dir else DataOptions()
-    return final_record(run(spec, data=data, trackers=trackers))
+    interval = max(1, -(-_steps_per_epoch(spec, data) // EVALS_PER_EPOCH))
+    result = run(spec, data=data, trackers=trackers, evaluate_every=interval, test_at_end=True)
+    return final_record(result, result.final_test, interval)
 
 
-def final_record(result: RunResult) -> dict[str, Any]:
-    """The JSON record of a final run, as stored in the sub-study (``user_attrs["final:SEED"]``)."""
-    last = result.epochs[-1] if result.epochs else None
-    finished = result.status == "finished" and last is not None
+def final_record(result: RunResult, test: tuple[float, float] | None = None,
+                 interval: int | None = None) -> dict[str, Any]:
+    """The JSON record of a final run, as stored in the sub-study (``user_attrs["final:SEED"]``):
+    ``test`` is its test ``(loss, accuracy)``; ``evaluations`` its validation curve as
+    ``[step, accuracy, loss, wall_time_s]`` rows, one every ``interval`` steps."""
+    finished = result.status == "finished" and test is not None
     return json_safe({
         "seed": result.spec.seed,
         "spec": result.spec.optimizer_label(),
         "status": result.status,
         "diverged_step": result.diverged_step,
-        "test_accuracy": last.test_accuracy if finished else None,
-        "test_loss": last.test_loss if finished else None,
+        "test_accuracy": test[1] if finished else None,
+        "test_loss": test[0] if finished else None,
         "wall_time_s": result.wall_time_s,
         "steps": len(result.step_losses),
-        "curve": [[e.epoch, e.test_accuracy, e.test_loss, e.wall_time_s, e.step]
-                  for e in result.epochs],
+        "eval_interval": interval,
+        "evaluations": [[e.step, e.accuracy, e.loss, e.wall_time_s] for e in result.evaluations],
     })
 
 
@@ -75,7 +95,9 @@ def run_finals(storage: RDBStorage, name: str, cfg: TuneConfig, *, workers: int 
             if record is not None and record.get("spec") == label:
                 continue
             jobs.append((study_id, RunSpec(task, spec, seed=seed, epochs=cfg.epochs,
-                                           batch_size=cfg.batch_size, **cfg.run_options())))
+                                           batch_size=cfg.batch_size,
+                                           validation_fraction=cfg.validation_fraction,
+                                           **cfg.run_options())))
     total = len(jobs)
     done = [0]
 

@@ -1,11 +1,12 @@
-"""Time-to-target, performance profiles and significance verdicts for tuned optimizers.
+"""Targets, performance profiles and significance verdicts for tuned optimizers.
 
 Time-to-target follows AlgoPerf (Dahl et al. 2023, "Benchmarking Neural Network Training
 Algorithms"): a run is scored by the training time it needs to first reach a fixed validation
-target, and a run that never reaches it scores infinity. Performance profiles follow Dolan & Moré
-(2002, "Benchmarking optimization software with performance profiles"), as AlgoPerf uses them
-to aggregate over workloads. Verdicts compare each optimizer with the best one by Welch's t-test
-over seeds with Holm's correction for the multiple comparisons.
+target (:func:`optimlab.lab.protocol.time_to_target`), and a run that never reaches it scores
+infinity. Performance profiles follow Dolan & Moré (2002, "Benchmarking optimization software
+with performance profiles"), as AlgoPerf uses them to aggregate over workloads. Verdicts compare
+each optimizer with the best one by Welch's t-test over seeds with Holm's correction for the
+multiple comparisons, and by the tuning noise of the two studies (Sivaprasad et al. 2020).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..protocol import TuningGap, tuning_gap
 from ..stats import ci95, holm_adjust, mean, welch_p_value
 
 #: the validation target is this fraction of the best validation accuracy any optimizer reached
-#: on the task, unless the task declares its own ``Task.target``
+#: on the task, unless the task declares its own (``Task.target``) or ``--target`` gives one
 TARGET_FRACTION = 0.99
 
 #: significance level of the verdicts (family-wise, after Holm's correction)
@@ -34,35 +36,6 @@ class CurvePoint:
     loss: float
     wall_time_s: float
     step: int
-
-
-@dataclass(frozen=True)
-class TimeToTarget:
-    """When a run first reached the target (``inf`` everywhere when it never did)."""
-
-    wall_time_s: float
-    steps: float
-    epoch: float
-
-    @property
-    def reached(self) -> bool:
-        return math.isfinite(self.steps)
-
-
-NEVER = TimeToTarget(math.inf, math.inf, math.inf)
-
-
-def time_to_target(curve: Sequence[CurvePoint], target: float) -> TimeToTarget:
-    """The first evaluation whose accuracy is at least ``target``.
-
-    Evaluations happen once an epoch, so the times are those of the end of the first epoch at or
-    above the target (an upper bound on the exact crossing time, as in AlgoPerf, which also
-    evaluates at intervals). Non-finite accuracies never count as reaching it.
-    """
-    for point in curve:
-        if math.isfinite(point.accuracy) and point.accuracy >= target:
-            return TimeToTarget(point.wall_time_s, float(point.step), float(point.epoch))
-    return NEVER
 
 
 def validation_target(
@@ -153,6 +126,15 @@ class Comparison:
     p_value: float  # Welch, unadjusted
     p_adjusted: float  # Holm
     significant: bool  # p_adjusted < alpha
+    #: the best optimizer's best trial minus this one's, over redraws of both studies' trials
+    #: (:func:`optimlab.lab.protocol.tuning_gap`); None without trial scores
+    tuning: TuningGap | None = None
+
+    @property
+    def beyond_tuning_noise(self) -> bool:
+        """Significant over seeds, and the best one's tuning beats this one's over redraws of
+        the trials (True where no trial scores were given)."""
+        return self.significant and (self.tuning is None or self.tuning.separated)
 
 
 @dataclass(frozen=True)
@@ -175,18 +157,28 @@ class Verdict:
             f"{self.task}: {self.best} is best ({self.metric} {_fmt(self.best_mean)}"
             f" ± {_fmt(self.best_ci95)})"
         )
-        worse = [c for c in self.comparisons if c.significant]
+        worse = [c for c in self.comparisons if c.beyond_tuning_noise]
+        tuning = [c for c in self.comparisons if c.significant and not c.beyond_tuning_noise]
         noise = [c for c in self.comparisons if not c.significant and not math.isnan(c.p_adjusted)]
         untestable = [c for c in self.comparisons if math.isnan(c.p_adjusted)]
         parts = []
         if worse:
             parts.append(
-                f"significantly worse (Welch, Holm-adjusted p < {self.alpha:g}): "
+                f"significantly worse (Welch, Holm-adjusted p < {self.alpha:g}"
+                + (", and beyond tuning noise" if any(c.tuning for c in worse) else "") + "): "
                 + ", ".join(f"{c.optimizer} (p={c.p_adjusted:.2g})" for c in worse)
+            )
+        if tuning:
+            parts.append(
+                "worse over seeds but within tuning noise (another draw of the trials could "
+                "have found as good a configuration): "
+                + ", ".join(f"{c.optimizer} (p={c.p_adjusted:.2g}, best-trial gap "
+                            f"{_fmt(c.tuning.low)}..{_fmt(c.tuning.high)})"
+                            for c in tuning if c.tuning is not None)
             )
         if noise:
             parts.append(
-                f"within noise of {self.best}: "
+                f"within seed noise of {self.best}: "
                 + ", ".join(f"{c.optimizer} (p={c.p_adjusted:.2g})" for c in noise)
             )
         if untestable:
@@ -206,6 +198,7 @@ def verdict(
     metric: str = "test accuracy",
     higher_is_better: bool = True,
     alpha: float = ALPHA,
+    trials: Mapping[str, Sequence[float]] | None = None,
 ) -> Verdict:
     """Compare every optimizer's per-seed ``samples`` with the best mean's.
 
@@ -213,6 +206,12 @@ def verdict(
     among those with at least one sample. Each other optimizer gets Welch's two-sided p-value
     against the best, and the m p-values are adjusted together with Holm's step-down procedure;
     a difference is significant when the adjusted p-value is below ``alpha``.
+
+    Seeds are one source of noise; tuning is the other (Sivaprasad et al. 2020). With
+    ``trials`` (each optimizer's validation scores of its evaluated trials, higher is better) a
+    significant difference counts as "worse" only when the best optimizer's best trial also beats
+    this one's beyond tuning noise (:func:`optimlab.lab.protocol.tuning_gap` at level
+    ``1 - alpha``); otherwise it is reported as within tuning noise.
     """
     present = {k: list(v) for k, v in samples.items() if len(v) > 0}
     if not present:
@@ -225,9 +224,15 @@ def verdict(
         warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
         raw = [welch_p_value(present[best], present[k]) for k in others]
     adjusted = holm_adjust(raw)
+    def gap(k: str) -> TuningGap | None:
+        if not trials or not trials.get(best) or not trials.get(k):
+            return None
+        return tuning_gap(trials[best], trials[k], level=1.0 - alpha)
+
     comparisons = tuple(
         Comparison(
-            k, mean(present[k]), ci95(present[k]), p, pa, (not math.isnan(pa)) and pa < alpha
+            k, mean(present[k]), ci95(present[k]), p, pa, (not math.isnan(pa)) and pa < alpha,
+            gap(k),
         )
         for k, p, pa in zip(others, raw, adjusted)
     )

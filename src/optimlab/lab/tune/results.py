@@ -17,14 +17,23 @@ from typing import Any
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import UserError
 from ..pages import csv_number
+from ..protocol import (
+    Crossing,
+    CrossingSummary,
+    expected_best_curve,
+    summarize_crossings,
+    time_to_target,
+)
 from ..spec import parse_spec
 from ..stats import ci95, mean
 from ..tasks import get_task
 from .config import TuneConfig
 from .finals import best_trial
-from .profiles import CurvePoint, TimeToTarget, Verdict, time_to_target, validation_target, verdict
-from .storage import _study_id, load_config, mask_url, provenance
+from .profiles import CurvePoint, Verdict, validation_target, verdict
+from .space import dimensions
+from .storage import _study_id, evaluated_trials, load_config, mask_url, provenance
 
 
 @dataclass
@@ -38,9 +47,17 @@ class OptimizerResult:
     best: FrozenTrial | None
     finals: list[dict[str, Any]]
 
+    def evaluated(self) -> list[FrozenTrial]:
+        """The trials that count against the budget: one complete trial per slot."""
+        return evaluated_trials(self.trials)
+
+    def trial_scores(self) -> list[float]:
+        """The validation score of every evaluated trial (a diverged one scores 0)."""
+        return [float(t.value) for t in self.evaluated() if t.value is not None]
+
     @property
     def n_complete(self) -> int:
-        return sum(t.state == TrialState.COMPLETE for t in self.trials)
+        return len(self.evaluated())
 
     @property
     def n_pruned(self) -> int:
@@ -89,11 +106,14 @@ def load_results(storage: RDBStorage, name: str) -> TuneResults:
 
 
 CSV_COLUMNS = (
-    "task", "optimizer", "budget", "trials_complete", "trials_pruned", "trials_failed",
-    "best_hyperparameters", "best_spec", "best_validation_accuracy", "test_accuracy_mean",
+    "task", "optimizer", "budget", "lr_low", "lr_high", "search_space", "trials_complete",
+    "trials_pruned", "trials_failed", "best_hyperparameters", "best_spec",
+    "best_validation_accuracy", "expected_best_by_trials", "test_accuracy_mean",
     "test_accuracy_ci95", "seeds_finished", "seeds_diverged", "validation_target",
-    "time_to_target_s", "steps_to_target", "epochs_to_target",
+    "steps_to_target_median", "steps_to_target_ci_low", "steps_to_target_ci_high",
+    "seconds_to_target_median", "seeds_reached_target", "steps_run",
 )
+
 
 @dataclass(frozen=True)
 class TuneRow:
@@ -102,6 +122,7 @@ class TuneRow:
     task: str
     optimizer: str
     budget: int
+    space: dict[str, tuple[float, float]]  # tuned dimension -> (low, high)
     trials_complete: int
     trials_pruned: int
     trials_failed: int
@@ -111,7 +132,19 @@ class TuneRow:
     test_accuracies: tuple[float, ...]
     seeds_diverged: int
     validation_target: float
-    time_to_target: TimeToTarget
+    #: per final seed, when it first reached the target on the validation split
+    crossings: tuple[Crossing, ...]
+    #: the expected best validation score of n = 1..N trials (Dodge et al. 2019)
+    expected_best: tuple[float, ...] = ()
+
+    @property
+    def to_target(self) -> CrossingSummary:
+        """Median and CI over the final seeds of steps and seconds to the target."""
+        return summarize_crossings(self.crossings)
+
+    @property
+    def lr_range(self) -> tuple[float, float]:
+        return self.space.get("lr", (math.nan, math.nan))
 
     @property
     def test_accuracy_mean(self) -> float:
@@ -123,13 +156,19 @@ class TuneRow:
 
     def csv_values(self) -> list[str]:
         return [
-            self.task, self.optimizer, str(self.budget), str(self.trials_complete),
-            str(self.trials_pruned), str(self.trials_failed),
+            self.task, self.optimizer, str(self.budget), csv_number(self.lr_range[0]),
+            csv_number(self.lr_range[1]),
+            json.dumps({k: list(v) for k, v in self.space.items()}),
+            str(self.trials_complete), str(self.trials_pruned), str(self.trials_failed),
             json.dumps({k: _jsonable(v) for k, v in self.best_hyperparameters.items()}),
-            self.best_spec, csv_number(self.best_validation_accuracy), csv_number(self.test_accuracy_mean),
+            self.best_spec, csv_number(self.best_validation_accuracy),
+            json.dumps([round(x, 6) for x in self.expected_best]),
+            csv_number(self.test_accuracy_mean),
             csv_number(self.test_accuracy_ci95), str(len(self.test_accuracies)), str(self.seeds_diverged),
-            csv_number(self.validation_target), csv_number(self.time_to_target.wall_time_s),
-            csv_number(self.time_to_target.steps), csv_number(self.time_to_target.epoch),
+            csv_number(self.validation_target), csv_number(self.to_target.steps.estimate),
+            csv_number(self.to_target.steps.low), csv_number(self.to_target.steps.high),
+            csv_number(self.to_target.seconds.estimate), str(self.to_target.reached),
+            str(self.to_target.steps_run),
         ]
 
 
@@ -137,9 +176,19 @@ class TuneRow:
 class TaskSummary:
     task: str
     target: float
-    target_declared: bool
+    target_source: str  # "--target", "declared by the task" or "relative"
     rows: list[TuneRow]
     verdict: Verdict
+
+
+def crossing(record: dict[str, Any], target: float) -> Crossing:
+    """When a final run (its stored record) first reached ``target`` on the validation split."""
+    evals = record.get("evaluations") or []
+    return time_to_target(
+        [int(e[0]) for e in evals], [_float(e[1]) for e in evals], target,
+        seconds=[float(e[3]) for e in evals], steps_run=int(record.get("steps") or 0),
+        diverged_step=record.get("diverged_step"),
+    )
 
 
 def curve(points: list[list[Any]] | None) -> list[CurvePoint]:
@@ -155,10 +204,9 @@ def _float(x: Any) -> float:
 
 
 def _best_accuracy(result: OptimizerResult) -> float:
-    if result.best is None:
-        return math.nan
-    accs = [p.accuracy for p in curve(result.best.user_attrs.get("curve"))
-            if math.isfinite(p.accuracy)]
+    """The highest validation accuracy any final run of ``result`` reached."""
+    accs = [_float(e[1]) for f in result.finals for e in f.get("evaluations") or []]
+    accs = [a for a in accs if math.isfinite(a)]
     return max(accs) if accs else math.nan
 
 
@@ -169,15 +217,21 @@ def summarize(results: TuneResults) -> list[TaskSummary]:
         per_opt = {o: results.results[(task, o)] for o in results.config.optimizers}
         try:
             declared = get_task(task).target
-        except ValueError:  # a task no longer registered: fall back to the relative target
+        except UserError:  # a task no longer registered: fall back to the relative target
             declared = None
+        source = "declared by the task" if declared is not None else "relative"
+        if results.config.target is not None:
+            declared, source = results.config.target, "--target"
         target = validation_target({o: _best_accuracy(r) for o, r in per_opt.items()},
                                    declared=declared)
         rows = []
         for o, r in per_opt.items():
-            best_curve = curve(r.best.user_attrs.get("curve")) if r.best is not None else []
+            dims = dimensions(results.config.space, results.config.specs[o].phases[0],
+                              results.config.lr_range, results.config.custom)
+            scores = r.trial_scores()
             rows.append(TuneRow(
-                task=task, optimizer=o, budget=r.budget, trials_complete=r.n_complete,
+                task=task, optimizer=o, budget=r.budget,
+                space={d.name: (d.low, d.high) for d in dims}, trials_complete=r.n_complete,
                 trials_pruned=r.n_pruned, trials_failed=r.n_failed,
                 best_hyperparameters=r.best_params(),
                 best_spec=r.best.user_attrs.get("spec", "") if r.best is not None else "",
@@ -185,10 +239,13 @@ def summarize(results: TuneResults) -> list[TaskSummary]:
                 test_accuracies=tuple(r.test_accuracies()),
                 seeds_diverged=sum(1 for f in r.finals if f["status"] == "diverged"),
                 validation_target=target,
-                time_to_target=time_to_target(best_curve, target),
+                crossings=tuple(crossing(f, target) for f in r.finals)
+                if math.isfinite(target) else (),
+                expected_best=tuple(p.mean for p in expected_best_curve(scores)) if scores else (),
             ))
         samples = {row.optimizer: list(row.test_accuracies) for row in rows}
-        out.append(TaskSummary(task, target, declared is not None, rows, verdict(task, samples)))
+        trials = {o: r.trial_scores() for o, r in per_opt.items()}
+        out.append(TaskSummary(task, target, source, rows, verdict(task, samples, trials=trials)))
     return out
 
 
@@ -199,10 +256,12 @@ def ranking(summary: TaskSummary) -> list[TuneRow]:
 
 
 def profiles(summaries: list[TaskSummary]) -> dict[str, dict[str, dict[str, float]]]:
-    """Time-to-target per task and optimizer, by ``"steps"`` and by ``"wall_time_s"``."""
+    """Median time-to-target over the final seeds per task and optimizer, by ``"steps"`` and by
+    ``"wall_time_s"`` (``inf`` where the median seed did not reach the target)."""
     return {
-        "steps": {s.task: {r.optimizer: r.time_to_target.steps for r in s.rows} for s in summaries},
-        "wall_time_s": {s.task: {r.optimizer: r.time_to_target.wall_time_s for r in s.rows}
+        "steps": {s.task: {r.optimizer: r.to_target.steps.estimate for r in s.rows}
+                  for s in summaries},
+        "wall_time_s": {s.task: {r.optimizer: r.to_target.seconds.estimate for r in s.rows}
                         for s in summaries},
     }
 

@@ -22,7 +22,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -260,9 +260,25 @@ def counts(storage: RDBStorage, sub: str) -> dict[str, int]:
     return out
 
 
-def finished_count(storage: RDBStorage, sub: str) -> int:
-    c = counts(storage, sub)
-    return c["COMPLETE"] + c["PRUNED"]
+def evaluated_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials that count against the budget: per budget slot, its first COMPLETE trial.
+
+    A pruned trial is not an evaluation (its slot gets another trial), and a worker that died
+    between enqueueing a slot's next trial and reporting its pruned one can leave a slot with two
+    complete trials: the later one does not count.
+    """
+    first: dict[Any, FrozenTrial] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.state == TrialState.COMPLETE:
+            first.setdefault(t.user_attrs.get("slot", ("trial", t.number)), t)
+    return sorted(first.values(), key=lambda t: t.number)
+
+
+def complete_count(storage: RDBStorage, sub: str) -> int:
+    """How many budget slots of sub-study ``sub`` hold a complete trial."""
+    study_id = _study_id(storage, sub)
+    return len(evaluated_trials(storage.get_all_trials(study_id, deepcopy=False,
+                                                       states=(TrialState.COMPLETE,))))
 
 
 def json_safe(value: Any) -> Any:

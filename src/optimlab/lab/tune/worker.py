@@ -4,14 +4,23 @@ The protocol (``optimlab tune``), in the words of :mod:`optimlab.lab.tune`: ever
 gets its own Optuna sub-study with the *same* budget of ``N`` trials. A trial samples the
 optimizer's search space (:mod:`.space`), trains on the training split minus a held-out validation
 fraction and scores the last epoch's **validation** accuracy; the test split is never read while
-tuning. Each epoch's validation accuracy is reported to Optuna's ``MedianPruner``; a run that
-diverges is pruned too. A pruned trial uses up its place in the budget.
+tuning. A run that diverges is a complete trial of score 0 (it ran to its end: the divergence).
+
+Pruning (:func:`pruner_for`): each epoch's validation accuracy is reported to Optuna's
+``MedianPruner``, which never stops a trial before it has run half its epochs, and is off when a
+trial has fewer than 3 evaluations (epochs). A pruned trial is no evaluation: its budget slot gets
+a new trial (new hyperparameters from the sampler), so every optimizer ends with exactly ``N``
+**complete** trials however many were pruned, and a verdict never rests on fewer evaluations for
+one optimizer than another. A slot pruned :data:`MAX_PRUNED_PER_SLOT` times runs its next trial
+unpruned, so a study always ends.
 
 The budget is enforced through the storage itself: when a study is created, ``N`` *waiting*
 trials (one per budget slot, ``user_attrs["slot"]``) are enqueued, and a worker only ever
 *claims* a waiting trial (a transactional ``WAITING -> RUNNING`` update that exactly one worker
-wins); it never creates a trial. So any number of workers, on any number of machines, finish with
-exactly ``N`` finished trials per optimizer, and none is run twice. A running trial records a
+wins); it creates a trial only as the next trial of a slot it pruned, enqueued before the pruned
+one is reported, so that a crash in between cannot lose the slot. So any number of workers, on
+any number of machines, finish with exactly ``N`` complete trials per optimizer (counted once per
+slot: :func:`~optimlab.lab.tune.storage.evaluated_trials`), and none is run twice. A running trial records a
 heartbeat every ``heartbeat_interval`` seconds; when a worker dies (kill -9, power cut) its trial
 goes stale after ``grace_period`` seconds, the next worker that looks marks it ``FAIL``, and
 Optuna's ``RetryFailedTrialCallback`` enqueues a waiting copy with the same hyperparameters and
@@ -53,8 +62,8 @@ from .space import dimensions, hyperparameters, trial_spec
 from .storage import (
     _quiet,
     _study_id,
+    complete_count,
     counts,
-    finished_count,
     json_safe,
     load_config,
     load_trackers,
@@ -85,9 +94,26 @@ def _sampler(cfg: TuneConfig, index: int, worker_id: str) -> optuna.samplers.Bas
         )
 
 
-def _pruner(cfg: TuneConfig) -> optuna.pruners.BasePruner:
-    # prune a trial below the median of the earlier ones at the same epoch, once two have ended
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+#: a budget slot whose trials the pruner stopped this many times runs its next trial unpruned
+MAX_PRUNED_PER_SLOT = 3
+
+
+def pruner_for(epochs: int) -> optuna.pruners.BasePruner:
+    """The pruner of a study whose trials run ``epochs`` epochs (one evaluation each).
+
+    A trial below the median of the complete ones at the same epoch is stopped (once two trials
+    are complete), but never before it has run half its epochs: a learning rate that starts slowly
+    is not judged on its first epoch. With fewer than 3 evaluations there is nothing to prune
+    before the end, so pruning is off.
+    """
+    if epochs < 3:
+        return optuna.pruners.NopPruner()
+    # Optuna reports steps are epochs (1-based); it prunes only at steps >= n_warmup_steps
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=math.ceil(epochs / 2))
+
+
+def _epochs(cfg: TuneConfig, task: str) -> int:
+    return cfg.epochs if cfg.epochs is not None else get_task(task).epochs
 
 
 def _claim(storage: RDBStorage, study_id: int) -> int | None:
@@ -136,7 +162,8 @@ def objective(trial: optuna.Trial, cfg: TuneConfig, task: str, optimizer: str,
 
     Every epoch's validation accuracy is reported to the pruner and appended to
     ``user_attrs["curve"]`` as ``[epoch, accuracy, loss, wall_time_s, step]``. Raises
-    ``optuna.TrialPruned`` when the pruner stops the trial or the run diverges
+    ``optuna.TrialPruned`` when the pruner stops the trial (never once its slot has been pruned
+    :data:`MAX_PRUNED_PER_SLOT` times). A run that diverges scores 0
     (``user_attrs["status"] = "diverged"``, with ``diverged_step``).
     """
     run_fn = run_fn or run
@@ -146,13 +173,14 @@ def objective(trial: optuna.Trial, cfg: TuneConfig, task: str, optimizer: str,
     trial_optimizer = trial_spec(phase, hyperparameters(phase, dims, values))
     trial.set_user_attr("spec", trial_optimizer.label())
     curve: list[list[float]] = []
+    prunable = trial.user_attrs.get("pruned_before", 0) < MAX_PRUNED_PER_SLOT
 
     def on_epoch(rec: Any) -> None:
         curve.append([rec.epoch, rec.test_accuracy, rec.test_loss, rec.wall_time_s, rec.step])
         trial.set_user_attr("curve", json_safe(curve))
         if math.isfinite(rec.test_accuracy):
             trial.report(rec.test_accuracy, rec.epoch)
-            if trial.should_prune():
+            if prunable and trial.should_prune():
                 raise optuna.TrialPruned(f"validation accuracy {rec.test_accuracy:.4f} at "
                                          f"epoch {rec.epoch} is below the median")
 
@@ -166,10 +194,12 @@ def objective(trial: optuna.Trial, cfg: TuneConfig, task: str, optimizer: str,
     result = run_fn(spec, data=data, on_epoch=on_epoch, **extra)
     trial.set_user_attr("status", result.status)
     if result.status == "diverged":
+        # an evaluation with a known outcome: the worst score, not a pruned trial to replace
         trial.set_user_attr("diverged_step", result.diverged_step)
-        raise optuna.TrialPruned(f"diverged at step {result.diverged_step}")
+        return 0.0
     if not result.epochs or not math.isfinite(result.epochs[-1].test_accuracy):
-        raise optuna.TrialPruned("no finite validation accuracy")
+        trial.set_user_attr("status", "no finite validation accuracy")
+        return 0.0
     return float(result.epochs[-1].test_accuracy)
 
 
@@ -200,7 +230,7 @@ def work(storage_url: str, name: str, *, worker_id: str = "0", run_fn: RunFn | N
                            grace_period=cfg.grace_period, max_retry=cfg.max_retry)
     subs = cfg.studies(name)
     samplers = {sub: _sampler(cfg, i, worker_id) for i, (sub, _, _) in enumerate(subs)}
-    pruner = _pruner(cfg)
+    pruners = {sub: pruner_for(_epochs(cfg, task)) for sub, task, _ in subs}
     ids = {sub: _study_id(storage, sub) for sub, _, _ in subs}
     report = WorkerReport(worker_id)
     start = _derive_seed(worker_id) % len(subs) if worker_id != "0" else 0
@@ -226,7 +256,7 @@ def work(storage_url: str, name: str, *, worker_id: str = "0", run_fn: RunFn | N
         (sub, task, optimizer), trial_id = claimed
         # a fresh Study per trial: its trial cache (read by the sampler) starts empty
         study = optuna.load_study(study_name=sub, storage=storage, sampler=samplers[sub],
-                                  pruner=pruner)
+                                  pruner=pruners[sub])
         frozen = _run_trial(storage, cfg, study, trial_id, task, optimizer, worker_id, run_fn,
                             trackers)
         report.trials.append((sub, frozen.number, frozen.state.name))
@@ -252,6 +282,11 @@ def _run_trial(storage: RDBStorage, cfg: TuneConfig, study: optuna.Study, trial_
         try:
             value = objective(trial, cfg, task, optimizer, run_fn, trackers)
         except optuna.TrialPruned:
+            # no evaluation: the slot's next trial first, then this one's state (a crash in
+            # between leaves this trial RUNNING, to be retried: a slot is never lost)
+            attrs = trial.user_attrs
+            study.enqueue_trial({}, user_attrs={
+                "slot": attrs.get("slot"), "pruned_before": attrs.get("pruned_before", 0) + 1})
             return study.tell(trial, state=TrialState.PRUNED)
         except BaseException as e:
             trial.set_user_attr("error", scrub(f"{type(e).__name__}: {e}", storage.url)[:2000])
@@ -280,7 +315,7 @@ def wait_for_budget(storage: RDBStorage, name: str, cfg: TuneConfig, *,
                     procs: Sequence[BaseProcess] = (), remote: bool = False,
                     progress: Callable[[int, int], None] | None = None,
                     poll_s: float = 1.0) -> None:
-    """Block until every sub-study has ``budget`` finished trials.
+    """Block until every sub-study has ``budget`` complete trials (one per slot).
 
     With ``remote`` (workers on other machines do the work) it waits however long it takes.
     Otherwise, once the local worker processes ``procs`` (if any) have exited with the budget
@@ -292,7 +327,7 @@ def wait_for_budget(storage: RDBStorage, name: str, cfg: TuneConfig, *,
     total = cfg.budget * len(subs)
     last = -1
     while True:
-        done = sum(min(cfg.budget, finished_count(storage, sub)) for sub, _, _ in subs)
+        done = sum(min(cfg.budget, complete_count(storage, sub)) for sub, _, _ in subs)
         if progress is not None and done != last:
             progress(done, total)
             last = done
