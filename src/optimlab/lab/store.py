@@ -12,7 +12,9 @@ Tables (schema version :data:`SCHEMA_VERSION`, recorded in ``schema_version``)::
 Rows are keyed by (run, step) and (run, epoch) and written with ``INSERT OR REPLACE``, so that a
 write replayed after a crash replaces instead of duplicating. Each write is one transaction; the
 database runs in WAL mode with ``synchronous=FULL``, so a committed epoch survives a kill -9 or a
-power cut. Non-finite losses (a diverged step) are stored as NULL and read back as ``nan``.
+power cut. A run commits its rows when it saves its checkpoint (every few seconds, not every
+epoch: :mod:`optimlab.lab.bookkeeping`), so the rows of an unfinished run never go past its
+checkpoint. Non-finite losses (a diverged step) are stored as NULL and read back as ``nan``.
 """
 
 from __future__ import annotations
@@ -148,6 +150,10 @@ class Store:
                 )
 
     def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def transaction(self) -> _Transaction:
+        """A block whose writes commit together (one fsync); writes inside it join it."""
         return _Transaction(self._db)
 
     # ---- experiment -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..bookkeeping import CHECKPOINT_EVERY_S
 from ..console import console as _console
 from ..tasks import DEFAULT_TASK
 from .run import CompareListener, compare
@@ -133,6 +134,11 @@ def compare_command(
     nproc: Annotated[int, typer.Option(
         "--nproc", help="Train each run data-parallel over N processes (torchrun + DDP)."
     )] = 1,
+    checkpoint_every: Annotated[float, typer.Option(
+        "--checkpoint-every", metavar="SECONDS",
+        help="Seconds between a run's checkpoints and store commits (0: every epoch); a crash "
+        "repeats at most this much training on --resume.",
+    )] = CHECKPOINT_EVERY_S,
     jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j",
         help="Runs trained at once, each in its own process (default: one per CPU). "
@@ -148,7 +154,8 @@ def compare_command(
         outcome = compare(task=task, optimizers=optimizers, seeds=seeds, epochs=epochs,
                           batch_size=batch_size, schedule=schedule, out=out_dir, resume=resume,
                           force=force, data_dir=data_dir, download=download, jobs=jobs,
-                          nproc=nproc, threads=threads, listener=listener)
+                          nproc=nproc, threads=threads, checkpoint_every=checkpoint_every,
+                          listener=listener)
     except KeyboardInterrupt:
         if listener is not None:
             listener.stop()  # the bars must be gone before the message

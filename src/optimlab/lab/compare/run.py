@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import parallel
+from ..bookkeeping import CHECKPOINT_EVERY_S, check_interval
 from ..checkpoint import checkpoint_path
 from ..errors import UserError
 from ..runner import run
@@ -88,10 +89,11 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _run_in_worker(spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path) -> RunResult:
+def _run_in_worker(spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path,
+                   checkpoint_every: float) -> RunResult:
     with Store.open(out) as store:
         return run(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
-                   progress=parallel.report_progress)
+                   checkpoint_every=checkpoint_every, progress=parallel.report_progress)
 
 
 def compare(
@@ -110,6 +112,7 @@ def compare(
     jobs: int | None = 1,
     nproc: int = 1,
     threads: int | None = None,
+    checkpoint_every: float = CHECKPOINT_EVERY_S,
     listener: CompareListener | None = None,
     report: bool = True,
 ) -> CompareResult:
@@ -135,6 +138,8 @@ def compare(
             depends only on its seed, so the numbers do not change.
         nproc: train each run data-parallel over this many processes (torchrun + DDP).
         threads: torch CPU threads per run (None: leave torch's setting).
+        checkpoint_every: seconds between a run's saves (checkpoint and store rows; 0: every
+            epoch); a kill -9 repeats at most this much training (plus one epoch) on resume.
         listener: progress hooks.
         report: write ``summary.csv``, ``report.html`` and the figures at the end.
 
@@ -152,6 +157,7 @@ def compare(
     whole_number("--nproc", nproc)
     if threads is not None:
         whole_number("threads", threads)
+    checkpoint_every = check_interval(checkpoint_every)
     if nproc > 1 and (config.schedule is not None
                       or any(len(s.phases) != 1 for s in config.optimizers)):
         raise UserError("--nproc runs take one optimizer per spec and no schedule")
@@ -180,7 +186,8 @@ def compare(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        result = _run(config, out, data, resume, jobs, nproc, listener or CompareListener())
+        result = _run(config, out, data, resume, jobs, nproc, checkpoint_every,
+                      listener or CompareListener())
     finally:
         torch.set_num_threads(before)
     if report:
@@ -193,7 +200,7 @@ def compare(
 
 
 def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs: int,
-         nproc: int, listener: CompareListener) -> CompareResult:
+         nproc: int, checkpoint_every: float, listener: CompareListener) -> CompareResult:
     """Act on a checked comparison: prepare ``out``, train what is not done, store it."""
     plan = config.runs()
     stored = config.stored()
@@ -220,7 +227,8 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
                 result.skipped.append(spec)
                 listener.run_finished(index, spec, None)
         if nproc == 1 and min(jobs, len(todo)) > 1:
-            calls = [(_run_in_worker, (spec, data, out, ckpt_dir)) for _, spec in todo]
+            calls = [(_run_in_worker, (spec, data, out, ckpt_dir, checkpoint_every))
+                     for _, spec in todo]
             result.results.extend(parallel.run_all(
                 calls, min(jobs, len(todo)),
                 on_start=lambda k: listener.run_started(todo[k][0], todo[k][1], None),
@@ -233,7 +241,7 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
             for index, spec in todo:
                 listener.run_started(index, spec, None)
                 r = run_fn(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
-                           progress=listener.run_progress)
+                           checkpoint_every=checkpoint_every, progress=listener.run_progress)
                 result.results.append(r)
                 listener.run_finished(index, spec, r)
     if ckpt_dir.exists() and not any(ckpt_dir.iterdir()):
