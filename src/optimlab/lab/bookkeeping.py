@@ -96,14 +96,17 @@ class Saver:
         store: where the rows go (None: nowhere).
         checkpoint: the run's checkpoint file (None: none is written).
         every_s: seconds between saves (0: after every epoch).
-        clock: the time source (seconds; monotonic).
+        begin: store writes that open the run (its row, rows past its checkpoint dropped), made in
+            the first save's transaction: a run shorter than ``every_s`` commits once.
+        clock: the time source in seconds (default: ``time.monotonic``).
     """
 
     def __init__(self, run_id: str, store: Store | None, checkpoint: Path | None, every_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 begin: Callable[[], None] | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         self.run_id, self.store, self.checkpoint = run_id, store, checkpoint
-        self.every_s, self.clock = every_s, clock
-        self.last_save = clock()
+        self.every_s, self.clock, self.begin = every_s, clock or time.monotonic, begin
+        self.last_save = self.clock()
         self.steps: list[tuple[int, float, float]] = []
         self.epochs: list[EpochRecord] = []
         self.saves = 0
@@ -132,9 +135,13 @@ class Saver:
         if self.checkpoint is not None and payload is not None:
             save_checkpoint(self.checkpoint, payload())
         if self.store is not None:
-            self.store.write_progress(self.run_id, steps=self.steps, epochs=self.epochs,
-                                      wall_time_s=wall_time_s, step_time_share=step_time_share,
-                                      status=status, diverged_step=diverged_step)
+            with self.store.transaction():
+                if self.begin is not None:
+                    self.begin()
+                self.store.write_progress(self.run_id, steps=self.steps, epochs=self.epochs,
+                                          wall_time_s=wall_time_s, step_time_share=step_time_share,
+                                          status=status, diverged_step=diverged_step)
+            self.begin = None
         self.steps, self.epochs = [], []
         self.last_save = self.clock()
         self.saves += 1

@@ -278,20 +278,19 @@ def run(
     else:
         state.enter_phase(spec.optimizer.phase_at(0))
 
-    if store is not None:
-        with store.transaction():
-            store.begin_run(run_id, task=spec.task, optimizer=spec.optimizer_label(), seed=spec.seed,
-                            config=spec.config(), source=state.dataset.source)
-            store.truncate(run_id, after_step=state.step, after_epoch=state.epoch)
-            # replay what the checkpoint holds: a crash may have come between it and its rows
-            store.write_progress(
-                run_id,
-                steps=zip(range(1, state.step + 1), state.step_losses, state.step_times),
-                epochs=state.records, wall_time_s=state.wall_time_s,
-                step_time_share=state.share() if state.step else None,
-            )
+    def begin() -> None:
+        assert store is not None
+        store.begin_run(run_id, task=spec.task, optimizer=spec.optimizer_label(), seed=spec.seed,
+                        config=spec.config(), source=state.dataset.source)
+        store.truncate(run_id, after_step=resumed_step, after_epoch=resumed_epoch)
+        # the checkpoint's rows again: a crash may have come between it and their commit
+        store.write_progress(
+            run_id, steps=zip(range(1, resumed_step + 1), state.step_losses, state.step_times),
+            epochs=state.records[:resumed_epoch], wall_time_s=0.0, step_time_share=None,
+        )  # the totals are the save's, written next in the same transaction
 
-    saver = Saver(run_id, store, ckpt, checkpoint_every)
+    resumed_step, resumed_epoch = state.step, state.epoch
+    saver = Saver(run_id, store, ckpt, checkpoint_every, begin=begin if store is not None else None)
     with stop_requests() if saver.active else contextlib.nullcontext(StopRequest()) as stop:
         result = _train(state, saver, stop, on_epoch, progress)
     if ckpt is not None:
