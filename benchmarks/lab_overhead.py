@@ -106,11 +106,16 @@ def main() -> None:
     ratios = {t: {v: [] for v in VARIANTS[1:]} for t in tasks}
     with tempfile.TemporaryDirectory() as tmp:
         folders = iter(Path(tmp) / str(i) for i in range(10**6))
+
+        def stored(t: str, every: float) -> Callable[[], object]:
+            folder = fresh_store(next(folders))
+            return lambda: lab_run(t, folder, every)
+
         variants: dict[str, Callable[[str], Callable[[], object]]] = {
             VARIANTS[0]: lambda t: lambda: hand_loop(t),
             VARIANTS[1]: lambda t: lambda: lab_run(t, None),
-            VARIANTS[2]: lambda t: lambda f=fresh_store(next(folders)): lab_run(t, f),
-            VARIANTS[3]: lambda t: lambda f=fresh_store(next(folders)): lab_run(t, f, 0.0),
+            VARIANTS[2]: lambda t: stored(t, 30.0),
+            VARIANTS[3]: lambda t: stored(t, 0.0),
         }
         for t in tasks:  # warm-up: loads and caches the data, first-call allocations
             hand_loop(t)
