@@ -299,6 +299,10 @@ class Store:
             for r in rows
         ]
 
+    def last_update(self) -> float | None:
+        """When a run was last written (seconds since the epoch), or None for an empty store."""
+        return self._db.execute("SELECT MAX(updated_at) FROM runs").fetchone()[0]
+
     def count_rows(self, table: str, run_id: str | None = None) -> int:
         """Rows in ``steps``/``epochs``/``runs`` (of one run when given); for checks and tests."""
         if table not in ("steps", "epochs", "runs"):

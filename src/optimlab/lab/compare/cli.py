@@ -28,7 +28,7 @@ def _summary_table(rows: list[SummaryRow], title: str):
 
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("optimizer", overflow="fold")
-    for name in ("seeds", "train loss", "test acc", "±CI95", "time s", "step()"):
+    for name in ("seeds done", "train loss", "test acc %", "±CI95 pp", "time s", "step() %"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("diverged", overflow="fold")
 
@@ -40,10 +40,9 @@ def _summary_table(rows: list[SummaryRow], title: str):
         if r.unfinished_runs:
             diverged += f" ({r.unfinished_runs} unfinished)"
         table.add_row(
-            r.optimizer, str(r.seeds), num(r.final_train_loss_mean, ".4g"),
-            num(100 * r.test_accuracy_mean, ".2f") + ("%" if math.isfinite(r.test_accuracy_mean) else ""),
-            num(100 * r.test_accuracy_ci95, ".2f"), num(r.wall_time_s_mean, ".3g"),
-            num(100 * r.step_time_share_mean, ".1f") + ("%" if math.isfinite(r.step_time_share_mean) else ""),
+            r.optimizer, f"{r.seeds_finished}/{r.seeds}", num(r.final_train_loss_mean, ".4g"),
+            num(100 * r.test_accuracy_mean, ".2f"), num(100 * r.test_accuracy_ci95, ".2f"),
+            num(r.wall_time_s_mean, ".3g"), num(100 * r.step_time_share_mean, ".1f"),
             f"[red]{diverged}[/red]" if r.diverged_runs else diverged,
         )
     return table
@@ -179,19 +178,30 @@ def compare_command(
 
 
 def report_command(
-    out: Annotated[Path, typer.Argument(help="A compare output folder (holding results.db).")],
+    folders: Annotated[list[Path], typer.Argument(
+        help="Compare output folders (each holding results.db).", metavar="DIR...")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write one report of all DIRs here (needed for several DIRs); without it "
+        "the report of DIR is rebuilt in DIR.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
-    """Rebuild report.html, summary.csv and the PNG figures of OUT from its results.db."""
-    from .report import render_report
+    """Rebuild report.html, summary.csv and the PNG figures of DIR from its results.db, or draw
+    several comparisons of one task as one report with --out."""
+    from ..errors import UserError
+    from .report import render_overlay, render_report
 
-    rows = render_report(out)
+    if out is None and len(folders) > 1:
+        raise UserError("Several folders make one report: give --out FOLDER for it")
+    if out is not None and out.exists() and not out.is_dir():
+        raise UserError(f"Cannot write to {out}: it is a file, not a folder")
+    target = folders[0] if out is None else out
+    rows = render_report(folders[0]) if out is None else render_overlay(folders, out)
     if as_json:
-        typer.echo(json.dumps({"out": str(out), "summary": [r.as_dict() for r in rows]}, indent=2))
+        typer.echo(json.dumps({"out": str(target), "summary": [r.as_dict() for r in rows]}, indent=2))
         return
     console = _console()
-    console.print(_summary_table(rows, str(out)))
-    console.print(f"report: {Path(out) / 'report.html'}")
+    console.print(_summary_table(rows, str(target)))
+    console.print(f"report: {target / 'report.html'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,8 @@ seeds, and the summary table (``summary.csv``).
 Means are over the runs that finished (diverged and unfinished runs are counted, never
 averaged); an undefined value (no finished run; a 95% interval from one seed) is an empty cell.
 Curves are the mean over the finished seeds of an optimizer with the range from the lowest to the
-highest seed. Each optimizer has its colour of :mod:`optimlab.lab.pages`.
+highest seed. Each optimizer has its colour of :mod:`optimlab.lab.pages` and a short label (its
+name and the hyperparameters that tell it apart, :func:`optimlab.lab.pages.short_labels`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text
-from ..pages import colors, csv_number, json_number
+from ..pages import colors, csv_number, json_number, short_labels
 from ..stats import ci95, mean
 from ..store import Store, StoredRun
 
 SUMMARY_COLUMNS = (
     "optimizer",
     "seeds",
+    "seeds_finished",
     "final_train_loss_mean",
     "test_accuracy_mean",
     "test_accuracy_ci95",
@@ -42,6 +44,7 @@ class RunData:
     epoch_numbers: list[int]
     train_losses: list[float]
     test_accuracies: list[float]
+    test_losses: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -63,11 +66,12 @@ class OptimizerGroup:
     finished: list[RunData] = field(default_factory=list)
     diverged: list[RunData] = field(default_factory=list)
     unfinished: list[RunData] = field(default_factory=list)
+    label: str = ""  # the short label of charts and tables (set by :func:`collect`)
 
     @property
     def seeds(self) -> int:
-        """Runs that ended (finished or diverged)."""
-        return len(self.finished) + len(self.diverged)
+        """Runs of this optimizer (finished, diverged or unfinished)."""
+        return len(self.finished) + len(self.diverged) + len(self.unfinished)
 
     def final_train_losses(self) -> list[float]:
         return [r.train_losses[-1] for r in self.finished if r.train_losses]
@@ -96,13 +100,19 @@ class OptimizerGroup:
     def accuracy_curve(self) -> Curve | None:
         return _curve([r.epoch_numbers for r in self.finished], [r.test_accuracies for r in self.finished])
 
+    def epoch_curve(self, what: str) -> Curve | None:
+        """Mean and range over the finished seeds of an epoch column: ``train_losses``,
+        ``test_losses`` or ``test_accuracies``."""
+        return _curve([r.epoch_numbers for r in self.finished], [getattr(r, what) for r in self.finished])
+
 
 @dataclass
 class SummaryRow:
     """One optimizer's line of ``summary.csv`` (plus what the HTML table adds)."""
 
     optimizer: str
-    seeds: int
+    seeds: int  # runs planned and stored (finished, diverged or unfinished)
+    seeds_finished: int
     final_train_loss_mean: float
     test_accuracy_mean: float
     test_accuracy_ci95: float
@@ -111,9 +121,13 @@ class SummaryRow:
     step_time_share_mean: float = math.nan
     diverged_at: list[tuple[int, int | None]] = field(default_factory=list)  # (seed, step)
     unfinished_runs: int = 0
+    step_time_share_low: float = math.nan
+    step_time_share_high: float = math.nan
+    label: str = ""
+    color: str = ""
 
     def csv_values(self) -> list[str]:
-        return [self.optimizer, str(self.seeds), csv_number(self.final_train_loss_mean),
+        return [self.optimizer, str(self.seeds), str(self.seeds_finished), csv_number(self.final_train_loss_mean),
                 csv_number(self.test_accuracy_mean), csv_number(self.test_accuracy_ci95),
                 csv_number(self.wall_time_s_mean), str(self.diverged_runs)]
 
@@ -122,6 +136,7 @@ class SummaryRow:
         return {
             "optimizer": self.optimizer,
             "seeds": self.seeds,
+            "seeds_finished": self.seeds_finished,
             "final_train_loss_mean": json_number(self.final_train_loss_mean),
             "test_accuracy_mean": json_number(self.test_accuracy_mean),
             "test_accuracy_ci95": json_number(self.test_accuracy_ci95),
@@ -141,14 +156,19 @@ class ReportData:
     groups: list[OptimizerGroup]
     task: str
     source: str
+    provenance: list[dict[str, Any]] = field(default_factory=list)
+    updated_at: float | None = None  # when the last run was written (seconds since the epoch)
+    overlay_command: str | None = None  # an overlay of several folders: the command that drew it
 
     def summary(self) -> list[SummaryRow]:
         rows = []
         for g in self.groups:
             acc = g.final_accuracies()
+            shares = g.step_shares()
             rows.append(SummaryRow(
                 optimizer=g.optimizer,
                 seeds=g.seeds,
+                seeds_finished=len(g.finished),
                 final_train_loss_mean=mean(g.final_train_losses()),
                 test_accuracy_mean=mean(acc),
                 test_accuracy_ci95=ci95(acc),
@@ -157,6 +177,10 @@ class ReportData:
                 step_time_share_mean=mean(g.step_shares()),
                 diverged_at=[(r.run.seed, r.run.diverged_step) for r in g.diverged],
                 unfinished_runs=len(g.unfinished),
+                step_time_share_low=min(shares) if shares else math.nan,
+                step_time_share_high=max(shares) if shares else math.nan,
+                label=g.label,
+                color=g.color,
             ))
         return rows
 
@@ -187,16 +211,18 @@ def collect(store: Store) -> ReportData:
         steps, losses, times = store.steps(run.run_id)
         epochs = store.epochs(run.run_id)
         data = RunData(run, steps, losses, times, [e.epoch for e in epochs],
-                       [e.train_loss for e in epochs], [e.test_accuracy for e in epochs])
+                       [e.train_loss for e in epochs], [e.test_accuracy for e in epochs],
+                       [e.test_loss for e in epochs])
         if run.status == "finished":
             group.finished.append(data)
         elif run.status == "diverged":
             group.diverged.append(data)
         else:
             group.unfinished.append(data)
-    for group, c in zip(groups.values(), colors(list(groups))):
-        group.color = c
-    return ReportData(store.get_experiment() or {}, list(groups.values()), task, source)
+    for group, c, label in zip(groups.values(), colors(list(groups)), short_labels(list(groups))):
+        group.color, group.label = c, label
+    return ReportData(store.get_experiment() or {}, list(groups.values()), task, source,
+                      updated_at=store.last_update())
 
 
 def write_summary_csv(path: Path, rows: list[SummaryRow]) -> None:
