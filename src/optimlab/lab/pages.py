@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ..optim import SEED_OPTIMIZERS, available
@@ -149,6 +150,9 @@ def _is_default(name: str, convention: str, key: str, value: str) -> bool:
 
 
 # ---- numbers ------------------------------------------------------------------------------------
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 def fmt(x: float, spec: str = ".4g", *, missing: str = "–", infinite: str = "never") -> str:
     """``x`` formatted with ``spec``; ``missing`` for nan, ``infinite`` for inf."""
     if isinstance(x, float) and math.isnan(x):
@@ -156,6 +160,26 @@ def fmt(x: float, spec: str = ".4g", *, missing: str = "–", infinite: str = "n
     if isinstance(x, float) and math.isinf(x):
         return infinite
     return format(x, spec)
+
+
+def number(x: float, digits: int = 4, *, missing: str = "–") -> str:
+    """A number for a table or a label in the pages' one style: ``digits`` significant digits,
+    written out between 10⁻³ and 10⁵ (``0.0123``, ``1234``), as ``m×10ᵉ`` outside (``1.2×10⁻⁵``),
+    ``−`` for minus; ``missing`` when not finite."""
+    if not isinstance(x, (int, float)) or not math.isfinite(x):
+        return missing
+    if x == 0:
+        return "0"
+    e = math.floor(math.log10(abs(x)))
+    if -3 <= e < 5:
+        text = f"{x:.{digits}g}" if e < digits else str(round(x))
+    else:
+        m = f"{x / 10.0**e:.{max(1, digits - 1)}g}"
+        if m in ("10", "-10"):
+            m, e = m[:-1], e + 1
+        text = (m.lstrip("-") + "×" if m.lstrip("-") != "1" else "") + "10" + str(e).translate(_SUPERSCRIPT)
+        text = ("-" if x < 0 else "") + text
+    return text.replace("-", "−")
 
 
 def csv_number(x: float) -> str:
@@ -175,9 +199,6 @@ def json_number(x: float) -> float | None:
 def round6(values: Sequence[float]) -> list[float | None]:
     """Six significant digits (a chart cannot show more); non-finite -> None (a gap)."""
     return [float(f"{v:.6g}") if math.isfinite(v) else None for v in values]
-
-
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def power_text(mantissa: int, exponent: int, *, html_tags: bool = True) -> str:
@@ -261,19 +282,36 @@ def layout(title: str, x_title: str, y_title: str, *, log_x: bool = False, log_y
 @dataclass
 class Chart:
     """One plotly chart of a page: its element id, traces and layout; ``note`` is a sentence
-    shown under it."""
+    shown under it. The layout's title is shown as the card's heading (HTML), so that plotly's
+    tool bar never covers it on a narrow screen."""
 
     id: str
     data: list[dict[str, Any]]
     layout: dict[str, Any]
     note: str = ""
+    frames: list[dict[str, Any]] | None = None  # an animation's frames
+
+    def _title(self) -> str:
+        # layout() escaped it already: plotly renders HTML in titles
+        return str(self.layout.get("title", {}).get("text", ""))
 
     def card(self) -> str:
         note = f'<p class="note">{escape(self.note)}</p>' if self.note else ""
-        return f'<section class="card chart-card"><div id="{escape(self.id)}" class="chart"></div>{note}</section>'
+        title = f"<h3>{self._title()}</h3>" if self._title() else ""
+        return (f'<section class="card chart-card">{title}<div id="{escape(self.id)}" class="chart">'
+                f"</div>{note}</section>")
 
     def spec(self) -> dict[str, Any]:
-        return {"id": self.id, "data": self.data, "layout": self.layout}
+        chart_layout = dict(self.layout)
+        if self._title():
+            chart_layout["title"] = {"text": ""}
+            chart_layout["margin"] = {**chart_layout.get("margin", {}), "t": 28}
+            top = self.layout.get("margin", {}).get("t", 0)
+            chart_layout["height"] = self.layout.get("height", 400) - top + 28
+        spec = {"id": self.id, "data": self.data, "layout": chart_layout}
+        if self.frames:
+            spec["frames"] = self.frames
+        return spec
 
 
 def skipped(title: str, why: str) -> str:
@@ -330,6 +368,26 @@ PROVENANCE_LABELS: dict[str, str] = {
     "python": "Python", "platform": "platform", "device": "device", "device_name": "device name",
     "cpu": "CPU", "threads": "torch threads", "git_commit": "git commit",
 }
+
+
+def runtime_rows(command: str | None = None) -> tuple[list[tuple[str, str]], str | None]:
+    """Provenance of a page drawn right after its run (no store to read it from): the versions,
+    the machine and the date now, and the command line of this process when it is the
+    ``optimlab`` command (else ``command``)."""
+    import datetime
+    import platform
+    import shlex
+    import sys
+
+    import torch
+
+    from .. import __version__
+
+    if command is None and sys.argv and Path(sys.argv[0]).name == "optimlab":
+        command = shlex.join(["optimlab", *sys.argv[1:]])
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return [("written", now), ("optimlab", __version__), ("torch", torch.__version__),
+            ("Python", platform.python_version()), ("platform", platform.platform())], command
 
 
 def provenance_section(rows: Sequence[tuple[str, str]], command: str | None, *,
@@ -391,6 +449,7 @@ section.provenance p.label{margin:0;color:#616e7c;font-size:14px}
 section.provenance pre{margin:4px 0 8px;white-space:pre-wrap;overflow-wrap:anywhere;background:#f3f4f6;
 padding:8px 10px;border-radius:6px}
 section.skipped h3{color:#52606d}
+section.chart-card h3{margin:0 0 2px;font-size:15px;font-weight:600;overflow-wrap:anywhere}
 img{max-width:100%;height:auto}
 """
 
@@ -404,7 +463,7 @@ if(r===0){r=1;}else if(x+e>w-8){r++;x=0;}x+=e;});return r;}
 function size(c){var el=document.getElementById(c.id),w=el.clientWidth||300,L=c.layout;
 var r=legendRows(c,w);L.margin.b=c.base.b+(r?r*20+8:0);L.height=c.base.plot+L.margin.t+L.margin.b;}
 charts.forEach(function(c){var L=c.layout;c.base={b:L.margin.b,plot:L.height-L.margin.t-L.margin.b};
-size(c);Plotly.newPlot(c.id,c.data,L,CONFIG);});
+size(c);Plotly.newPlot(c.id,{data:c.data,layout:L,frames:c.frames||[],config:CONFIG});});
 var timer=null;window.addEventListener('resize',function(){clearTimeout(timer);timer=setTimeout(function(){
 charts.forEach(function(c){var h=c.layout.height;size(c);if(c.layout.height!==h){
 Plotly.relayout(c.id,{height:c.layout.height,'margin.b':c.layout.margin.b});}});},120);});

@@ -102,14 +102,20 @@ def _panel_figure(plt, panel: views.Panel, task: str):
         handles.append(h)
         labels.append(line.label)
     top = views.clip_top([math.inf], panel.y_range)[0] if panel.y_range else None
+    legends = views.diverged_legend(panel)
     for d in panel.diverged:
         if d.x:
             (h,) = ax.plot(d.x, views.clip_top(d.y, panel.y_range), color=d.color, linestyle=":",
                            linewidth=1.2)
             if top is not None:
                 ax.plot([d.x[-1]], [top], marker="^", color=d.color, markersize=9, clip_on=False)
-            handles.append(h)
-            labels.append(f"{d.label}, seed {d.seed}: diverged at step {d.step}")
+            if id(d) in legends:
+                handles.append(h)
+                labels.append(legends[id(d)])
+    if panel.x_title == "epoch":
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if panel.y_range is not None:
         if panel.log_y:
             log_ticks(ax, panel.y_range)

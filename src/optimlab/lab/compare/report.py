@@ -118,13 +118,14 @@ def _line_traces(line: views.Line, panel: views.Panel) -> list[dict[str, Any]]:
     return traces
 
 
-def _diverged_traces(d: views.Diverged, panel: views.Panel) -> list[dict[str, Any]]:
+def _diverged_traces(d: views.Diverged, panel: views.Panel, legend: str | None) -> list[dict[str, Any]]:
     name = escape(f"{d.label}, seed {d.seed}: diverged at step {d.step}")
     traces: list[dict[str, Any]] = []
     if d.x:
         traces.append({
             "type": "scatter", "x": round6(d.x), "y": round6(views.clip_top(d.y, panel.y_range)),
-            "mode": "lines", "name": name, "legendgroup": f"g{d.group}",
+            "mode": "lines", "name": escape(legend) if legend else name, "showlegend": legend is not None,
+            "legendgroup": f"div{d.group}",
             "line": {"color": d.color, "width": 1.4, "dash": "dot"}, "hovertemplate": "%{y:.3g}",
             "meta": {"r": "diverged", "raw": round6(d.y)},
         })
@@ -133,7 +134,8 @@ def _diverged_traces(d: views.Diverged, panel: views.Panel) -> list[dict[str, An
         x = d.x[-1] if d.x else 0.0
         traces.append({
             "type": "scatter", "x": [round6([x])[0]], "y": [round6([top])[0]], "mode": "markers",
-            "legendgroup": f"g{d.group}", "showlegend": False, "name": name,
+            "legendgroup": f"div{d.group}", "showlegend": bool(legend) and not d.x,
+            "name": escape(legend) if legend and not d.x else name,
             "marker": {"symbol": "triangle-up", "size": 12, "color": d.color,
                        "line": {"color": "#ffffff", "width": 1}},
             "hovertemplate": f"{name}<extra></extra>", "meta": {"r": "edge"},
@@ -151,11 +153,15 @@ def _panel_chart(panel: views.Panel) -> Chart:
             chart_layout["yaxis"].update(log_axis(lo, hi))
         else:
             chart_layout["yaxis"].update(range=[lo, hi], autorange=False, ticksuffix="")
+    epochs = max((max(line.x) for line in panel.lines if line.x), default=0)
+    if panel.x_title == "epoch" and epochs <= 12:
+        chart_layout["xaxis"].update(dtick=1)  # whole epochs
     data: list[dict[str, Any]] = []
     for line in panel.lines:
         data += _line_traces(line, panel)
+    legends = views.diverged_legend(panel)
     for d in panel.diverged:
-        data += _diverged_traces(d, panel)
+        data += _diverged_traces(d, panel, legends.get(id(d)))
     notes = {
         "loss": "Each seed's batch losses smoothed (slider above), then the mean over the finished "
                 "seeds; shaded: lowest to highest smoothed seed.",
@@ -233,12 +239,12 @@ def _summary_table(rows: list[SummaryRow]) -> str:
         body.append([
             Cell(name, r.label.lower(), "text wrap"),
             Cell(f'<span class="{"bad" if r.seeds_finished == 0 else ""}">{done}</span>', r.seeds_finished),
-            Cell(fmt(r.final_train_loss_mean, ".4g"), r.final_train_loss_mean),
+            Cell(pages.number(r.final_train_loss_mean), r.final_train_loss_mean),
             Cell(fmt(100 * r.test_accuracy_mean, ".2f"), 100 * r.test_accuracy_mean),
             Cell(fmt(100 * r.test_accuracy_ci95, ".2f"), 100 * r.test_accuracy_ci95),
             Cell(fmt(r.wall_time_s_mean, ".3g"), r.wall_time_s_mean),
             Cell(fmt(100 * r.step_time_share_mean, ".1f"), 100 * r.step_time_share_mean),
-            Cell(diverged.html, diverged.sort, "text"),
+            Cell(diverged.html, diverged.sort, "text wrap"),
         ])
     return pages.table(_HEAD, body, table_id="summary")
 

@@ -30,9 +30,9 @@ MARKER_EPOCHS = 30
 
 
 def default_smoothing(steps: int) -> float:
-    """The EMA weight the charts start with: a window of about 1/100 of the run (0 below 200
+    """The EMA weight the charts start with: a window of about 1/60 of the run (0 below 120
     steps), at most 0.98."""
-    window = steps / 100
+    window = steps / 60
     return 0.0 if window < 2 else round(min(0.98, 1 - 1 / window), 2)
 
 
@@ -249,6 +249,22 @@ def panels(data: ReportData, weight: float) -> list[Panel]:
     return [step_panel(data, weight, use_time=False), epoch_panel(data, "train_losses", per_epoch),
             epoch_panel(data, "test_losses", per_epoch), epoch_panel(data, "test_accuracies", per_epoch),
             step_panel(data, weight, use_time=True)]
+
+
+def diverged_legend(panel: Panel) -> dict[int, str]:
+    """One legend text per optimizer with diverged runs (its first diverged run carries it):
+    ``sgd (lr=3): 3 seeds diverged (steps 117-121)``."""
+    by_group: dict[int, list[Diverged]] = {}
+    for d in panel.diverged:
+        by_group.setdefault(d.group, []).append(d)
+    texts = {}
+    for runs in by_group.values():
+        steps = sorted(d.step for d in runs if d.step is not None)
+        where = "" if not steps else (f" at step {steps[0]}" if steps[0] == steps[-1]
+                                      else f" at steps {steps[0]}–{steps[-1]}")
+        seeds = f"{len(runs)} seeds" if len(runs) > 1 else f"seed {runs[0].seed}"
+        texts[id(runs[0])] = f"{runs[0].label}: {seeds} diverged{where}"
+    return texts
 
 
 def clip_top(values: list[float], y_range: tuple[float, float] | None) -> list[float]:
