@@ -355,6 +355,14 @@ def _sort_key(value: float | str) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def name_html(label: str, spec: str, color: str) -> str:
+    """An optimizer's table cell: its colour, its short label and, below, its full spec when the
+    label leaves something out (escaped here)."""
+    full = f'<span class="spec">{escape(spec).replace(",", ",<wbr>")}</span>' if label != spec else ""
+    return (f'<span class="name"><span class="swatch" style="background:{escape(color)}"></span>'
+            f"{escape(label)}</span>{full}")
+
+
 def facts(items: Sequence[tuple[str, str]]) -> str:
     """A header's key facts: ``<dl>`` of (label, text) pairs; empty texts are left out."""
     return "<dl class=\"facts\">" + "".join(
@@ -421,21 +429,27 @@ section.card{background:#fff;border:1px solid #e4e7eb;border-radius:8px;padding:
 margin:0 0 16px;min-width:0}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,500px),1fr));gap:16px;margin:0 0 16px}
 .grid>section.card{margin:0}
+.grid.small{grid-template-columns:repeat(auto-fill,minmax(min(100%,270px),1fr));gap:10px;margin:10px 0 0}
+.grid.small>section.card{padding:8px 8px 4px;border-color:#eef0f3}
+dl.protocol{display:grid;grid-template-columns:minmax(7em,max-content) 1fr;gap:4px 16px;margin:0;font-size:14px}
+dl.protocol dt{white-space:normal}dl.protocol dd{font-weight:400}
 .chart{width:100%;min-width:0;overflow:hidden}
 .table-wrap{overflow-x:auto;max-width:100%;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;width:100%;font-size:14px;font-variant-numeric:tabular-nums}
 th,td{text-align:right;padding:6px 10px;border-bottom:1px solid #eef0f3;white-space:nowrap;vertical-align:top}
-th{color:#52606d;font-weight:600;background:#fafbfc;white-space:normal;min-width:5.5em}
+th{color:#52606d;font-weight:600;background:#fafbfc;white-space:normal;min-width:4.5em}
 th.sortable{cursor:pointer;user-select:none}
 th.sortable::after{content:" \\2195";color:#9aa5b1;font-weight:400}
 th[aria-sort=ascending]::after{content:" \\2191";color:#1f2933}
 th[aria-sort=descending]::after{content:" \\2193";color:#1f2933}
 th.text,td.text{text-align:left}
 td.wrap{white-space:normal;min-width:15em;max-width:26em}
+td.wrap.narrow{min-width:8em;max-width:16em}
 table[data-sortable] td:first-child,table[data-sortable] th:first-child{position:sticky;left:0;z-index:1;
 background:#fff;box-shadow:1px 0 0 #eef0f3}
 table[data-sortable] th:first-child{background:#fafbfc}
 @media (max-width:600px){td.wrap{min-width:9.5em;max-width:13em}th,td{padding:6px 7px}}
+.name{white-space:nowrap}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.4em;vertical-align:-.05em}
 .spec{display:block;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;color:#616e7c;
 white-space:normal}

@@ -310,7 +310,7 @@ def test_report_csv_and_html(finished_study, browser):
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
     errors, dom = browser(html_path)
     assert errors == []
-    assert dom.count('class="plot-container plotly"') == 6  # 2 per task + 2 profiles
+    assert dom.count('class="plot-container plotly"') == 8  # 3 per task (a panel per optimizer, the curves) + 2 profiles
     assert "Learning-rate sensitivity: synth-blobs" in dom
 
 

@@ -233,9 +233,7 @@ def _summary_table(rows: list[SummaryRow]) -> str:
             diverged = Cell(diverged.html + f' <span class="warn">{r.unfinished_runs} unfinished</span>',
                             diverged.sort)
         done = f"{r.seeds_finished}/{r.seeds}"
-        spec = escape(r.optimizer).replace(",", ",<wbr>")
-        name = (f'<span class="swatch" style="background:{escape(r.color)}"></span>{escape(r.label)}'
-                + (f'<span class="spec">{spec}</span>' if r.label != r.optimizer else ""))
+        name = pages.name_html(r.label, r.optimizer, r.color)
         body.append([
             Cell(name, r.label.lower(), "text wrap"),
             Cell(f'<span class="{"bad" if r.seeds_finished == 0 else ""}">{done}</span>', r.seeds_finished),

@@ -193,8 +193,7 @@ def metrics_table(run: SurfaceRun) -> str:
     short = pages.short_labels([p.label for p in run.trajectories])
     rows = []
     for m, style, label in zip(run.metrics, styles, short):
-        name = (f'<span class="swatch" style="background:{escape(style.color)}"></span>{escape(label)}'
-                + (f'<span class="spec">{escape(m.optimizer)}</span>' if label != m.optimizer else ""))
+        name = pages.name_html(label, m.optimizer, style.color)
         rows.append([Cell(name, label.lower(), "text wrap"), *(_cell(m, k, kind) for k, _, kind in columns)])
     head = [("optimizer", "text"), *((h, "") for _, h, _ in columns)]
     return pages.table(head, rows, table_id="metrics")
