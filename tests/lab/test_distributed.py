@@ -42,12 +42,12 @@ def _data(_options=None) -> Dataset:
     return Dataset(x, y, xt, (xt[:, 0] + xt[:, 1] > 0).long(), source="synthetic")
 
 
-def _model() -> nn.Module:
+def _model(seed: int) -> nn.Module:
     return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
 
 
-TASK = Task("synth-dp", "synthetic task for data-parallel tests", _data, _model,
-            F.cross_entropy, batch_size=16, epochs=EPOCHS, optimizers=("sgd",))
+TASK = Task(name="synth-dp", description="synthetic task for data-parallel tests", load=_data,
+            model=_model, loss=F.cross_entropy, batch_size=16, epochs=EPOCHS, optimizers=("sgd",))
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path, synth_task):
                                    rtol=0, atol=1e-13)
         # and the training moved the weights (the comparison is not of two initial states)
         torch.manual_seed(0)
-        init = _model().double()
+        init = _model(0).double()
         moved = max((p - init.state_dict()[n]).abs().max().item()
                     for n, p in ref["parameters"].items())
         assert moved > 1e-3

@@ -31,7 +31,9 @@ class Stop(Exception):
 
 @pytest.mark.parametrize(
     ("optimizer", "schedule"),
-    [("adam:lr=0.002@1+nag:lr=0.05", "warmup:steps=10+cosine"), ("rmsprop:lr=0.001", "exp:gamma=0.7")],
+    [("adam:lr=0.002@1+nag:lr=0.05", "warmup:steps=10+cosine"), ("rmsprop:lr=0.001", "exp:gamma=0.7"),
+     # optimizers named by class: the same guarantees
+     ("torch.optim:Adam:lr=0.002@1+torch.optim:SGD:lr=0.05,momentum=0.9", "warmup:steps=10+cosine")],
 )
 def test_resume_after_an_interruption_is_bitwise_identical(tmp_path, optimizer, schedule):
     spec = RunSpec("digits-mlp", optimizer, seed=1, epochs=3, batch_size=64, schedule=schedule)

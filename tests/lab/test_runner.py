@@ -27,7 +27,7 @@ def _toy_load(options) -> Dataset:
     return Dataset(x[:80], y[:80], torch.full((20, 5), math.nan), y[80:], source="synthetic")
 
 
-def _toy_model() -> nn.Module:
+def _toy_model(seed: int) -> nn.Module:
     model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
     INITIAL_WEIGHTS.append(torch.cat([p.detach().flatten().clone() for p in model.parameters()]))
     return model
@@ -35,8 +35,8 @@ def _toy_model() -> nn.Module:
 
 @pytest.fixture(autouse=True)
 def _toy_task(add_task):
-    add_task(Task(TOY, "synthetic 5 -> 3 classes", _toy_load, _toy_model,
-                  nn.functional.cross_entropy, batch_size=16, epochs=3,
+    add_task(Task(name=TOY, description="synthetic 5 -> 3 classes", load=_toy_load, model=_toy_model,
+                  loss=nn.functional.cross_entropy, batch_size=16, epochs=3,
                   optimizers=("sgd:lr=0.1", "adam:lr=0.01")))
 
 

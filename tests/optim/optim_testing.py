@@ -12,11 +12,25 @@ from typing import Any
 
 import torch
 
+from optimlab import optim
+
 #: shapes every parity test runs on: 0-d, empty, vector, matrix, 3-d
 SHAPES: tuple[tuple[int, ...], ...] = ((), (0,), (5,), (3, 4), (2, 1, 3))
 
 #: gradient magnitudes: ordinary, and tiny enough that eps (1e-6 .. 1e-10) dominates the denominator
 GRAD_SCALES: tuple[float, ...] = (1.0, 1e-6, 1e-9)
+
+#: optimlab's classes and their torch.optim counterparts
+TORCH_COUNTERPARTS: tuple[tuple[type, type], ...] = (
+    (optim.SGD, torch.optim.SGD),
+    (optim.Adagrad, torch.optim.Adagrad),
+    (optim.Adadelta, torch.optim.Adadelta),
+    (optim.RMSprop, torch.optim.RMSprop),
+    (optim.Adam, torch.optim.Adam),
+    (optim.AdamW, torch.optim.AdamW),
+    (optim.NAdam, torch.optim.NAdam),
+    (optim.Adamax, torch.optim.Adamax),
+)
 
 
 def initial_params(
@@ -124,3 +138,21 @@ def clone_params(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 def set_grads(params: Sequence[torch.Tensor], grads: Sequence[Any]) -> None:
     for p, g in zip(params, grads):
         p.grad = None if g is None else g.clone()
+
+
+def assert_identical(a: Any, b: Any, where: str = "") -> None:
+    """Equal structure, keys, types, dtypes, devices and values (tensors bit for bit): what a
+    state_dict round trip must give back."""
+    assert type(a) is type(b), f"{where}: {type(a)} != {type(b)}"
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{where}: {a.keys()} != {b.keys()}"
+        for k in a:
+            assert_identical(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{where}/{i}")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.device == b.device and torch.equal(a, b), where
+    else:
+        assert a == b, where

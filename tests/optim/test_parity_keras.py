@@ -19,7 +19,7 @@ import os
 
 import pytest
 import torch
-from optim_testing import assert_close_scaled, initial_params, make_grad_fn
+from optim_testing import assert_close_scaled, default_dtype, initial_params, make_grad_fn
 
 from optimlab import optim
 
@@ -214,6 +214,17 @@ def keras_float64():
 
 
 def _compare(case, scale: float, foreach: bool) -> None:
+    if case[-1] == "nadam":
+        # NAdam keeps prod mu_i in a scalar tensor of torch.optim's dtype: float32, whose
+        # rounding (~6e-8 a step) its step size carries, or float64 under a float64 default
+        # dtype (torch's rule), which keeps Keras's float64 product
+        with default_dtype(torch.float64):
+            _compare_steps(case, scale, foreach)
+    else:
+        _compare_steps(case, scale, foreach)
+
+
+def _compare_steps(case, scale: float, foreach: bool) -> None:
     case_id, name, keras_cls, keras_kwargs, our_kwargs, family = case
     params0 = initial_params(dtype=torch.float64, seed=3)
     grad_fn = make_grad_fn(scale, seed=4)
@@ -241,7 +252,8 @@ def _compare(case, scale: float, foreach: bool) -> None:
                 continue
             expected = slots[index].value.detach() * sign
             assert_close_scaled(state[key], expected, RTOL, f"{case_id} state {key!r} of param {i}")
-        assert state["step"].item() == int(ref.iterations.value)
+        if family != "sgd":  # torch.optim.SGD keeps no counter
+            assert state["step"].item() == int(ref.iterations.value)
         if family == "nadam":
             assert state["mu_product"].item() == pytest.approx(
                 ref._u_product.value.item(), rel=RTOL

@@ -19,6 +19,7 @@ import pytest
 import torch
 from optim_testing import (
     GRAD_SCALES,
+    TORCH_COUNTERPARTS,
     assert_close_scaled,
     default_dtype,
     initial_params,
@@ -174,17 +175,7 @@ def test_pytorch_convention_is_torch_defaults():
     import inspect
 
     assert dict(optim.CONVENTIONS["pytorch"]) == {}
-    pairs = [
-        (optim.SGD, torch.optim.SGD),
-        (optim.Adagrad, torch.optim.Adagrad),
-        (optim.Adadelta, torch.optim.Adadelta),
-        (optim.RMSprop, torch.optim.RMSprop),
-        (optim.Adam, torch.optim.Adam),
-        (optim.AdamW, torch.optim.AdamW),
-        (optim.NAdam, torch.optim.NAdam),
-        (optim.Adamax, torch.optim.Adamax),
-    ]
-    for ours, theirs in pairs:
+    for ours, theirs in TORCH_COUNTERPARTS:
         mine = inspect.signature(ours.__init__).parameters
         ref = inspect.signature(theirs.__init__).parameters
         for name, p in ref.items():

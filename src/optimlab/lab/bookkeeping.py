@@ -129,7 +129,7 @@ class Saver:
 
     def save(self, payload: Callable[[], dict[str, Any]] | None, *, wall_time_s: float,
              step_time_share: float | None, status: str = "running",
-             diverged_step: int | None = None) -> None:
+             diverged_step: int | None = None, skipped_steps: int = 0) -> None:
         """Write the checkpoint (``payload()``; None: no checkpoint, the run has ended), then
         commit the rows gathered since the last save with the run's totals and ``status``."""
         if self.checkpoint is not None and payload is not None:
@@ -140,7 +140,8 @@ class Saver:
                     self.begin()
                 self.store.write_progress(self.run_id, steps=self.steps, epochs=self.epochs,
                                           wall_time_s=wall_time_s, step_time_share=step_time_share,
-                                          status=status, diverged_step=diverged_step)
+                                          status=status, diverged_step=diverged_step,
+                                          skipped_steps=skipped_steps)
             self.begin = None
         self.steps, self.epochs = [], []
         self.last_save = self.clock()

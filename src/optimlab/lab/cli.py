@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from .._version import __version__
 from ..bench import cli as bench_cli
 from .compare import cli as compare_cli
 from .console import console
@@ -26,11 +27,27 @@ app = typer.Typer(
 LIST_CHOICES = ("tasks", "optimizers")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"optimlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    )] = False,
+) -> None:
+    """optimlab: compare gradient-descent optimizers on the seeds' experiments."""
+
+
 @app.command("list")
 def list_command(
     what: Annotated[str, typer.Argument(help="tasks or optimizers")],
 ) -> None:
     """List the tasks, or the optimizers with their conventions."""
+    from rich.markup import escape
     from rich.table import Table
 
     from ..optim import available, convention_defaults, conventions, entry
@@ -43,8 +60,13 @@ def list_command(
         for col in ("task", "description", "epochs", "batch", "default optimizers"):
             table.add_column(col)
         for name in task_names():
-            t = get_task(name)
-            table.add_row(name, t.description, str(t.epochs), str(t.batch_size), ", ".join(t.optimizers))
+            try:
+                t = get_task(name)
+            except UserError as e:  # a package's entry point that does not load
+                table.add_row(name, f"[red]cannot load: {escape(str(e))}[/red]", "", "", "")
+                continue
+            table.add_row(name, escape(t.description), str(t.epochs), str(t.batch_size),
+                          escape(", ".join(t.optimizers)))
         out.print(table)
     elif what == "optimizers":
         table = Table(header_style="bold")

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from ..optim import SEED_OPTIMIZERS, available
@@ -370,34 +369,6 @@ def facts(items: Sequence[tuple[str, str]]) -> str:
 
 
 # ---- provenance -------------------------------------------------------------------------------------
-#: the keys of a provenance record (:mod:`optimlab.lab.provenance`) a page shows, with their labels
-PROVENANCE_LABELS: dict[str, str] = {
-    "command": "command", "date": "started", "optimlab": "optimlab", "torch": "torch",
-    "python": "Python", "platform": "platform", "device": "device", "device_name": "device name",
-    "cpu": "CPU", "threads": "torch threads", "git_commit": "git commit",
-}
-
-
-def runtime_rows(command: str | None = None) -> tuple[list[tuple[str, str]], str | None]:
-    """Provenance of a page drawn right after its run (no store to read it from): the versions,
-    the machine and the date now, and the command line of this process when it is the
-    ``optimlab`` command (else ``command``)."""
-    import datetime
-    import platform
-    import shlex
-    import sys
-
-    import torch
-
-    from .. import __version__
-
-    if command is None and sys.argv and Path(sys.argv[0]).name == "optimlab":
-        command = shlex.join(["optimlab", *sys.argv[1:]])
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return [("written", now), ("optimlab", __version__), ("torch", torch.__version__),
-            ("Python", platform.python_version()), ("platform", platform.platform())], command
-
-
 def provenance_section(rows: Sequence[tuple[str, str]], command: str | None, *,
                        note: str = "") -> str:
     """The block that says how a page was made: the command that reproduces it, then the

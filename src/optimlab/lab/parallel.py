@@ -5,8 +5,9 @@ it comes (the runs of ``optimlab compare --jobs N``, the final seeds of ``optiml
 :func:`start_processes` starts long-lived processes that work on their own (the local workers of
 ``optimlab tune --workers N``). Both:
 
-* pool processes fork when the parent runs torch on one thread (they inherit the loaded
-  datasets), and spawn otherwise, since forking after an OpenMP pool has started is unsafe;
+* pool processes fork when the parent runs torch on one thread and has not initialized CUDA
+  (they inherit the loaded datasets), and spawn otherwise, since forking after an OpenMP pool
+  or CUDA has started is unsafe;
   long-lived processes always spawn: a fresh interpreter shares no open database connection;
 * give each child the parent's number of torch threads (or ``threads``);
 * end each child when the parent dies, even by kill -9 (Linux), so that no orphan goes on writing
@@ -38,7 +39,11 @@ _LAST_REPORT = [0.0]
 
 
 def _context(threads: int) -> multiprocessing.context.BaseContext:
-    method = "fork" if threads == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    import torch
+
+    # a forked child cannot use CUDA once the parent has initialized it (naming the GPU does)
+    fork = threads == 1 and not torch.cuda.is_initialized()
+    method = "fork" if fork and "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return multiprocessing.get_context(method)
 
 

@@ -21,7 +21,11 @@ bit-identical numbers on CPU.
 
 Divergence: the loss of every step is read (``loss.item()``) before the backward pass; the first
 non-finite loss ends the run as ``"diverged"`` at that (1-based, global) step, before any update
-with it, so no checkpoint ever holds non-finite weights.
+with it, so no checkpoint ever holds non-finite weights. With ``skip_nonfinite`` such a step (and
+one whose gradients are not finite) changes nothing instead and is counted
+(``RunResult.skipped_steps``); accumulation, clipping and the device are the loop's other
+options (:mod:`optimlab.lab.loop`). Trackers (:mod:`optimlab.lab.trackers`) see every step and
+epoch as the run goes.
 
 Timing: ``wall_time_s`` counts training only (forward, backward, ``optimizer.step()``, scheduler);
 evaluation, checkpoints and store writes are excluded. ``step_time_share`` is the time inside
@@ -48,13 +52,23 @@ from .bookkeeping import CHECKPOINT_EVERY_S, Saver, StopRequest, check_interval,
 from .checkpoint import checkpoint_path, load_checkpoint, rng_state, set_rng_state
 from .errors import UserError
 from .files import remove_stale_temps
+from .loop import (
+    finite_mean,
+    forward_backward,
+    on_device,
+    optimizer_options,
+    optimizer_step,
+    tracked_hyperparameters,
+)
 from .runspec import EpochRecord, RunResult, RunSpec, resolve_batch_size
 from .schedules import build_scheduler
 from .spec import Phase, build_optimizer
 from .tasks import DataOptions, Dataset, Task, get_task, load_dataset
+from .trackers import TrackedRun, Tracker
 
 if TYPE_CHECKING:
     from .store import Store
+    from .trackers import TrackerConfig
 
 __all__ = ["Batches", "run", "train"]
 
@@ -63,19 +77,23 @@ EVAL_CHUNK = 4096
 
 
 class Batches:
-    """How the loop computes each step's loss: the whole mini-batch, in this process.
+    """How the loop computes each step's loss: the whole mini-batch, in this process, on
+    ``device`` (default: where the model and data are, the CPU).
 
     :mod:`optimlab.lab.distributed` subclasses it to train data-parallel; every method is a
     point where that path differs.
     """
 
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        self.device = torch.device(device) if device is not None else None
+
     def model(self, model: nn.Module) -> nn.Module:
         """The model to train (moved, cast or wrapped); called once, before any optimizer."""
-        return model
+        return model.to(self.device) if self.device is not None else model
 
     def data(self, dataset: Dataset) -> Dataset:
         """The dataset to train and evaluate on (moved or cast)."""
-        return dataset
+        return on_device(dataset, self.device) if self.device is not None else dataset
 
     def phase(self, phase: Phase) -> Phase:
         """The phase to build the optimizer of (a path may need other keywords)."""
@@ -96,24 +114,25 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor
-              ) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` on (x, y), in eval mode, chunked.
+def _evaluate(model: nn.Module, task: Task, x: Tensor, y: Tensor) -> tuple[float, float]:
+    """Mean loss and the task's metric (``nan`` without one) of ``model`` on (x, y), in eval
+    mode, chunked; the metric sees the outputs of the whole split at once.
 
     Every process of a data-parallel run evaluates the whole split (FSDP's forward needs all
     ranks), so the numbers agree on every rank.
     """
     model.eval()
-    total_loss, correct, n = 0.0, 0, len(x)
+    total_loss, n, outputs = 0.0, len(x), []
     try:
         for start in range(0, n, EVAL_CHUNK):
             xb, yb = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
             out = model(xb)
-            total_loss += loss_fn(out, yb).item() * len(xb)
-            correct += int((out.argmax(dim=1) == yb).sum().item())
+            total_loss += task.loss(out, yb).item() * len(xb)
+            outputs.append(out)
     finally:
         model.train()
-    return total_loss / n, correct / n
+    metric = task.metric(torch.cat(outputs), y) if task.metric is not None else math.nan
+    return total_loss / n, float(metric)
 
 
 def _fast_forward(scheduler: Any, steps: int) -> None:
@@ -134,13 +153,14 @@ class _Run:
         self.epochs = task.epochs if spec.epochs is None else spec.epochs
         self.n_train = len(dataset.x_train)
         self.batch_size = resolve_batch_size(spec.batch_size, task.batch_size, self.n_train)
-        self.steps_per_epoch = math.ceil(self.n_train / self.batch_size)
+        self.accumulate = spec.accumulate or 1
+        self.steps_per_epoch = math.ceil(self.n_train / (self.batch_size * self.accumulate))
         self.total_steps = self.epochs * self.steps_per_epoch
 
         torch.manual_seed(spec.seed)
         random.seed(spec.seed)
         np.random.seed(spec.seed & 0xFFFFFFFF)
-        model = task.model()
+        model = task.model(spec.seed)
         model.train()
         self.model = batches.model(model)
         self.phase = -1
@@ -154,12 +174,14 @@ class _Run:
         self.wall_time_s = 0.0
         self.step_time_s = 0.0
         self.data_generator = torch.Generator()
+        self.skipped_steps = 0
 
     def _build(self, index: int) -> None:
         """Phase ``index``'s optimizer and the schedule over it (torch writes ``initial_lr``)."""
         self.phase = index
         phase = self.batches.phase(self.spec.optimizer.phases[index])
-        self.optimizer = build_optimizer(phase, self.model.parameters())
+        self.optimizer = build_optimizer(phase, self.model.parameters(),
+                                         **optimizer_options(phase, self.spec.skip_nonfinite))
         self.scheduler = None
         if self.spec.schedule is not None:
             self.scheduler = build_scheduler(
@@ -190,6 +212,7 @@ class _Run:
             "epochs": [asdict(r) for r in self.records],
             "wall_time_s": self.wall_time_s,
             "step_time_s": self.step_time_s,
+            "skipped_steps": self.skipped_steps,
         }
 
     def restore(self, payload: dict[str, Any], path: Path) -> None:
@@ -210,6 +233,7 @@ class _Run:
         self.records = [EpochRecord(**r) for r in payload["epochs"]]
         self.wall_time_s = float(payload["wall_time_s"])
         self.step_time_s = float(payload["step_time_s"])
+        self.skipped_steps = int(payload.get("skipped_steps", 0))
         set_rng_state(payload["rng"], self.data_generator)
 
     def share(self) -> float:
@@ -223,7 +247,7 @@ def train(spec: RunSpec, *, data: DataOptions | None = None, batches: Batches | 
     Returns:
         The result and the trained model (as ``batches`` wrapped it).
     """
-    state = _start(spec, data, batches or Batches())
+    state = _start(spec, data, batches or Batches(spec.device))
     state.enter_phase(spec.optimizer.phase_at(0))
     return _train(state, Saver(spec.run_id(), None, None, 0.0), StopRequest(), None, None), state.model
 
@@ -243,6 +267,8 @@ def run(
     checkpoint_every: float = CHECKPOINT_EVERY_S,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    trackers: TrackerConfig | None = None,
+    tracker_name: str | None = None,
 ) -> RunResult:
     """Train ``spec`` and return what it measured.
 
@@ -261,6 +287,8 @@ def run(
             checkpointed or stored; an exception it raises propagates (e.g. ``optuna.TrialPruned``)
             and the run is then not stored as finished.
         progress: called as ``progress(steps_done, total_steps)`` after every step.
+        trackers: if given, the run is logged to these trackers (:mod:`optimlab.lab.trackers`) as
+            it goes, as ``tracker_name`` (default ``<task>/<optimizer>/seed=<seed>``).
 
     Raises:
         UserError: unknown task, missing data, a checkpoint of another run, a negative
@@ -268,7 +296,7 @@ def run(
         KeyboardInterrupt: on Ctrl-C, once the epoch in progress is saved.
     """
     checkpoint_every = check_interval(checkpoint_every)
-    state = _start(spec, data, Batches())
+    state = _start(spec, data, Batches(spec.device))
     run_id = spec.run_id()
     ckpt = checkpoint_path(checkpoint_dir, run_id) if checkpoint_dir is not None else None
     if ckpt is not None:
@@ -291,8 +319,26 @@ def run(
 
     resumed_step, resumed_epoch = state.step, state.epoch
     saver = Saver(run_id, store, ckpt, checkpoint_every, begin=begin if store is not None else None)
-    with stop_requests() if saver.active else contextlib.nullcontext(StopRequest()) as stop:
-        result = _train(state, saver, stop, on_epoch, progress)
+    tracker = None
+    if trackers is not None:
+        tracker = trackers.open()
+        name = tracker_name or f"{state.task.name}/{spec.optimizer_label()}/seed={spec.seed}"
+        tracker.on_run_start(TrackedRun(run_id, name, resume_step=state.step), tracked_hyperparameters(
+            spec, state.task, state.epochs, state.batch_size, state.optimizer))
+    status = "failed"
+    try:
+        with stop_requests() if saver.active else contextlib.nullcontext(StopRequest()) as stop:
+            result = _train(state, saver, stop, on_epoch, progress, tracker)
+        status = result.status
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except Exception as e:
+        status = "pruned" if type(e).__name__ == "TrialPruned" else "failed"
+        raise
+    finally:
+        if tracker is not None:
+            tracker.on_run_end(status)
     if ckpt is not None:
         with contextlib.suppress(FileNotFoundError):
             ckpt.unlink()
@@ -307,11 +353,16 @@ def _train(
     stop: StopRequest,
     on_epoch: Callable[[EpochRecord], None] | None,
     progress: Callable[[int, int], None] | None,
+    tracker: Tracker | None = None,
 ) -> RunResult:
     spec, task, data, batches = state.spec, state.task, state.dataset, state.batches
     model, loss_fn = state.model, task.loss
     x_train, y_train = data.x_train, data.y_train
     n, bs = state.n_train, state.batch_size
+    rows_per_step = bs * state.accumulate
+
+    def loss_of(idx: Tensor | None) -> tuple[Tensor, float]:
+        return batches.loss(model, loss_fn, x_train, y_train, idx)
     perf = time.perf_counter
     diverged_step: int | None = None
 
@@ -332,23 +383,32 @@ def _train(
         wall_before = state.wall_time_s
         step_time = 0.0
         start = perf()
-        for b in range(0, n, bs):
-            idx = None if order is None else order[b:b + bs]
+        for b in range(0, n, rows_per_step):
             optimizer.zero_grad(set_to_none=True)
-            loss, value = batches.loss(model, loss_fn, x_train, y_train, idx)
-            if not math.isfinite(value):
+            value = forward_backward(loss_of, order, b, min(b + rows_per_step, n), bs)
+            if not math.isfinite(value) and not spec.skip_nonfinite:
                 epoch_losses.append(value)
                 epoch_times.append(wall_before + perf() - start)
                 diverged_step = first_step + len(epoch_losses)
+                if tracker is not None:
+                    tracker.on_step(diverged_step, value)
                 break
-            loss.backward()
-            t0 = perf()
-            optimizer.step()
-            step_time += perf() - t0
+            if math.isfinite(value):
+                if spec.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), spec.clip_grad_norm)
+                t0 = perf()
+                stepped = optimizer_step(optimizer, spec.skip_nonfinite)
+                step_time += perf() - t0
+            else:  # skip_nonfinite: no backward pass ran, there is nothing to step
+                optimizer.zero_grad(set_to_none=True)
+                stepped = False
+            state.skipped_steps += not stepped
             if scheduler is not None:
                 scheduler.step()
             epoch_losses.append(value)
             epoch_times.append(wall_before + perf() - start)
+            if tracker is not None:
+                tracker.on_step(first_step + len(epoch_losses), value)
             if progress is not None:
                 progress(first_step + len(epoch_losses), state.total_steps)
         state.wall_time_s = wall_before + perf() - start
@@ -361,14 +421,19 @@ def _train(
         if diverged_step is not None:
             saver.add(new_steps, None)
             saver.save(None, wall_time_s=state.wall_time_s, step_time_share=state.share(),
-                       status="diverged", diverged_step=diverged_step)
+                       status="diverged", diverged_step=diverged_step,
+                       skipped_steps=state.skipped_steps)
             break
 
-        test_loss, test_accuracy = _evaluate(model, loss_fn, data.x_test, data.y_test)
+        test_loss, test_accuracy = _evaluate(model, task, data.x_test, data.y_test)
         record = EpochRecord(
-            epoch=epoch0 + 1, train_loss=sum(epoch_losses) / len(epoch_losses), test_loss=test_loss,
+            epoch=epoch0 + 1, train_loss=finite_mean(epoch_losses) if spec.skip_nonfinite else
+            sum(epoch_losses) / len(epoch_losses), test_loss=test_loss,
             test_accuracy=test_accuracy, wall_time_s=state.wall_time_s, step=state.step,
         )
+        if tracker is not None:
+            tracker.on_epoch(record.epoch, record.step,
+                             {"loss/test": test_loss, "accuracy/test": test_accuracy})
         if on_epoch is not None:
             on_epoch(record)
         state.records.append(record)
@@ -378,7 +443,8 @@ def _train(
         if saver.active and (last or stop.requested or saver.due()):
             # checkpoint first, then the rows: a crash in between replays the rows on resume
             saver.save(None if last else state.state, wall_time_s=state.wall_time_s,
-                       step_time_share=state.share(), status="finished" if last else "running")
+                       step_time_share=state.share(), status="finished" if last else "running",
+                       skipped_steps=state.skipped_steps)
         if stop.requested and not last:
             raise KeyboardInterrupt
 
@@ -392,4 +458,5 @@ def _train(
         step_time_share=state.share(),
         step_times_s=list(state.step_times),
         source=data.source,
+        skipped_steps=state.skipped_steps,
     )

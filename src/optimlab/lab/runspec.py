@@ -8,9 +8,12 @@ leaves the process: :meth:`RunSpec.run_id` (the store's and the checkpoint's key
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
+
+import torch
 
 from .errors import UserError
 from .schedules import Schedule, parse_schedule
@@ -81,6 +84,13 @@ class RunSpec:
         validation_fraction: if set, hold out this fraction of the training split
             (``Dataset.validation_split(fraction, seed=0)``) and evaluate on it; the test split is
             then never read.
+        device: the torch device to train on (``"cuda:0"``); None: the CPU.
+        clip_grad_norm: clip the global gradient norm to this value before each step.
+        accumulate: micro-batches of ``batch_size`` per optimizer step (:mod:`optimlab.lab.loop`):
+            each loss is weighted by its share of the step's rows, so that the step equals one
+            batch of ``accumulate`` times the size (up to the order of floating-point sums).
+        skip_nonfinite: a step whose loss or gradients hold a NaN or an infinity changes nothing
+            and is counted; the run does not end as diverged.
     """
 
     task: str
@@ -90,6 +100,10 @@ class RunSpec:
     batch_size: int | str | None = None
     schedule: Schedule | None = None
     validation_fraction: float | None = None
+    device: str | None = None
+    clip_grad_norm: float | None = None
+    accumulate: int | None = None
+    skip_nonfinite: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: the checked values replace what was given
@@ -101,6 +115,14 @@ class RunSpec:
         whole_number("seed", self.seed, 0)
         if self.epochs is not None:
             whole_number("epochs", self.epochs)
+        if self.accumulate is not None:
+            whole_number("accumulate", self.accumulate)
+        clip = self.clip_grad_norm
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
+                                 or not math.isfinite(clip) or clip <= 0):
+            raise UserError(f"Invalid clip_grad_norm {clip!r} (expected a number > 0)")
+        if self.device is not None:
+            set_(self, "device", str(torch.device(self.device)))
 
     def optimizer_label(self) -> str:
         """The canonical text of the optimizer spec (``adam:lr=1e-3`` -> ``adam:lr=0.001``)."""
@@ -126,6 +148,15 @@ class RunSpec:
             parts.append(f"schedule={self.schedule.label()}")
         if self.validation_fraction is not None:
             parts.append(f"validation={self.validation_fraction:g}")
+        if self.device is not None and torch.device(self.device).type != "cpu":
+            # the kind of device changes the numbers; which one of a kind does not
+            parts.append(f"device={torch.device(self.device).type}")
+        if self.clip_grad_norm is not None:
+            parts.append(f"clip={self.clip_grad_norm:g}")
+        if self.accumulate is not None and self.accumulate > 1:
+            parts.append(f"accumulate={self.accumulate}")
+        if self.skip_nonfinite:
+            parts.append("skip_nonfinite")
         return "|".join(parts)
 
     def config(self) -> dict[str, Any]:
@@ -139,6 +170,10 @@ class RunSpec:
             "batch_size": self.batch_size,
             "schedule": self.schedule.label() if self.schedule is not None else None,
             "validation_fraction": self.validation_fraction,
+            "device": self.device,
+            "clip_grad_norm": self.clip_grad_norm,
+            "accumulate": self.accumulate,
+            "skip_nonfinite": self.skip_nonfinite,
         }
 
 
@@ -172,3 +207,4 @@ class RunResult:
     step_time_share: float  # time in optimizer.step() / total training time
     step_times_s: list[float] = field(default_factory=list)
     source: str = ""  # the dataset's description
+    skipped_steps: int = 0  # steps that changed nothing (skip_nonfinite)

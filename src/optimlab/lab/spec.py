@@ -12,6 +12,11 @@ Examples: ``adam``, ``adam:lr=3e-4,betas=0.9/0.99``, ``momentum:form=ema,lr=0.1`
 ``rmsprop@keras``, ``adam@3+sgd:lr=0.01@2`` (Adam for 3 epochs, then SGD for 2; seed 001's tip).
 The last phase may omit its epoch count: it runs for the rest of training.
 
+An optimizer phase may name any ``torch.optim.Optimizer`` subclass as ``MODULE:CLASS`` instead
+of a NAME (``torch.optim:Adam:lr=1e-3``, ``pytorch_optimizer:Lion:lr=1e-4``;
+:mod:`optimlab.lab.external`): the class is imported, never evaluated, its hyperparameters are its
+constructor's keywords, and it takes no convention.
+
 A parsed :class:`OptimizerSpec` is validated by the optimizer classes' own checks
 (:func:`optimlab.optim.check`, which builds no optimizer); its :meth:`~OptimizerSpec.label` is
 the canonical text, which parses back to an equal spec.
@@ -26,6 +31,7 @@ from typing import Any
 
 from ..optim import available, check, conventions, create
 from .errors import UserError
+from .external import build_external, check_external
 
 #: a number as the grammar reads it (``1``, ``-0.5``, ``3e-4``, ``.5``)
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -41,7 +47,7 @@ class Part:
 
     Attributes:
         text: the part as written (stripped).
-        name: its lower-cased name.
+        name: its lower-cased name (a ``MODULE:CLASS`` reference as written).
         params: ``KEY -> value text``, in the order written.
         suffixes: the ``@`` suffixes, stripped.
     """
@@ -52,22 +58,33 @@ class Part:
     suffixes: tuple[str, ...]
 
 
-def parse_parts(text: str, *, noun: str, expected: str) -> list[Part]:
+def parse_parts(text: str, *, noun: str, expected: str, classes: bool = False) -> list[Part]:
     """Split ``text`` by the grammar above; a malformed ``key=value`` raises :class:`UserError`
-    naming the ``noun`` (e.g. "hyperparameter") and the ``expected`` form."""
+    naming the ``noun`` (e.g. "hyperparameter") and the ``expected`` form. With ``classes``, a
+    part may start ``MODULE:CLASS`` (kept as its name, as written)."""
     parts = []
     for raw in text.split("+"):
         head, *suffixes = raw.strip().split("@")
         name, _, rest = head.partition(":")
-        params: dict[str, str] = {}
-        if rest.strip():
-            for item in rest.split(","):
-                key, eq, value = (x.strip() for x in item.partition("="))
-                if not eq or not KEY.match(key) or not value:
-                    raise UserError(f"Invalid {noun} {item.strip()!r} in {text!r} (expected {expected})")
-                params[key] = value
-        parts.append(Part(raw.strip(), name.strip().lower(), params, tuple(a.strip() for a in suffixes)))
+        if classes and rest and "=" not in rest.partition(":")[0] and name.strip().lower() not in available():
+            cls, _, rest = rest.partition(":")
+            name = f"{name.strip()}:{cls.strip()}"
+        else:
+            name = name.strip().lower()
+        parts.append(_part(text, raw, name, rest, suffixes, noun, expected))
     return parts
+
+
+def _part(text: str, raw: str, name: str, rest: str, suffixes: list[str], noun: str, expected: str
+          ) -> Part:
+    params: dict[str, str] = {}
+    if rest.strip():
+        for item in rest.split(","):
+            key, eq, value = (x.strip() for x in item.partition("="))
+            if not eq or not KEY.match(key) or not value:
+                raise UserError(f"Invalid {noun} {item.strip()!r} in {text!r} (expected {expected})")
+            params[key] = value
+    return Part(raw.strip(), name, params, tuple(a.strip() for a in suffixes))
 
 
 def is_number(text: str) -> bool:
@@ -83,6 +100,11 @@ class Phase:
     convention: str = "pytorch"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None
+
+    @property
+    def external(self) -> bool:
+        """Whether ``name`` is a ``module:Class`` reference rather than an optimlab optimizer."""
+        return ":" in self.name
 
     def label(self) -> str:
         """The canonical text of this phase (parses back to an equal phase)."""
@@ -170,9 +192,11 @@ def _to_number(text: str) -> float | int:
 
 
 def _phase(part: Part, text: str) -> Phase:
-    if part.name not in available():
+    external = ":" in part.name
+    if not external and part.name not in available():
         raise UserError(
-            f"Unknown optimizer {part.name!r} in {text!r} (expected one of {', '.join(available())})"
+            f"Unknown optimizer {part.name!r} in {text!r} (expected one of {', '.join(available())}, "
+            "or module:Class, e.g. torch.optim:Adam)"
         )
     hps = {key: parse_value(value) for key, value in part.params.items()}
     convention, epochs = "pytorch", None
@@ -181,6 +205,9 @@ def _phase(part: Part, text: str) -> Phase:
             epochs = int(a)
             if epochs <= 0:
                 raise UserError(f"Invalid phase length {a!r} in {part.text!r} (expected epochs >= 1)")
+        elif a in conventions() and external:
+            raise UserError(f"Invalid '@{a}' in {part.text!r}: conventions apply to optimlab's "
+                            f"optimizers, not to {part.name}")
         elif a in conventions():
             convention = a
         else:
@@ -188,6 +215,9 @@ def _phase(part: Part, text: str) -> Phase:
                 f"Invalid '@{a}' in {part.text!r} (expected a convention: {', '.join(conventions())}, "
                 "or a number of epochs)"
             )
+    if external:
+        check_external(part.name, hps)
+        return Phase(part.name, convention, hps, epochs)
     try:
         check(part.name, convention, **hps)
     except (ValueError, TypeError) as e:
@@ -199,7 +229,7 @@ def parse_spec(text: str) -> OptimizerSpec:
     """Parse one optimizer spec; raises :class:`UserError` with a one-line message."""
     if not text or not text.strip():
         raise UserError("Empty optimizer spec (expected e.g. adam or adam:lr=3e-4)")
-    parts = parse_parts(text, noun="hyperparameter", expected="key=value")
+    parts = parse_parts(text, noun="hyperparameter", expected="key=value", classes=True)
     phases = tuple(_phase(p, text) for p in parts)
     for p in phases[:-1]:
         if p.epochs is None:
@@ -238,6 +268,9 @@ def split_specs(text: str) -> list[str]:
     return out
 
 
-def build_optimizer(phase: Phase, params: Any):
-    """Create the optimizer of ``phase`` over ``params``."""
-    return create(phase.name, params, convention=phase.convention, **phase.hyperparameters)
+def build_optimizer(phase: Phase, params: Any, **options: Any):
+    """Create the optimizer of ``phase`` over ``params`` (``options``: further keywords, such as
+    ``skip_nonfinite=True``)."""
+    if phase.external:
+        return build_external(phase.name, params, phase.hyperparameters | options)
+    return create(phase.name, params, convention=phase.convention, **phase.hyperparameters, **options)

@@ -2,9 +2,11 @@
 
 Tables (schema version :data:`SCHEMA_VERSION`, recorded in ``schema_version``)::
 
-    experiment(key PRIMARY KEY, value)         the compare configuration, JSON
+    experiment(key PRIMARY KEY, value)         'config': the compare configuration, JSON;
+                                               'provenance': what ran it, a JSON list
     runs(run_id PRIMARY KEY, position, task, optimizer, seed, config, status, diverged_step,
-         wall_time_s, step_time_share, epochs_done, steps_done, source, updated_at)
+         wall_time_s, step_time_share, epochs_done, steps_done, source, updated_at,
+         skipped_steps)                        skipped_steps: steps skip_nonfinite left out
     steps(run_id, step, loss, time_s, PRIMARY KEY (run_id, step))
     epochs(run_id, epoch, train_loss, test_loss, test_accuracy, wall_time_s, step,
            PRIMARY KEY (run_id, epoch))
@@ -54,7 +56,8 @@ CREATE TABLE IF NOT EXISTS runs (
     epochs_done INTEGER NOT NULL DEFAULT 0,
     steps_done INTEGER NOT NULL DEFAULT 0,
     source TEXT NOT NULL DEFAULT '',
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    skipped_steps INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL,
@@ -93,6 +96,7 @@ class StoredRun:
     epochs_done: int
     steps_done: int
     source: str
+    skipped_steps: int = 0
 
 
 def _finite_or_none(x: float | None) -> float | None:
@@ -148,6 +152,9 @@ class Store:
                     f"Results store {self.path} has schema version {rows[0][0]}, this optimlab reads "
                     f"version {SCHEMA_VERSION}; re-run the comparison into a new --out folder"
                 )
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(runs)")}
+            if "skipped_steps" not in columns:  # a store written before the column existed
+                self._db.execute("ALTER TABLE runs ADD COLUMN skipped_steps INTEGER NOT NULL DEFAULT 0")
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -168,8 +175,21 @@ class Store:
                 "INSERT OR REPLACE INTO experiment VALUES ('config', ?)", (json.dumps(config, sort_keys=True),)
             )
 
+    def add_provenance(self, record: dict[str, Any]) -> None:
+        """Append what this invocation ran on (:func:`optimlab.lab.provenance.collect`); a
+        comparison resumed N times holds N + 1 records, the first one the command that began it."""
+        with self._transaction():
+            records = self.provenance() + [record]
+            self._db.execute("INSERT OR REPLACE INTO experiment VALUES ('provenance', ?)",
+                             (json.dumps(records, sort_keys=True),))
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """The provenance records, oldest first (empty for a store written before they existed)."""
+        row = self._db.execute("SELECT value FROM experiment WHERE key = 'provenance'").fetchone()
+        return json.loads(row[0]) if row else []
+
     def clear(self) -> None:
-        """Delete every run, step, epoch and the experiment configuration."""
+        """Delete every run, step, epoch, the experiment configuration and its provenance."""
         with self._transaction():
             for table in ("steps", "epochs", "runs", "experiment"):
                 self._db.execute(f"DELETE FROM {table}")
@@ -236,6 +256,7 @@ class Store:
         step_time_share: float | None,
         status: str = "running",
         diverged_step: int | None = None,
+        skipped_steps: int = 0,
     ) -> None:
         """Write step rows ``(step, loss, time_s)``, epoch rows and the run's totals in one transaction."""
         if status not in STATUSES:
@@ -255,8 +276,9 @@ class Store:
                 "UPDATE runs SET status = ?, diverged_step = ?, wall_time_s = ?, step_time_share = ?, "
                 "epochs_done = (SELECT COUNT(*) FROM epochs WHERE run_id = ?), "
                 "steps_done = (SELECT COALESCE(MAX(step), 0) FROM steps WHERE run_id = ?), "
-                "updated_at = ? WHERE run_id = ?",
-                (status, diverged_step, wall_time_s, step_time_share, run_id, run_id, time.time(), run_id),
+                "updated_at = ?, skipped_steps = ? WHERE run_id = ?",
+                (status, diverged_step, wall_time_s, step_time_share, run_id, run_id, time.time(),
+                 skipped_steps, run_id),
             )
 
     def delete_run(self, run_id: str) -> None:
@@ -273,11 +295,12 @@ class Store:
         """Every run, in the order the comparison listed them."""
         rows = self._db.execute(
             "SELECT run_id, position, task, optimizer, seed, config, status, diverged_step, wall_time_s, "
-            "step_time_share, epochs_done, steps_done, source FROM runs ORDER BY position, run_id"
+            "step_time_share, epochs_done, steps_done, source, skipped_steps FROM runs "
+            "ORDER BY position, run_id"
         ).fetchall()
         return [
             StoredRun(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9], r[10],
-                      r[11], r[12])
+                      r[11], r[12], r[13])
             for r in rows
         ]
 

@@ -9,7 +9,8 @@ from ._rules import bias_correction, ema_, ema_scalar
 from ._validate import check_unit_interval
 from .adadelta import Adadelta
 from .adagrad import Adagrad
-from .adam import Adam, Adamax, AdamW, NAdam
+from .adam import Adam, AdamW, NAdam
+from .adamax import Adamax
 from .conventions import conventions
 from .registry import (
     CONVENTIONS,

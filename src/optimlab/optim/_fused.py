@@ -574,7 +574,12 @@ class FlatBucket:
         self.param = torch.zeros(total, **kw)
         self.grad = torch.zeros(total, **kw)
         self.buffers = {n: torch.zeros(total, **kw) for n in names}
-        self.steps = torch.zeros(len(params), dtype=torch.float64)
+        # the counters keep the state's dtype (torch.optim's format); an optimizer without a
+        # counter in its state (SGD) gets one here only: 1 once its buffers exist
+        self.counted = all("step" in state[p] for p in params)
+        dtypes = {state[p]["step"].dtype for p in params} if self.counted else set()
+        dtype = dtypes.pop() if len(dtypes) == 1 else torch.float64
+        self.steps = torch.zeros(len(params), dtype=dtype)
         self.param_views = [self._view(self.param, i) for i in range(len(params))]
         self.grad_views = [self._view(self.grad, i) for i in range(len(params))]
         self.buffer_views = {
@@ -584,12 +589,16 @@ class FlatBucket:
         for i, p in enumerate(params):
             self.param_views[i].copy_(p)
             s = state[p]
-            self.step_views[i].copy_(s["step"])
+            if self.counted:
+                self.step_views[i].copy_(s["step"])
+            elif names and all(n in s for n in names):
+                self.step_views[i].fill_(1)
             for n in names:
                 src = s[n] if n in s else new_buffer(n, p)
                 self.buffer_views[n][i].copy_(src)
                 s[n] = self.buffer_views[n][i]
-            s["step"] = self.step_views[i]
+            if self.counted:
+                s["step"] = self.step_views[i]
             if p.grad is not None:
                 self.grad_views[i].copy_(p.grad)
                 p.grad = self.grad_views[i]
@@ -618,7 +627,7 @@ class FlatBucket:
             dicts = list(map(state.__getitem__, self.params))
             if not all(map(operator.is_, dicts, self.state_dicts)):
                 return False
-            if not all(map(operator.is_, map(_STEP, dicts), self.step_views)):
+            if self.counted and not all(map(operator.is_, map(_STEP, dicts), self.step_views)):
                 return False
             for n in names:
                 got = map(operator.itemgetter(n), dicts)
@@ -682,10 +691,20 @@ class FlatBucket:
     def advance(self) -> None:
         """Add one to every parameter's step counter (through NumPy's view of the same memory:
         ~1 us, against a few for a torch operation's dispatch)."""
+        if self.step is not None and self.step >= 2**24 and self.steps.dtype != torch.float64:
+            self._widen()
         counters = self.steps.numpy()
         counters += 1
         if self.step is not None:
             self.step += 1
+
+    def _widen(self) -> None:
+        """float32 counters stop at 2**24: continue in float64 (see ``_state``)."""
+        self.steps = self.steps.double()
+        self.step_views = [self.steps[i] for i in range(len(self.params))]
+        if self.counted:
+            for s, view in zip(self.state_dicts, self.step_views):
+                s["step"] = view
 
     def uniform_step(self) -> int | None:
         """The step count all parameters share, or None if they differ."""

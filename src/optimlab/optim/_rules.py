@@ -227,8 +227,20 @@ def full_state_like(p: Tensor, value: float) -> Tensor:
 
 
 def bias_correction(beta: float, step: int) -> float:
-    """``1 - beta**step``: the mass an EWMA started at zero has gathered after ``step`` updates."""
+    """``1 - beta**step``: the mass an EWMA started at zero has gathered after ``step`` updates
+    (a tensor where ``step`` is one: see :mod:`._scalars`)."""
     return 1 - beta**step
+
+
+def sqrt_scalar(x: Any) -> Any:
+    """The square root of a scalar that may be a tensor (never read on the host)."""
+    return x.sqrt() if isinstance(x, Tensor) else math.sqrt(x)
+
+
+def is_zero(x: Any) -> bool:
+    """Whether ``x`` is the number 0; a tensor never counts, since reading it would leave the
+    device (its zero then costs an operation, not a wrong result)."""
+    return not isinstance(x, Tensor) and x == 0
 
 
 def apply_weight_decay(
@@ -240,7 +252,7 @@ def apply_weight_decay(
     Decoupled (Loshchilov & Hutter; AdamW, Keras's ``weight_decay``, optax's
     ``add_decayed_weights`` before ``scale(-lr)``): ``theta = theta*(1 - lr*weight_decay)``.
     """
-    if weight_decay == 0:
+    if is_zero(weight_decay):
         return grads
     if decoupled:
         params.mul_(1 - lr * weight_decay)
@@ -257,10 +269,11 @@ def sqrt_denominator(
     ``sqrt(v) / sqrt(bias_correction2)``, the order torch.optim.Adam uses. With
     ``bias_correction2 == 1`` no division is spent.
     """
+    divide = isinstance(bias_correction2, Tensor) or bias_correction2 != 1.0
     if eps_inside_sqrt:
-        d = v.div(bias_correction2) if bias_correction2 != 1.0 else v.clone()
+        d = v.div(bias_correction2) if divide else v.clone()
         return d.add_(eps).sqrt_()
     d = v.sqrt()
-    if bias_correction2 != 1.0:
-        d.div_(math.sqrt(bias_correction2))
+    if divide:
+        d.div_(sqrt_scalar(bias_correction2))
     return d.add_(eps)

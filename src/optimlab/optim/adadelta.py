@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import RuleOptimizer, scalar
+from torch import Tensor
+
+from ._base import RuleOptimizer
 from ._rules import ArrayLike, apply_weight_decay, ema_sq_
-from ._validate import check_bool, check_lr, check_non_negative, check_unit_interval
 
 
 def adadelta_rule(
@@ -57,48 +58,42 @@ class Adadelta(RuleOptimizer):
         Zeiler (2012) Algorithm 1; seeds 000 and 003.
     """
 
+    rule = staticmethod(adadelta_rule)
     buffers = ("square_avg", "acc_delta")
 
     def __init__(
         self,
         params: Any,
-        lr: float = 1.0,
+        lr: float | Tensor = 1.0,
         rho: float = 0.9,
         eps: float = 1e-6,
         weight_decay: float = 0.0,
-        *,
-        maximize: bool = False,
         foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
+        skip_nonfinite: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_unit_interval("rho", rho)
-        check_non_negative("eps", eps, "epsilon")
-        check_non_negative("weight_decay", weight_decay)
-        check_bool("decoupled_weight_decay", decoupled_weight_decay)
-        defaults = {
-            "lr": lr,
-            "rho": rho,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "maximize": maximize,
-            "foreach": foreach,
-            "fused": fused,
-            "decoupled_weight_decay": decoupled_weight_decay,
-        }
-        super().__init__(params, defaults)
+        """Build the optimizer; the parameters up to ``differentiable`` are
+        torch.optim.Adadelta's.
 
-    def _update(self, group, step, params, grads, buffers, states) -> None:
-        adadelta_rule(
-            params,
-            grads,
-            buffers["square_avg"],
-            buffers["acc_delta"],
-            step=step,
-            lr=scalar(group["lr"]),
-            rho=group["rho"],
-            eps=group["eps"],
-            weight_decay=group["weight_decay"],
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-        )
+        Args:
+            params: the tensors to optimize, or param-group dicts (as for any torch optimizer).
+            lr: scales each update (1.0 is Zeiler's learning-rate-free algorithm).
+            rho: the decay of both running averages.
+            eps: added under both roots.
+            weight_decay: L2 penalty (added to the gradient), or decoupled with
+                ``decoupled_weight_decay``.
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
+            capturable: counts on the parameters' device, never read by the host (CUDA graphs).
+            maximize: ascend the objective instead of descending.
+            differentiable: record the step for autograd (per-tensor path).
+            fused: the fused path (True), never (False), or by size (None); optimlab's
+                (torch.optim.Adadelta has none).
+            decoupled_weight_decay: decay by ``lr*weight_decay`` apart from the gradient (Keras).
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
+        """
+        super().__init__(params, locals())

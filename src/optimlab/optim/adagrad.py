@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ._base import RuleOptimizer, TorchKernel, scalar
 from ._rules import ArrayLike, apply_weight_decay, full_state_like, sqrt_denominator
-from ._validate import check_bool, check_lr, check_non_negative
 
 
 def adagrad_rule(
@@ -60,43 +60,50 @@ class Adagrad(RuleOptimizer):
         001, 003.
     """
 
+    rule = staticmethod(adagrad_rule)
     buffers = ("sum",)
+    sparse_grads = "rows"
 
     def __init__(
         self,
         params: Any,
-        lr: float = 1e-2,
+        lr: float | Tensor = 1e-2,
         lr_decay: float = 0.0,
         weight_decay: float = 0.0,
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
+        foreach: bool | None = None,
         *,
         maximize: bool = False,
-        foreach: bool | None = None,
+        differentiable: bool = False,
         fused: bool | None = None,
         eps_inside_sqrt: bool = False,
         decoupled_weight_decay: bool = False,
+        skip_nonfinite: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_non_negative("lr_decay", lr_decay)
-        check_non_negative("weight_decay", weight_decay)
-        check_non_negative("initial_accumulator_value", initial_accumulator_value)
-        check_non_negative("eps", eps, "epsilon")
-        check_bool("eps_inside_sqrt", eps_inside_sqrt)
-        check_bool("decoupled_weight_decay", decoupled_weight_decay)
-        defaults = {
-            "lr": lr,
-            "lr_decay": lr_decay,
-            "weight_decay": weight_decay,
-            "initial_accumulator_value": initial_accumulator_value,
-            "eps": eps,
-            "maximize": maximize,
-            "foreach": foreach,
-            "fused": fused,
-            "eps_inside_sqrt": eps_inside_sqrt,
-            "decoupled_weight_decay": decoupled_weight_decay,
-        }
-        super().__init__(params, defaults)
+        """Build the optimizer; the parameters up to ``fused`` are torch.optim.Adagrad's.
+
+        Args:
+            params: the tensors to optimize, or param-group dicts (as for any torch optimizer).
+            lr: the learning rate (a float or a 0-d tensor).
+            lr_decay: the step size at step t is ``lr / (1 + (t-1)*lr_decay)``.
+            weight_decay: L2 penalty (added to the gradient), or decoupled with
+                ``decoupled_weight_decay``; not with sparse gradients (as torch).
+            initial_accumulator_value: r_0, where the sum of squared gradients starts.
+            eps: added to the root (``eps_inside_sqrt``: under it).
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
+            maximize: ascend the objective instead of descending.
+            differentiable: record the step for autograd (per-tensor path).
+            fused: the fused path (True), never (False), or by size (None).
+            eps_inside_sqrt: ``sqrt(r_t + eps)`` (Keras, optax) instead of ``sqrt(r_t) + eps``.
+            decoupled_weight_decay: decay by ``lr*weight_decay`` apart from the gradient (Keras).
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
+
+        Sparse gradients update only the rows they touch (duplicate indices summed first), as
+        torch.optim.Adagrad does. Unlike torch.optim.Adagrad, which creates every parameter's
+        state when it is built, the state is created at a parameter's first step.
+        """
+        super().__init__(params, locals())
 
     def _new_buffer(self, name, p, group) -> torch.Tensor:
         return full_state_like(p, group["initial_accumulator_value"])
@@ -117,17 +124,3 @@ class Adagrad(RuleOptimizer):
             torch._fused_adagrad_(params, grads, buffers["sum"], steps, **kwargs)
 
         return kernel
-
-    def _update(self, group, step, params, grads, buffers, states) -> None:
-        adagrad_rule(
-            params,
-            grads,
-            buffers["sum"],
-            step=step,
-            lr=scalar(group["lr"]),
-            lr_decay=group["lr_decay"],
-            eps=group["eps"],
-            eps_inside_sqrt=group["eps_inside_sqrt"],
-            weight_decay=group["weight_decay"],
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-        )

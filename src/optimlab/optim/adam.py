@@ -1,21 +1,25 @@
-"""The Adam family: Adam (with AMSGrad), AdamW, NAdam and Adamax."""
+"""The Adam family: Adam (with AMSGrad), AdamW and NAdam (Adamax: :mod:`.adamax`)."""
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from torch import Tensor
 
 from ._base import RuleOptimizer, TorchKernel, scalar
-from ._rules import ArrayLike, apply_weight_decay, bias_correction, ema_, ema_sq_, sqrt_denominator
-from ._validate import (
-    check_betas,
-    check_bool,
-    check_choice,
-    check_lr,
-    check_non_negative,
+from ._hyper import defaults_from
+from ._rules import (
+    ArrayLike,
+    apply_weight_decay,
+    bias_correction,
+    ema_,
+    ema_sq_,
+    sqrt_denominator,
+    sqrt_scalar,
 )
+from ._state import new_scalar
+from ._validate import Check, choice
 
 AMSGRAD_MAX = ("raw", "corrected")
 MOMENTUM_SCHEDULES = ("dozat", "constant")
@@ -63,7 +67,7 @@ def adam_rule(
     if eps_hat:
         # Keras/TF: eps is added to sqrt(v), and sqrt(1-beta2^t) moves into the step size
         denom = sqrt_denominator(v, eps=eps, eps_inside_sqrt=eps_inside_sqrt)
-        params.addcdiv_(exp_avg, denom, value=-lr * math.sqrt(bc2) / bc1)
+        params.addcdiv_(exp_avg, denom, value=-lr * sqrt_scalar(bc2) / bc1)
     else:
         denom = sqrt_denominator(v, eps=eps, eps_inside_sqrt=eps_inside_sqrt, bias_correction2=bc2)
         params.addcdiv_(exp_avg, denom, value=-lr / bc1)
@@ -113,48 +117,7 @@ def nadam_rule(
     params.addcdiv_(exp_avg, denom, value=-lr * mu_next / (1.0 - mu_product * mu_next))
 
 
-def adamax_rule(
-    params: ArrayLike,
-    grads: ArrayLike,
-    exp_avg: ArrayLike,
-    exp_inf: ArrayLike,
-    *,
-    step: int,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    eps_inside_max: bool,
-    weight_decay: float,
-    decoupled_weight_decay: bool,
-) -> None:
-    """One Adamax step; the equations are in :class:`Adamax`'s docstring."""
-    grads = apply_weight_decay(
-        params, grads, lr=lr, weight_decay=weight_decay, decoupled=decoupled_weight_decay
-    )
-    ema_(exp_avg, grads, beta1)
-    exp_inf.mul_(beta2)
-    if eps_inside_max:
-        # torch.optim.Adamax and optax: u_t = max(beta2*u, |g| + eps)
-        exp_inf.maximum_(grads.abs().add_(eps))
-        denom = exp_inf
-    else:
-        # Keras: u_t = max(beta2*u, |g|), and eps is added to the denominator
-        exp_inf.maximum_(grads.abs())
-        denom = exp_inf.add(eps)
-    params.addcdiv_(exp_avg, denom, value=-lr / bias_correction(beta1, step))
-
-
 # ---- the optimizers ------------------------------------------------------------------------------
-
-
-def _check_adam_family(lr: Any, betas: Any, eps: Any, weight_decay: Any, **flags: Any) -> None:
-    check_lr(lr)
-    check_betas(betas)
-    check_non_negative("eps", eps, "epsilon")
-    check_non_negative("weight_decay", weight_decay)
-    for name, value in flags.items():
-        check_bool(name, value)
 
 
 class Adam(RuleOptimizer):
@@ -184,51 +147,76 @@ class Adam(RuleOptimizer):
         Kingma & Ba (2015) Alg. 1; Reddi et al. (2018) for AMSGrad; seeds 000, 001, 003, 004.
     """
 
+    rule = staticmethod(adam_rule)
     buffers = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    differentiable_step_tensor = True
+    sparse_error = "Adam does not support sparse gradients, please consider SparseAdam instead"
+    checks: ClassVar[dict[str, Check]] = {"amsgrad_max": choice("amsgrad_max", AMSGRAD_MAX)}
 
     def __init__(
         self,
         params: Any,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
         *,
-        maximize: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
         fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
         eps_inside_sqrt: bool = False,
         eps_hat: bool = False,
         amsgrad_max: str = "raw",
-        decoupled_weight_decay: bool = False,
+        skip_nonfinite: bool = False,
     ) -> None:
-        _check_adam_family(
-            lr,
-            betas,
-            eps,
-            weight_decay,
-            amsgrad=amsgrad,
-            eps_inside_sqrt=eps_inside_sqrt,
-            eps_hat=eps_hat,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        check_choice("amsgrad_max", amsgrad_max, AMSGRAD_MAX)
-        defaults = {
-            "lr": lr,
-            "betas": tuple(betas),
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "amsgrad": amsgrad,
-            "maximize": maximize,
-            "foreach": foreach,
-            "fused": fused,
-            "eps_inside_sqrt": eps_inside_sqrt,
-            "eps_hat": eps_hat,
-            "amsgrad_max": amsgrad_max,
-            "decoupled_weight_decay": decoupled_weight_decay,
-        }
-        super().__init__(params, defaults)
+        """Build the optimizer; the parameters up to ``decoupled_weight_decay`` are
+        torch.optim.Adam's.
+
+        Args:
+            params: the tensors to optimize, or param-group dicts (as for any torch optimizer).
+            lr: the learning rate (a float; a 0-d tensor only where ``foreach`` is not True or
+                the group is capturable, as in torch.optim).
+            betas: (beta1, beta2), the decays of the first and second moments.
+            eps: added to the root of v_hat (``eps_inside_sqrt``: under it; ``eps_hat``: to
+                the root of the uncorrected v).
+            weight_decay: L2 penalty (added to the gradient), or decoupled with
+                ``decoupled_weight_decay``.
+            amsgrad: divide by the running maximum of v (Reddi et al.).
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
+            maximize: ascend the objective instead of descending.
+            capturable: counts on the parameters' device, never read by the host (CUDA graphs).
+            differentiable: record the step for autograd (per-tensor path).
+            fused: the fused path (True), never (False), or by size (None).
+            decoupled_weight_decay: decay the weights by ``lr*weight_decay`` apart from the
+                gradient (AdamW, Keras).
+            eps_inside_sqrt: ``sqrt(v_hat + eps)`` (seed 003) instead of ``sqrt(v_hat) + eps``.
+            eps_hat: Keras's placement, ``eps`` added to ``sqrt(v_t)`` with the bias
+                correction moved into the step size.
+            amsgrad_max: the maximum of the raw v (``"raw"``: torch, Keras) or of v_hat
+                (``"corrected"``: optax).
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
+        """
+        super().__init__(params, locals())
+
+    def _check(self, hyperparameters: dict[str, Any]) -> None:
+        super()._check(hyperparameters)
+        # torch.optim.Adam's rule: without capturable, the multi-tensor path reads lr and betas
+        # on the host, so it refuses them as tensors
+        if hyperparameters["foreach"] and not hyperparameters["capturable"]:
+            if isinstance(hyperparameters["lr"], Tensor):
+                raise ValueError(
+                    "lr as a Tensor is not supported for capturable=False and foreach=True"
+                )
+            for i, beta in enumerate(hyperparameters["betas"]):
+                if isinstance(beta, Tensor):
+                    raise ValueError(  # noqa: TRY004 (torch.optim's error type)
+                        f"betas[{i}] as a Tensor is not supported for capturable=False and "
+                        "foreach=True"
+                    )
 
     def _active_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return self.buffers if group["amsgrad"] else self.buffers[:2]
@@ -258,27 +246,6 @@ class Adam(RuleOptimizer):
 
         return kernel
 
-    def _update(self, group, step, params, grads, buffers, states) -> None:
-        beta1, beta2 = (scalar(b) for b in group["betas"])
-        adam_rule(
-            params,
-            grads,
-            buffers["exp_avg"],
-            buffers["exp_avg_sq"],
-            buffers.get("max_exp_avg_sq"),
-            step=step,
-            lr=scalar(group["lr"]),
-            beta1=beta1,
-            beta2=beta2,
-            eps=group["eps"],
-            eps_inside_sqrt=group["eps_inside_sqrt"],
-            eps_hat=group["eps_hat"],
-            amsgrad=group["amsgrad"],
-            amsgrad_max=group["amsgrad_max"],
-            weight_decay=group["weight_decay"],
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-        )
-
 
 class AdamW(Adam):
     """AdamW (Loshchilov & Hutter 2019): :class:`Adam` with decoupled weight decay.
@@ -296,25 +263,51 @@ class AdamW(Adam):
     def __init__(
         self,
         params: Any,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
         *,
-        decoupled_weight_decay: bool = True,
-        **kwargs: Any,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        eps_inside_sqrt: bool = False,
+        eps_hat: bool = False,
+        amsgrad_max: str = "raw",
+        skip_nonfinite: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            lr,
-            betas,
-            eps,
-            weight_decay,
-            amsgrad,
-            decoupled_weight_decay=decoupled_weight_decay,
-            **kwargs,
-        )
+        """Build the optimizer; the parameters up to ``fused`` are torch.optim.AdamW's. The
+        weight decay is always decoupled (also after loading an Adam state_dict, as in
+        torch.optim); :class:`Adam` gives L2 decay.
+
+        Args:
+            params: the tensors to optimize, or param-group dicts (as for any torch optimizer).
+            lr: the learning rate, as for :class:`Adam`.
+            betas: (beta1, beta2), the decays of the first and second moments.
+            eps: added to the root of v_hat, as for :class:`Adam`.
+            weight_decay: the decoupled decay: ``theta = theta*(1 - lr*weight_decay)``.
+            amsgrad: divide by the running maximum of v (Reddi et al.).
+            maximize: ascend the objective instead of descending.
+            foreach: the path, as for :class:`Adam`.
+            capturable: as for :class:`Adam`.
+            differentiable: as for :class:`Adam`.
+            fused: as for :class:`Adam`.
+            eps_inside_sqrt: as for :class:`Adam`.
+            eps_hat: as for :class:`Adam` (Keras's AdamW).
+            amsgrad_max: as for :class:`Adam`.
+            skip_nonfinite: as for :class:`Adam`.
+        """
+        hyperparameters = defaults_from(locals())
+        super().__init__(params, **hyperparameters, decoupled_weight_decay=True)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # as torch.optim.AdamW: a loaded state (an Adam one too) keeps the decay decoupled
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True
 
 
 class NAdam(RuleOptimizer):
@@ -342,151 +335,84 @@ class NAdam(RuleOptimizer):
         Dozat (2016), "Incorporating Nesterov Momentum into Adam"; seeds 000 and 004.
     """
 
+    rule = staticmethod(nadam_rule)
     buffers = ("exp_avg", "exp_avg_sq")
+    checks: ClassVar[dict[str, Check]] = {
+        "momentum_schedule": choice("momentum_schedule", MOMENTUM_SCHEDULES)
+    }
+    derived = ("mu", "mu_next", "mu_product")
 
     def __init__(
         self,
         params: Any,
-        lr: float = 2e-3,
+        lr: float | Tensor = 2e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         momentum_decay: float = 4e-3,
         decoupled_weight_decay: bool = False,
         *,
-        maximize: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
         fused: bool | None = None,
         eps_inside_sqrt: bool = False,
         momentum_schedule: str = "dozat",
+        skip_nonfinite: bool = False,
     ) -> None:
-        _check_adam_family(
-            lr,
-            betas,
-            eps,
-            weight_decay,
-            eps_inside_sqrt=eps_inside_sqrt,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        check_non_negative("momentum_decay", momentum_decay)
-        check_choice("momentum_schedule", momentum_schedule, MOMENTUM_SCHEDULES)
-        defaults = {
-            "lr": lr,
-            "betas": tuple(betas),
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "momentum_decay": momentum_decay,
-            "decoupled_weight_decay": decoupled_weight_decay,
-            "maximize": maximize,
-            "foreach": foreach,
-            "fused": fused,
-            "eps_inside_sqrt": eps_inside_sqrt,
-            "momentum_schedule": momentum_schedule,
-        }
-        super().__init__(params, defaults)
+        """Build the optimizer; the parameters up to ``differentiable`` are
+        torch.optim.NAdam's.
 
-    def _init_scalars(self, state: dict[str, Any]) -> None:
-        state["mu_product"] = torch.ones((), dtype=torch.float64)
+        Args:
+            params: the tensors to optimize, or param-group dicts (as for any torch optimizer).
+            lr: the learning rate (a float or a 0-d tensor).
+            betas: (beta1, beta2): beta1 scales the momentum schedule, beta2 is the decay of
+                the second moment.
+            eps: added to the root of v_hat (``eps_inside_sqrt``: under it).
+            weight_decay: L2 penalty (added to the gradient), or decoupled with
+                ``decoupled_weight_decay``.
+            momentum_decay: psi of Dozat's schedule ``mu_t = beta1*(1 - 0.5*0.96^(t*psi))``.
+            decoupled_weight_decay: decay the weights by ``lr*weight_decay`` apart from the
+                gradient (NAdamW, Keras).
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
+            maximize: ascend the objective instead of descending.
+            capturable: counts on the parameters' device, never read by the host (CUDA graphs).
+            differentiable: record the step for autograd (per-tensor path).
+            fused: the fused path (True), never (False), or by size (None); optimlab's
+                (torch.optim.NAdam has none).
+            eps_inside_sqrt: ``sqrt(v_hat + eps)`` instead of ``sqrt(v_hat) + eps``.
+            momentum_schedule: ``"dozat"`` (torch, Keras) or ``"constant"`` (mu_t = beta1,
+                optax).
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
+        """
+        super().__init__(params, locals())
 
-    def _update(self, group, step, params, grads, buffers, states) -> None:
-        beta1, beta2 = (scalar(b) for b in group["betas"])
+    def _init_scalars(self, state: dict[str, Any], p: Tensor, group: dict[str, Any]) -> None:
+        # as torch.optim.NAdam (which has no fused path): never fused's float32
+        state["mu_product"] = new_scalar(1.0, p, {**group, "fused": None})
+
+    def _derived(self, group, step, states, on_device) -> dict[str, Any]:
+        beta1 = group["betas"][0] if on_device else scalar(group["betas"][0])
         schedule = (group["momentum_decay"], group["momentum_schedule"])
         mu = nadam_momentum(beta1, step, *schedule)
-        mu_next = nadam_momentum(beta1, step + 1, *schedule)
-        # tensors of one bucket share their step count, hence their product of mu_i
-        mu_product = float(states[0]["mu_product"]) * mu
-        # one multi-tensor op: every product was equal, so each becomes exactly mu_product
-        torch._foreach_mul_([s["mu_product"] for s in states], mu)
-        nadam_rule(
-            params,
-            grads,
-            buffers["exp_avg"],
-            buffers["exp_avg_sq"],
-            step=step,
-            lr=scalar(group["lr"]),
-            beta1=beta1,
-            beta2=beta2,
-            mu=mu,
-            mu_next=mu_next,
-            mu_product=mu_product,
-            eps=group["eps"],
-            eps_inside_sqrt=group["eps_inside_sqrt"],
-            weight_decay=group["weight_decay"],
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-        )
-
-
-class Adamax(RuleOptimizer):
-    """Adamax (Kingma & Ba 2015, section 7.1): Adam with the infinity norm.
-
-    Update rule::
-
-        m_0 = 0, u_0 = 0
-        g_t = grad + weight_decay*theta     (decoupled_weight_decay: theta = theta*(1 - lr*weight_decay))
-        m_t = beta1*m_{t-1} + (1-beta1)*g_t
-        u_t = max(beta2*u_{t-1}, |g_t| + eps);  theta = theta - lr/(1-beta1^t) * m_t/u_t         eps_inside_max=True
-        u_t = max(beta2*u_{t-1}, |g_t|);        theta = theta - lr/(1-beta1^t) * m_t/(u_t + eps) eps_inside_max=False
-
-    Matches:
-        pytorch: ``torch.optim.Adamax`` (eps inside the max, lr 2e-3). keras:
-        ``keras.optimizers.Adamax`` (eps 1e-7 added to the denominator). optax: ``optax.adamax``
-        (eps inside the max). paper: Kingma & Ba Algorithm 2, which has no eps; the ``paper``
-        convention adds eps 1e-8 to the denominator so that a zero gradient stays finite.
-
-    References:
-        Kingma & Ba (2015) Algorithm 2; seed 004.
-    """
-
-    buffers = ("exp_avg", "exp_inf")
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float = 2e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        fused: bool | None = None,
-        eps_inside_max: bool = True,
-        decoupled_weight_decay: bool = False,
-    ) -> None:
-        _check_adam_family(
-            lr,
-            betas,
-            eps,
-            weight_decay,
-            eps_inside_max=eps_inside_max,
-            decoupled_weight_decay=decoupled_weight_decay,
-        )
-        defaults = {
-            "lr": lr,
-            "betas": tuple(betas),
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "maximize": maximize,
-            "foreach": foreach,
-            "fused": fused,
-            "eps_inside_max": eps_inside_max,
-            "decoupled_weight_decay": decoupled_weight_decay,
+        products = [s["mu_product"] for s in states]
+        # as torch.optim.NAdam: the stored product (float32) is updated, then read
+        torch._foreach_mul_(products, list(mu.reshape(-1).unbind()) if _many(mu) else mu)
+        if isinstance(step, Tensor):
+            mu_product = torch.stack(products).reshape(step.shape)
+        elif on_device:  # differentiable: one parameter, its product as the tensor it is
+            mu_product = products[0]
+        else:
+            # the parameters of one bucket share their step, hence their product
+            mu_product = float(products[0])
+        return {
+            "mu": mu,
+            "mu_next": nadam_momentum(beta1, step + 1, *schedule),
+            "mu_product": mu_product,
         }
-        super().__init__(params, defaults)
 
-    def _update(self, group, step, params, grads, buffers, states) -> None:
-        beta1, beta2 = (scalar(b) for b in group["betas"])
-        adamax_rule(
-            params,
-            grads,
-            buffers["exp_avg"],
-            buffers["exp_inf"],
-            step=step,
-            lr=scalar(group["lr"]),
-            beta1=beta1,
-            beta2=beta2,
-            eps=group["eps"],
-            eps_inside_max=group["eps_inside_max"],
-            weight_decay=group["weight_decay"],
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-        )
+
+def _many(mu: Any) -> bool:
+    """Whether a scalar holds one value per parameter (a 1-d tensor)."""
+    return isinstance(mu, Tensor) and mu.dim() > 0

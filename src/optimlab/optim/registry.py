@@ -18,7 +18,6 @@ from :mod:`optimlab.optim`). The registry answers "what are the defaults" (:func
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -26,10 +25,10 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from ._base import RuleOptimizer
 from .adadelta import Adadelta
 from .adagrad import Adagrad
-from .adam import Adam, Adamax, AdamW, NAdam
+from .adam import Adam, AdamW, NAdam
+from .adamax import Adamax
 from .conventions import KERAS_ALL, conventions
 from .rmsprop import RMSprop
 from .sgd import NAG, SGD, Momentum
@@ -110,17 +109,8 @@ class OptimizerEntry:
 
 
 def _signature_defaults(cls: type[Optimizer]) -> dict[str, Any]:
-    """Keyword -> default over the constructors from ``cls`` up to the rule shell; a subclass's
-    default wins over its base's (``NAG``'s ``nesterov=True`` over ``SGD``'s ``False``)."""
-    out: dict[str, Any] = {}
-    for klass in cls.__mro__:
-        if klass is RuleOptimizer or not issubclass(klass, RuleOptimizer):
-            break
-        for p in list(inspect.signature(klass.__init__).parameters.values())[2:]:
-            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in out:
-                continue
-            out[p.name] = None if p.default is inspect.Parameter.empty else p.default
-    return out
+    """Keyword -> default of the class's constructor (see ``RuleOptimizer``)."""
+    return cls.hyperparameter_defaults()
 
 
 _ENTRIES = [
@@ -201,8 +191,8 @@ _ENTRIES = [
     OptimizerEntry(
         "adamw", AdamW, "Adam with decoupled weight decay", _ADAPTIVE_LR,
         (*_ADAM_FULL, WEIGHT_DECAY),
-        conventions={"keras": {"lr": 1e-3, "eps": 1e-7, "eps_hat": True, "weight_decay": 0.004,
-                               **KERAS_ALL},
+        # (no KERAS_ALL: AdamW's decay is decoupled by its nature, it takes no switch)
+        conventions={"keras": {"lr": 1e-3, "eps": 1e-7, "eps_hat": True, "weight_decay": 0.004},
                      "optax": {"weight_decay": 1e-4}},
     ),
     OptimizerEntry(

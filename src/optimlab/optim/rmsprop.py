@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from torch import Tensor
 
-from ._base import RuleOptimizer, scalar
-from ._rules import (
-    ArrayLike,
-    apply_weight_decay,
-    bias_correction,
-    ema_,
-    ema_sq_,
-    full_state_like,
-    sqrt_denominator,
-)
-from ._validate import (
-    check_bool,
-    check_choice,
-    check_lr,
-    check_non_negative,
-    check_unit_interval,
-)
+from . import _rules
+from ._base import RuleOptimizer
+from ._rules import ArrayLike, apply_weight_decay, ema_, ema_sq_, full_state_like, sqrt_denominator
+from ._validate import Check, choice
 
 
 def rmsprop_rule(
@@ -40,7 +28,7 @@ def rmsprop_rule(
     centered: bool,
     momentum: float,
     form: str,
-    bias_correction_: bool,
+    bias_correction: bool,
     weight_decay: float,
     decoupled_weight_decay: bool,
 ) -> None:
@@ -49,11 +37,11 @@ def rmsprop_rule(
         params, grads, lr=lr, weight_decay=weight_decay, decoupled=decoupled_weight_decay
     )
     ema_sq_(square_avg, grads, alpha)
-    bc = bias_correction(alpha, step) if bias_correction_ else 1.0
+    bc = _rules.bias_correction(alpha, step) if bias_correction else 1.0
     v = square_avg
     if centered:
         ema_(grad_avg, grads, alpha)
-        if bc != 1.0:
+        if bias_correction:
             # both averages started at zero, so each is corrected before the variance is formed:
             # v_hat - b_hat^2 (optax.scale_by_stddev), not (v - b^2)/(1 - alpha^t)
             b_hat = grad_avg.div(bc)
@@ -104,85 +92,72 @@ class RMSprop(RuleOptimizer):
         Tieleman & Hinton (2012) Lecture 6e; Graves (2013) eq. 38-45 (centered); seeds 000, 001, 004.
     """
 
+    rule = staticmethod(rmsprop_rule)
     buffers = ("square_avg", "grad_avg", "momentum_buffer")
+    checks: ClassVar[dict[str, Check]] = {"form": choice("form", ("heavy_ball", "velocity"))}
 
     def __init__(
         self,
         params: Any,
-        lr: float = 1e-2,
+        lr: float | Tensor = 1e-2,
         alpha: float = 0.99,
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
-        *,
-        maximize: bool = False,
+        capturable: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        *,
         fused: bool | None = None,
         eps_inside_sqrt: bool = False,
         form: str = "heavy_ball",
         initial_accumulator_value: float = 0.0,
         bias_correction: bool = False,
         decoupled_weight_decay: bool = False,
+        skip_nonfinite: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_unit_interval("alpha", alpha)
-        check_non_negative("eps", eps, "epsilon")
-        check_non_negative("weight_decay", weight_decay)
-        check_non_negative("momentum", momentum)
-        check_bool("centered", centered)
-        check_bool("eps_inside_sqrt", eps_inside_sqrt)
-        check_choice("form", form, ("heavy_ball", "velocity"))
-        check_non_negative("initial_accumulator_value", initial_accumulator_value)
-        check_bool("bias_correction", bias_correction)
-        check_bool("decoupled_weight_decay", decoupled_weight_decay)
-        defaults = {
-            "lr": lr,
-            "alpha": alpha,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "momentum": momentum,
-            "centered": centered,
-            "maximize": maximize,
-            "foreach": foreach,
-            "fused": fused,
-            "eps_inside_sqrt": eps_inside_sqrt,
-            "form": form,
-            "initial_accumulator_value": initial_accumulator_value,
-            "bias_correction": bias_correction,
-            "decoupled_weight_decay": decoupled_weight_decay,
-        }
-        super().__init__(params, defaults)
+        """Build the optimizer; the parameters up to ``differentiable`` are
+        torch.optim.RMSprop's, in its order (all positional, as there).
+
+        Args:
+            params: the tensors to optimize, or param-group dicts (as for any torch optimizer).
+            lr: the learning rate (a float or a 0-d tensor).
+            alpha: the decay of the average of squared gradients (Keras's ``rho``).
+            eps: added to the root (``eps_inside_sqrt``: under it).
+            weight_decay: L2 penalty (added to the gradient), or decoupled with
+                ``decoupled_weight_decay``.
+            momentum: the momentum factor (0: no momentum buffer).
+            centered: divide by the root of the variance, not of the second moment (Graves).
+            capturable: counts on the parameters' device, never read by the host (CUDA graphs).
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
+            maximize: ascend the objective instead of descending.
+            differentiable: record the step for autograd (per-tensor path).
+            fused: the fused path (True), never (False), or by size (None); optimlab's
+                (torch.optim.RMSprop has none).
+            eps_inside_sqrt: ``sqrt(s_t + eps)`` (Keras, optax, TF1) instead of
+                ``sqrt(s_t) + eps``.
+            form: how momentum is written: ``"heavy_ball"`` (torch) or ``"velocity"`` (lr
+                inside the buffer: Keras, optax, TF1).
+            initial_accumulator_value: v_0, where the average of squared gradients starts
+                (TF1: 1.0).
+            bias_correction: divide the averages by ``1 - alpha^t`` (optax's option).
+            decoupled_weight_decay: decay by ``lr*weight_decay`` apart from the gradient (Keras).
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
+        """
+        super().__init__(params, locals())
 
     def _active_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        # in the order torch.optim.RMSprop creates them
         names = ["square_avg"]
-        if group["centered"]:
-            names.append("grad_avg")
         if group["momentum"] > 0:
             names.append("momentum_buffer")
+        if group["centered"]:
+            names.append("grad_avg")
         return tuple(names)
 
     def _new_buffer(self, name, p, group) -> torch.Tensor:
         if name == "square_avg":
             return full_state_like(p, group["initial_accumulator_value"])
         return super()._new_buffer(name, p, group)
-
-    def _update(self, group, step, params, grads, buffers, states) -> None:
-        rmsprop_rule(
-            params,
-            grads,
-            buffers["square_avg"],
-            buffers.get("grad_avg"),
-            buffers.get("momentum_buffer"),
-            step=step,
-            lr=scalar(group["lr"]),
-            alpha=group["alpha"],
-            eps=group["eps"],
-            eps_inside_sqrt=group["eps_inside_sqrt"],
-            centered=group["centered"],
-            momentum=group["momentum"],
-            form=group["form"],
-            bias_correction_=group["bias_correction"],
-            weight_decay=group["weight_decay"],
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-        )

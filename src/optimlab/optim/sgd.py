@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from torch import Tensor
 
 from ._base import RuleOptimizer, TorchKernel, scalar
-from ._rules import ArrayLike, apply_weight_decay, ema_
-from ._validate import check_bool, check_choice, check_lr, check_non_negative, check_unit_interval
+from ._rules import ArrayLike, apply_weight_decay, ema_, is_zero
+from ._validate import Check, check_unit_interval, choice
 
 #: the three ways the seeds and the frameworks write momentum
 FORMS = ("heavy_ball", "velocity", "ema")
@@ -100,47 +101,58 @@ class SGD(RuleOptimizer):
         seeds 000 (velocity, NAG), 001 and 003 (ema), 003 (torch's form).
     """
 
+    rule = staticmethod(sgd_rule)
     buffers = ("momentum_buffer",)
+    checks: ClassVar[dict[str, Check]] = {"form": choice("form", FORMS)}
+    # torch.optim.SGD keeps no step counter: the first step is the one without a buffer
+    counts_steps = False
+    sparse_grads = "dense"
 
     def __init__(
         self,
         params: Any,
-        lr: float = 1e-3,
+        lr: float | Tensor = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
-        weight_decay: float = 0.0,
+        weight_decay: float | Tensor = 0.0,
         nesterov: bool = False,
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        differentiable: bool = False,
         fused: bool | None = None,
         form: str = "heavy_ball",
         decoupled_weight_decay: bool = False,
+        skip_nonfinite: bool = False,
     ) -> None:
-        check_lr(lr)
-        check_non_negative("momentum", momentum)
-        check_non_negative("dampening", dampening)
-        check_non_negative("weight_decay", weight_decay)
-        check_bool("nesterov", nesterov)
-        check_choice("form", form, FORMS)
-        check_bool("decoupled_weight_decay", decoupled_weight_decay)
-        if form == "ema":
+        """Build the optimizer; the parameters up to ``fused`` are torch.optim.SGD's.
+
+        Args:
+            params: the tensors to optimize, or param-group dicts (as for any torch optimizer).
+            lr: the learning rate (a float or a 0-d tensor).
+            momentum: the momentum factor (0 = plain gradient descent).
+            dampening: scales each new gradient into the buffer by ``1 - dampening``.
+            weight_decay: L2 penalty (added to the gradient), or decoupled with
+                ``decoupled_weight_decay``.
+            nesterov: Nesterov's look-ahead; needs a momentum and zero dampening.
+            maximize: ascend the objective instead of descending.
+            foreach: the multi-tensor path (True), per tensor (False), or by size (None).
+            differentiable: record the step for autograd (per-tensor path).
+            fused: the fused path (True), never (False), or by size (None).
+            form: how momentum is written: ``"heavy_ball"`` (torch), ``"velocity"``
+                (Keras, TF1, Sutskever) or ``"ema"`` (seeds 001 and 003).
+            decoupled_weight_decay: decay by ``lr*weight_decay`` apart from the gradient (Keras).
+            skip_nonfinite: skip a step whose gradients hold a NaN or an inf (``skipped_steps``).
+        """
+        super().__init__(params, locals())
+
+    def _check(self, hyperparameters: dict[str, Any]) -> None:
+        super()._check(hyperparameters)
+        momentum, dampening = hyperparameters["momentum"], hyperparameters["dampening"]
+        if hyperparameters["form"] == "ema":
             check_unit_interval("momentum", momentum)
-        if nesterov and (momentum <= 0 or dampening != 0):
+        if hyperparameters["nesterov"] and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        defaults = {
-            "lr": lr,
-            "momentum": momentum,
-            "dampening": dampening,
-            "weight_decay": weight_decay,
-            "nesterov": nesterov,
-            "maximize": maximize,
-            "foreach": foreach,
-            "fused": fused,
-            "form": form,
-            "decoupled_weight_decay": decoupled_weight_decay,
-        }
-        super().__init__(params, defaults)
 
     def _active_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return self.buffers if group["momentum"] != 0 else ()
@@ -168,20 +180,9 @@ class SGD(RuleOptimizer):
 
         return kernel
 
-    def _update(self, group, step, params, grads, buffers, states) -> None:
-        sgd_rule(
-            params,
-            grads,
-            buffers.get("momentum_buffer"),
-            step=step,
-            lr=scalar(group["lr"]),
-            momentum=group["momentum"],
-            dampening=group["dampening"],
-            nesterov=group["nesterov"],
-            form=group["form"],
-            weight_decay=group["weight_decay"],
-            decoupled_weight_decay=group["decoupled_weight_decay"],
-        )
+    def _takes_sparse(self, group: dict[str, Any]) -> bool:
+        # plain SGD adds a sparse gradient as it is, as torch.optim.SGD does
+        return group["momentum"] == 0 and is_zero(group["weight_decay"])
 
 
 class Momentum(SGD):
@@ -192,6 +193,14 @@ class Momentum(SGD):
     """
 
     def __init__(self, params: Any, lr: float = 1e-3, momentum: float = 0.9, **kwargs: Any) -> None:
+        """Build the optimizer.
+
+        Args:
+            params: the tensors to optimize, or param-group dicts.
+            lr: the learning rate.
+            momentum: the momentum factor.
+            **kwargs: any other keyword of :class:`SGD` (``form``, ``nesterov``...).
+        """
         super().__init__(params, lr=lr, momentum=momentum, **kwargs)
 
 
@@ -222,4 +231,13 @@ class NAG(SGD):
         nesterov: bool = True,
         **kwargs: Any,
     ) -> None:
+        """Build the optimizer.
+
+        Args:
+            params: the tensors to optimize, or param-group dicts.
+            lr: the learning rate.
+            momentum: the momentum factor (must be positive).
+            nesterov: Nesterov's look-ahead (False gives :class:`Momentum`).
+            **kwargs: any other keyword of :class:`SGD` (``form``, ``dampening``...).
+        """
         super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov, **kwargs)

@@ -53,7 +53,7 @@ def _poisoned(_options=None) -> Dataset:
                    torch.zeros(90, dtype=torch.long).as_subclass(_Poisoned), source="poisoned test")
 
 
-def _model() -> nn.Module:
+def _model(seed: int) -> nn.Module:
     return nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 3))
 
 

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..bookkeeping import CHECKPOINT_EVERY_S
+from ..cli_options import Accumulate, ClipGradNorm, Device, LogTo, SkipNonfinite
 from ..console import console as _console
-from ..tasks import DEFAULT_TASK
+from ..provenance import command_line
+from ..tasks import DEFAULT_TASK, get_task
 from .run import CompareListener, compare
 
 if TYPE_CHECKING:
@@ -143,9 +145,14 @@ def compare_command(
         help="Runs trained at once, each in its own process (default: one per CPU). "
         "Every run depends only on its seed, so the numbers do not change.",
     )] = None,
+    device: Device = "auto",
+    clip_grad_norm: ClipGradNorm = None,
+    accumulate: Accumulate = None,
+    skip_nonfinite: SkipNonfinite = False,
+    log_to: LogTo = None,
 ) -> None:
     """Train every optimizer on one task over several seeds; write results.db and a report."""
-    out_dir = out if out is not None else Path("runs") / task
+    out_dir = out if out is not None else Path("runs") / get_task(task).name
     err = _console(stderr=True)
     listener = None if quiet or as_json else _progress_listener(err)
     started = time.perf_counter()
@@ -154,7 +161,9 @@ def compare_command(
                           batch_size=batch_size, schedule=schedule, out=out_dir, resume=resume,
                           force=force, data_dir=data_dir, download=download, jobs=jobs,
                           nproc=nproc, threads=threads, checkpoint_every=checkpoint_every,
-                          listener=listener)
+                          listener=listener, device=device,
+                          clip_grad_norm=clip_grad_norm, accumulate=accumulate,
+                          skip_nonfinite=skip_nonfinite, log_to=log_to, command=command_line())
     except KeyboardInterrupt:
         if listener is not None:
             listener.stop()  # the bars must be gone before the message

@@ -7,14 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..device import resolve_device
 from ..errors import UserError
+from ..refs import is_reference
 from ..runspec import RunSpec, check_batch_size, whole_number
 from ..schedules import Schedule, parse_schedule
 from ..spec import OptimizerSpec, parse_specs
 from ..tasks import DEFAULT_TASK, get_task
 
 #: the configuration keys whose change makes ``--resume`` refuse
-CONFIG_KEYS = ("task", "optimizers", "epochs", "seeds", "batch_size", "schedule")
+CONFIG_KEYS = ("task", "optimizers", "epochs", "seeds", "batch_size", "schedule", "device",
+               "clip_grad_norm", "accumulate", "skip_nonfinite")
 
 
 @dataclass(frozen=True)
@@ -24,12 +27,16 @@ class CompareConfig:
     Make one with :meth:`create`, which validates everything before anything is run or written.
 
     Attributes:
-        task: registry name.
+        task: registry name, or the ``pkg.module:attr`` reference it was given as (so that
+            worker processes import it again).
         optimizers: the parsed specs, in the comparison's order.
         seeds: number of seeds; runs use seeds ``0 .. seeds-1``.
         epochs: epochs per run.
         batch_size: ``N`` or ``"full"``.
         schedule: the parsed learning-rate schedule, or None.
+        device: the device the runs train on (``"cuda:0"``), None for the CPU.
+        clip_grad_norm, accumulate, skip_nonfinite: the training loop's options
+            (:class:`~optimlab.lab.runspec.RunSpec`).
     """
 
     task: str
@@ -38,6 +45,10 @@ class CompareConfig:
     epochs: int
     batch_size: int | str
     schedule: Schedule | None
+    device: str | None = None
+    clip_grad_norm: float | None = None
+    accumulate: int | None = None
+    skip_nonfinite: bool = False
 
     @classmethod
     def create(
@@ -49,6 +60,10 @@ class CompareConfig:
         epochs: int | None = None,
         batch_size: int | str | None = None,
         schedule: str | Schedule | None = None,
+        device: str | None = "auto",
+        clip_grad_norm: float | None = None,
+        accumulate: int | None = None,
+        skip_nonfinite: bool = False,
     ) -> CompareConfig:
         """Check and parse the options of a comparison (``None``: the task's default).
 
@@ -69,7 +84,14 @@ class CompareConfig:
         batch = check_batch_size(t.batch_size if batch_size is None else batch_size)
         if isinstance(schedule, str):
             schedule = parse_schedule(schedule)
-        return cls(t.name, tuple(specs), seeds, epochs, batch, schedule)
+        resolved = resolve_device(device)
+        key = task.strip() if is_reference(task) else t.name
+        accumulate = None if accumulate == 1 else accumulate
+        # RunSpec checks the loop's options
+        RunSpec(key, specs[0], clip_grad_norm=clip_grad_norm, accumulate=accumulate)
+        return cls(key, tuple(specs), seeds, epochs, batch, schedule,
+                   None if resolved.type == "cpu" else str(resolved), clip_grad_norm, accumulate,
+                   bool(skip_nonfinite))
 
     def stored(self) -> dict[str, Any]:
         """The configuration as the results store keeps it (JSON: labels, numbers)."""
@@ -80,13 +102,19 @@ class CompareConfig:
             "seeds": self.seeds,
             "batch_size": self.batch_size,
             "schedule": self.schedule.label() if self.schedule is not None else None,
+            # unset options are None, as in a store written before they existed
+            "device": self.device,
+            "clip_grad_norm": self.clip_grad_norm,
+            "accumulate": self.accumulate,
+            "skip_nonfinite": True if self.skip_nonfinite else None,
         }
 
     def runs(self) -> list[RunSpec]:
         """The runs, optimizer by optimizer, seed by seed (the specs are not parsed again)."""
         return [
             RunSpec(self.task, spec, seed=seed, epochs=self.epochs, batch_size=self.batch_size,
-                    schedule=self.schedule)
+                    schedule=self.schedule, device=self.device, clip_grad_norm=self.clip_grad_norm,
+                    accumulate=self.accumulate, skip_nonfinite=self.skip_nonfinite)
             for spec in self.optimizers
             for seed in range(self.seeds)
         ]

@@ -30,6 +30,7 @@ from .. import pages
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..pages import Cell, Chart, escape, fmt, log_axis, round6
+from ..provenance import provenance_section
 from ..store import DB_NAME, Store
 from . import views
 from .figures import FIGURE_NAMES, write_figures
@@ -223,6 +224,7 @@ _HEAD = (("optimizer", "text"), ("seeds finished / total", ""), ("final train lo
 
 
 def _summary_table(rows: list[SummaryRow]) -> str:
+    skipped = any(r.skipped_steps for r in rows)
     body = []
     for r in rows:
         diverged = Cell("0", 0)
@@ -243,8 +245,11 @@ def _summary_table(rows: list[SummaryRow]) -> str:
             Cell(fmt(r.wall_time_s_mean, ".3g"), r.wall_time_s_mean),
             Cell(fmt(100 * r.step_time_share_mean, ".1f"), 100 * r.step_time_share_mean),
             Cell(diverged.html, diverged.sort, "text wrap"),
+            *([Cell(str(r.skipped_steps), r.skipped_steps)] if skipped else []),
         ])
-    return pages.table(_HEAD, body, table_id="summary")
+    # steps left out by --skip-nonfinite: a column only where some were
+    head = (*_HEAD, ("skipped steps", "")) if skipped else _HEAD
+    return pages.table(head, body, table_id="summary")
 
 
 # ---- page ----------------------------------------------------------------------------------------
@@ -259,9 +264,13 @@ def _header(data: ReportData) -> str:
     items = [("task", data.task), ("data", data.source)]
     if exp.get("folders"):
         items.append(("comparisons", ", ".join(exp["folders"])))
-    for key in ("epochs", "batch_size", "seeds", "schedule"):
+    for key in ("epochs", "batch_size", "seeds", "schedule", "clip_grad_norm", "accumulate",
+                "skip_nonfinite"):
         if exp.get(key) is not None:
             items.append((key.replace("_", " "), str(exp[key])))
+    if data.provenance:
+        last = data.provenance[-1]
+        items.append(("device", f"{last.get('device', '?')} ({last.get('device_name', '')})"))
     items.append(("results written", _date(data.updated_at)))
     return pages.facts(items)
 
@@ -325,18 +334,12 @@ def render_html(data: ReportData, rows: list[SummaryRow], line_panels: list[view
 
 def provenance(data: ReportData) -> str:
     """The page's "how this was made" block, from the provenance records in the store."""
-    records = data.provenance
-    first = records[0] if records else {}
-    last = records[-1] if records else {}
-    rows = [(label, str(last[key])) for key, label in pages.PROVENANCE_LABELS.items()
-            if key != "command" and last.get(key) is not None]
-    rows.append(("results written", _date(data.updated_at)))
+    written = [("results written", _date(data.updated_at))]
     if data.overlay_command is not None:
-        made = "; ".join(f"{r['folder']}: {r.get('command', 'not recorded')}" for r in records)
-        note = f"The comparisons were made with: {made}." if made else ""
-        return pages.provenance_section(rows, data.overlay_command, note=note)
-    note = f"Resumed {len(records) - 1} time(s); the versions are the last run's." if len(records) > 1 else ""
-    return pages.provenance_section(rows, first.get("command"), note=note)
+        made = "; ".join(f"{r['folder']}: {r.get('command', 'not recorded')}" for r in data.provenance)
+        return provenance_section(data.provenance[:1], extra=written, command=data.overlay_command,
+                                  note=f"The comparisons were made with: {made}." if made else "")
+    return provenance_section(data.provenance, extra=written)
 
 
 #: the smoothing slider: recompute each seed's EMA, the mean and band, refit the y-range

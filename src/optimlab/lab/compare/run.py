@@ -22,12 +22,14 @@ from .. import parallel
 from ..bookkeeping import CHECKPOINT_EVERY_S, check_interval
 from ..checkpoint import checkpoint_path
 from ..errors import UserError
+from ..provenance import collect, command_for
 from ..runner import run
 from ..runspec import RunResult, RunSpec, whole_number
 from ..schedules import Schedule
 from ..spec import OptimizerSpec
 from ..store import DB_NAME, Store
 from ..tasks import DEFAULT_TASK, DataOptions, get_task, load_dataset
+from ..trackers import TENSORBOARD_DIR, TrackerConfig, parse_log_to
 from .plan import CompareConfig, changed_keys, describe_change
 
 CHECKPOINT_DIR = "checkpoints"
@@ -90,10 +92,11 @@ def default_jobs() -> int:
 
 
 def _run_in_worker(spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path,
-                   checkpoint_every: float) -> RunResult:
+                   checkpoint_every: float, trackers: TrackerConfig | None) -> RunResult:
     with Store.open(out) as store:
         return run(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
-                   checkpoint_every=checkpoint_every, progress=parallel.report_progress)
+                   checkpoint_every=checkpoint_every, progress=parallel.report_progress,
+                   trackers=trackers)
 
 
 def compare(
@@ -104,6 +107,11 @@ def compare(
     epochs: int | None = None,
     batch_size: int | str | None = None,
     schedule: str | Schedule | None = None,
+    device: str | None = "auto",
+    clip_grad_norm: float | None = None,
+    accumulate: int | None = None,
+    skip_nonfinite: bool = False,
+    log_to: str | Sequence[str] | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
     force: bool = False,
@@ -115,6 +123,7 @@ def compare(
     checkpoint_every: float = CHECKPOINT_EVERY_S,
     listener: CompareListener | None = None,
     report: bool = True,
+    command: str | None = None,
 ) -> CompareResult:
     """Train every optimizer on one task over several seeds; store the runs; write the report.
 
@@ -129,7 +138,13 @@ def compare(
         epochs: epochs per run; None: the task's.
         batch_size: ``N``, ``1`` (SGD) or ``"full"`` (batch gradient descent); None: the task's.
         schedule: learning-rate schedule (text or parsed), stepped per optimizer step.
-        out: output folder; None: ``runs/<task>``.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        clip_grad_norm: clip the global gradient norm to this value before each step.
+        accumulate: micro-batches of ``batch_size`` per optimizer step.
+        skip_nonfinite: steps with a non-finite loss or gradient change nothing and are counted.
+        log_to: trackers to log every run to as it trains: ``tensorboard``, ``mlflow``
+            (comma-separated text or a sequence).
+        out: output folder; None: ``runs/<task name>``.
         resume: continue the runs in ``out`` and skip the finished ones.
         force: with ``resume``, accept a changed configuration.
         data_dir: folder holding the datasets' files.
@@ -142,6 +157,8 @@ def compare(
             epoch); a kill -9 repeats at most this much training (plus one epoch) on resume.
         listener: progress hooks.
         report: write ``summary.csv``, ``report.html`` and the figures at the end.
+        command: the command line to record as the comparison's provenance (None: the
+            ``optimlab compare`` line equivalent to these arguments).
 
     Returns:
         A :class:`CompareResult`: the summary rows (``.table()``) and the files written.
@@ -152,7 +169,10 @@ def compare(
         KeyboardInterrupt: on Ctrl-C, after the current epoch's checkpoint and rows are consistent.
     """
     config = CompareConfig.create(task=task, optimizers=optimizers, seeds=seeds, epochs=epochs,
-                                  batch_size=batch_size, schedule=schedule)
+                                  batch_size=batch_size, schedule=schedule, device=device,
+                                  clip_grad_norm=clip_grad_norm, accumulate=accumulate,
+                                  skip_nonfinite=skip_nonfinite)
+    trackers_named = parse_log_to(log_to)
     jobs = default_jobs() if jobs is None else whole_number("jobs", jobs)
     whole_number("--nproc", nproc)
     if threads is not None:
@@ -161,12 +181,24 @@ def compare(
     if nproc > 1 and (config.schedule is not None
                       or any(len(s.phases) != 1 for s in config.optimizers)):
         raise UserError("--nproc runs take one optimizer per spec and no schedule")
-    out = Path(out) if out is not None else Path("runs") / config.task
+    if nproc > 1 and (trackers_named or config.device or config.clip_grad_norm or config.accumulate
+                      or config.skip_nonfinite):
+        raise UserError("--nproc runs take none of --device, --clip-grad-norm, --accumulate, "
+                        "--skip-nonfinite, --log-to")
+    out = Path(out) if out is not None else Path("runs") / get_task(config.task).name
     if out.exists() and not out.is_dir():
         raise UserError(f"Cannot write to {out}: it is a file, not a folder")
     data = DataOptions(data_dir=Path(data_dir) if data_dir is not None else None,
                        download=download)
     stored = config.stored()
+    trackers = TrackerConfig(trackers_named, out) if trackers_named else None
+    if command is None:
+        command = command_for("compare", {
+            "task": task, "optimizers": list(config.optimizers), "seeds": seeds, "epochs": epochs,
+            "batch_size": batch_size, "schedule": schedule, "device": device,
+            "clip_grad_norm": clip_grad_norm, "accumulate": accumulate,
+            "skip_nonfinite": skip_nonfinite, "log_to": log_to, "out": out, "jobs": jobs,
+            "nproc": nproc if nproc > 1 else None})
     # load (and cache) the data and read a resumed folder's configuration before touching it:
     # missing files or a changed configuration fail without side effects
     load_dataset(get_task(config.task), data)
@@ -187,7 +219,7 @@ def compare(
         torch.set_num_threads(threads)
     try:
         result = _run(config, out, data, resume, jobs, nproc, checkpoint_every,
-                      listener or CompareListener())
+                      listener or CompareListener(), trackers, collect(command, config.device))
     finally:
         torch.set_num_threads(before)
     if report:
@@ -200,7 +232,8 @@ def compare(
 
 
 def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs: int,
-         nproc: int, checkpoint_every: float, listener: CompareListener) -> CompareResult:
+         nproc: int, checkpoint_every: float, listener: CompareListener,
+         trackers: TrackerConfig | None, provenance: dict[str, Any]) -> CompareResult:
     """Act on a checked comparison: prepare ``out``, train what is not done, store it."""
     plan = config.runs()
     stored = config.stored()
@@ -209,14 +242,19 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
     with Store.open(out) as store:
         if not resume:
             store.clear()
-            if ckpt_dir.exists():
-                shutil.rmtree(ckpt_dir)
+            # the checkpoints and TensorBoard logs of the results just cleared
+            for folder in (ckpt_dir, out / TENSORBOARD_DIR):
+                if folder.is_dir():
+                    shutil.rmtree(folder)
         else:
             wanted = {s.run_id() for s in plan}
             for stale in [r.run_id for r in store.runs() if r.run_id not in wanted]:
                 store.delete_run(stale)
                 checkpoint_path(ckpt_dir, stale).unlink(missing_ok=True)
         store.set_experiment(stored)
+        store.add_provenance(provenance)
+        if trackers is not None:
+            trackers.prepare()
         result = CompareResult(out, stored)
         done = {r.run_id for r in store.runs() if r.status in ("finished", "diverged")}
         todo = [(i, s) for i, s in enumerate(plan) if s.run_id() not in done]
@@ -227,7 +265,7 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
                 result.skipped.append(spec)
                 listener.run_finished(index, spec, None)
         if nproc == 1 and min(jobs, len(todo)) > 1:
-            calls = [(_run_in_worker, (spec, data, out, ckpt_dir, checkpoint_every))
+            calls = [(_run_in_worker, (spec, data, out, ckpt_dir, checkpoint_every, trackers))
                      for _, spec in todo]
             result.results.extend(parallel.run_all(
                 calls, min(jobs, len(todo)),
@@ -240,8 +278,10 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
             run_fn = _data_parallel(nproc)
             for index, spec in todo:
                 listener.run_started(index, spec, None)
+                extra = {"trackers": trackers} if trackers is not None else {}
                 r = run_fn(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
-                           checkpoint_every=checkpoint_every, progress=listener.run_progress)
+                           checkpoint_every=checkpoint_every, progress=listener.run_progress,
+                           **extra)
                 result.results.append(r)
                 listener.run_finished(index, spec, r)
     if ckpt_dir.exists() and not any(ckpt_dir.iterdir()):

@@ -31,6 +31,7 @@ SUMMARY_COLUMNS = (
     "test_accuracy_ci95",
     "wall_time_s_mean",
     "diverged_runs",
+    "skipped_steps",
 )
 
 @dataclass
@@ -121,6 +122,7 @@ class SummaryRow:
     step_time_share_mean: float = math.nan
     diverged_at: list[tuple[int, int | None]] = field(default_factory=list)  # (seed, step)
     unfinished_runs: int = 0
+    skipped_steps: int = 0  # over every run: steps that skip_nonfinite left out
     step_time_share_low: float = math.nan
     step_time_share_high: float = math.nan
     label: str = ""
@@ -129,7 +131,7 @@ class SummaryRow:
     def csv_values(self) -> list[str]:
         return [self.optimizer, str(self.seeds), str(self.seeds_finished), csv_number(self.final_train_loss_mean),
                 csv_number(self.test_accuracy_mean), csv_number(self.test_accuracy_ci95),
-                csv_number(self.wall_time_s_mean), str(self.diverged_runs)]
+                csv_number(self.wall_time_s_mean), str(self.diverged_runs), str(self.skipped_steps)]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (undefined numbers are None)."""
@@ -145,6 +147,7 @@ class SummaryRow:
             "step_time_share_mean": json_number(self.step_time_share_mean),
             "diverged_at": [{"seed": s, "step": st} for s, st in self.diverged_at],
             "unfinished_runs": self.unfinished_runs,
+            "skipped_steps": self.skipped_steps,
         }
 
 
@@ -177,6 +180,7 @@ class ReportData:
                 step_time_share_mean=mean(g.step_shares()),
                 diverged_at=[(r.run.seed, r.run.diverged_step) for r in g.diverged],
                 unfinished_runs=len(g.unfinished),
+                skipped_steps=sum(r.run.skipped_steps for r in (*g.finished, *g.diverged, *g.unfinished)),
                 step_time_share_low=min(shares) if shares else math.nan,
                 step_time_share_high=max(shares) if shares else math.nan,
                 label=g.label,
@@ -222,7 +226,7 @@ def collect(store: Store) -> ReportData:
     for group, c, label in zip(groups.values(), colors(list(groups)), short_labels(list(groups))):
         group.color, group.label = c, label
     return ReportData(store.get_experiment() or {}, list(groups.values()), task, source,
-                      updated_at=store.last_update())
+                      store.provenance(), updated_at=store.last_update())
 
 
 def write_summary_csv(path: Path, rows: list[SummaryRow]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..files import atomic_write_bytes, atomic_write_text
+from ..provenance import command_for
 from ..spec import OptimizerSpec, parse_specs
 from .catalog import DEFAULT_SURFACES, Point, Surface, get_surface
 from .draw import (
@@ -44,8 +45,10 @@ def write_outputs(
     *,
     fmt: str = "gif",
     max_frames: int = DEFAULT_MAX_FRAMES,
+    command: str | None = None,
 ) -> list[Path]:
-    """Write ``<surface>.png``, ``.gif``/``.mp4`` (unless ``fmt="none"``), ``.html`` and ``.csv``."""
+    """Write ``<surface>.png``, ``.gif``/``.mp4`` (unless ``fmt="none"``), ``.html`` and ``.csv``;
+    the page records ``command`` (default: this process's command line) as its provenance."""
     fmt = check_format(fmt)
     frame_steps(run.steps, max_frames)  # validates max_frames before anything is written
     out = Path(out)
@@ -56,7 +59,7 @@ def write_outputs(
         written.append(atomic_write_bytes(out / f"{stem}.gif", gif_bytes(figure, max_frames)))
     elif fmt == "mp4":
         written.append(write_picture_mp4(figure, out / f"{stem}.mp4", max_frames))
-    written.append(write_html(run, out / f"{stem}.html", max_frames))
+    written.append(write_html(run, out / f"{stem}.html", max_frames, command))
     written.append(write_csv(run, out / f"{stem}.csv"))
     return written
 
@@ -92,6 +95,7 @@ def surface(
     out: str | os.PathLike = "runs/surface",
     tune: bool = False,
     frames: int = DEFAULT_MAX_FRAMES,
+    command: str | None = None,
 ) -> SurfaceResult:
     """Run optimizers on 2-D surfaces and draw their paths (``optimlab surface``).
 
@@ -111,6 +115,8 @@ def surface(
         out: output folder.
         tune: pick each optimizer's lr from 7 log-spaced values (best final value).
         frames: most frames in the animation; steps are grouped to fit.
+        command: the command line each page records as its provenance (None: the
+            ``optimlab surface`` line equivalent to these arguments).
 
     Returns:
         A :class:`SurfaceResult`: the runs, their measurements (``.table()``) and the files.
@@ -131,9 +137,15 @@ def surface(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"Cannot write to {out}: it is a file, not a folder")
+    if command is None:
+        command = command_for("surface", {
+            "function": ",".join(x.name for x in surfaces), "optimizers": specs, "steps": steps,
+            "start": None if point is None else f"{point[0]:g},{point[1]:g}", "tol": tol,
+            "noise": noise or None, "seed": seed or None, "format": fmt, "out": str(out),
+            "tune": tune, "frames": frames})
     result = SurfaceResult()
     for s in surfaces:
         run = run_paths(s, list(s.specs) if specs is None else specs, settings, tune=tune)
         result.runs.append(run)
-        result.files.append(write_outputs(run, out, fmt=fmt, max_frames=frames))
+        result.files.append(write_outputs(run, out, fmt=fmt, max_frames=frames, command=command))
     return result

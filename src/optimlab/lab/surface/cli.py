@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ..console import console as _console
+from ..provenance import command_line
 from .api import surface as run_command
 from .catalog import SURFACES
 
@@ -94,6 +95,7 @@ def surface(
         out=out,
         tune=tune,
         frames=frames,
+        command=command_line(),
     )
     for run, files in zip(result.runs, result.files):
         table = Table(title=f"{run.surface.name}: {run.surface.formula}", title_justify="left")

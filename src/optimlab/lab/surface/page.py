@@ -15,6 +15,7 @@ import numpy as np
 from .. import pages
 from ..files import atomic_write_text
 from ..pages import Cell, Chart, escape
+from ..provenance import collect, command_line, provenance_section
 from . import view
 from .draw import DEFAULT_MAX_FRAMES, FRAME_MS, frame_steps, legend_label, subtitle
 from .run import PathMetrics, SurfaceRun
@@ -217,12 +218,12 @@ def render_page(run: SurfaceRun, max_frames: int = DEFAULT_MAX_FRAMES,
     header = (f'<p class="lead">{escape(surface.description)}</p>' if surface.description else "") + facts
     tol = (f"Steps to tolerance: the first step within {run.tol:g} of a minimum or of its value. "
            if surface.minima else "")
-    rows, command = pages.runtime_rows(command)
+    record = collect(command if command is not None else command_line())
     body = (
         chart.card() +
         f'<section class="card"><h2>Measurements</h2>{metrics_table(run)}'
         f'<p class="note">{escape(tol)}Time: the wall-clock time of all steps, in milliseconds.</p></section>'
-        + pages.provenance_section(rows, command)
+        + provenance_section([record])
     )
     return pages.page(f"optimlab surface: {surface.name}", header=header, body=body, charts=[chart])
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from .base import DataOptions, Dataset, Task, accuracy
 from .catalog import DEFAULT_TASK
 from .registry import (
+    ENTRY_POINT_GROUP,
+    as_task,
     clear_data_cache,
     get_task,
     load_dataset,
@@ -14,10 +16,12 @@ from .registry import (
 
 __all__ = [
     "DEFAULT_TASK",
+    "ENTRY_POINT_GROUP",
     "DataOptions",
     "Dataset",
     "Task",
     "accuracy",
+    "as_task",
     "clear_data_cache",
     "get_task",
     "load_dataset",

@@ -43,7 +43,7 @@ def _build(options: DataOptions) -> Dataset:
     )
 
 
-def model() -> nn.Module:
+def model(seed: int) -> nn.Module:
     """``conv3x3(3->32) relu pool2 -> conv3x3(32->64) relu pool2 -> linear(64*8*8 -> 10)``."""
     return nn.Sequential(
         nn.Conv2d(3, 32, kernel_size=3, padding=1),

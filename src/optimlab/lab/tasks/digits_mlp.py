@@ -46,7 +46,7 @@ def _build() -> Dataset:
     )
 
 
-def model() -> nn.Module:
+def model(seed: int) -> nn.Module:
     """``64 -> 64 -> 10`` with ReLU; PyTorch's default initialisation."""
     return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
 

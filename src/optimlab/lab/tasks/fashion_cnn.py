@@ -27,7 +27,7 @@ def load(options: DataOptions) -> Dataset:
     )
 
 
-def model() -> nn.Module:
+def model(seed: int) -> nn.Module:
     """``conv3x3(1->16) relu pool2 -> conv3x3(16->32) relu pool2 -> linear(32*7*7 -> 10)``."""
     return nn.Sequential(
         nn.Conv2d(1, 16, kernel_size=3, padding=1),

@@ -62,7 +62,7 @@ def load(options: DataOptions) -> Dataset:
     return fashion_pixels(options)
 
 
-def model() -> nn.Module:
+def model(seed: int) -> nn.Module:
     """``784 -> 300 -> 100 -> 10`` with ReLU; PyTorch's default initialisation."""
     return nn.Sequential(
         nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10)

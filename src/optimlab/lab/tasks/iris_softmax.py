@@ -48,7 +48,7 @@ def _build() -> Dataset:
     )
 
 
-def model() -> nn.Module:
+def model(seed: int) -> nn.Module:
     """``Linear(4, 3)``; weights and bias from a normal(0, 0.1) truncated at 2 standard
     deviations, as seed 001's ``tf.random.truncated_normal([4, 3], stddev=0.1)``. The outputs
     are the pre-softmax logits; :func:`softmax_mse` applies the softmax."""

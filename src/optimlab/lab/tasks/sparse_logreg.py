@@ -78,7 +78,7 @@ def _build() -> Dataset:
     )
 
 
-def model() -> nn.Module:
+def model(seed: int) -> nn.Module:
     """``Linear(1000, 2)``: softmax regression on two classes (= logistic regression)."""
     return nn.Linear(N_FEATURES, 2)
 

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...optim import SEED_OPTIMIZERS
+from ..device import resolve_device
 from ..errors import UserError
+from ..provenance import collect, command_for
 from ..runspec import whole_number
 from ..spec import OptimizerSpec
 from ..tasks import DEFAULT_TASK
+from ..trackers import TrackerConfig, parse_log_to
 from .config import (
     DEFAULT_BUDGET,
     DEFAULT_EPOCHS,
@@ -89,7 +92,7 @@ def tune(
     task: str | Sequence[str] = DEFAULT_TASK,
     optimizers: str | Sequence[str | OptimizerSpec] = SEED_OPTIMIZERS,
     budget: int = DEFAULT_BUDGET,
-    space: str = "lr-only",
+    space: str | Sequence[str] = "lr-only",
     lr_range: str | tuple[float, float] | None = None,
     epochs: int | None = DEFAULT_EPOCHS,
     batch_size: int | str | None = None,
@@ -104,7 +107,13 @@ def tune(
     heartbeat_interval: int = DEFAULT_HEARTBEAT_S,
     grace_period: int = DEFAULT_GRACE_S,
     data_dir: str | os.PathLike | None = None,
+    device: str | None = "auto",
+    clip_grad_norm: float | None = None,
+    accumulate: int | None = None,
+    skip_nonfinite: bool = False,
+    log_to: str | Sequence[str] | None = None,
     listener: TuneListener | None = None,
+    command: str | None = None,
 ) -> TuneResult:
     """Tune each optimizer with the same budget on a validation split, then test the best.
 
@@ -116,7 +125,9 @@ def tune(
         optimizers: specs to tune (comma-separated text, or a sequence of texts or parsed specs);
             hyperparameters a spec sets are kept fixed.
         budget: trials per optimizer (complete or pruned), the same for every optimizer.
-        space: ``"lr-only"`` (DeepOBS) or ``"full"`` (Choi et al. 2019, ``eps`` included).
+        space: ``"lr-only"`` (DeepOBS) or ``"full"`` (Choi et al. 2019, ``eps`` included), and/or
+            search dimensions ``KEY=log:LOW:HIGH`` / ``KEY=linear:LOW:HIGH`` that add to or replace
+            the protocol's (the whole space of an optimizer named by class); a list for several.
         lr_range: one learning-rate range for every optimizer (``(1e-5, 1e2)`` or ``"1e-5:1e2"``);
             None: each optimizer's own (its registry entry).
         epochs: epochs per trial and per final run; None: the task's.
@@ -134,7 +145,15 @@ def tune(
         heartbeat_interval: seconds between a running trial's heartbeats.
         grace_period: seconds without a heartbeat after which a trial is re-queued.
         data_dir: folder holding the datasets' files.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        clip_grad_norm, accumulate, skip_nonfinite: the training loop's options, for every trial
+            and final run (:class:`~optimlab.lab.runspec.RunSpec`).
+        log_to: trackers every trial and final run logs to as it trains (``tensorboard``,
+            ``mlflow``), in ``out``; runs of remote workers (``--worker``) are logged where their
+            machine sees that folder.
         listener: progress hooks.
+        command: the command line recorded as the study's provenance (None: the ``optimlab
+            tune`` line equivalent to these arguments).
 
     Returns:
         A :class:`TuneResult`: the summary rows (``.table()``), verdicts and files written.
@@ -153,17 +172,37 @@ def tune(
     whole_number("workers", workers, 0)
     if isinstance(lr_range, str):
         lr_range = parse_lr_range(lr_range)
+    spaces = [space] if isinstance(space, str) else list(space)
+    protocols = [s for s in spaces if "=" not in s]
+    if len(protocols) > 1:
+        raise UserError(f"Several search protocols given ({', '.join(protocols)}; expected one)")
+    resolved = resolve_device(device)
     cfg = TuneConfig.create(
-        tasks=task, optimizers=optimizers, budget=budget, space=space, lr_range=lr_range,
+        tasks=task, optimizers=optimizers, budget=budget,
+        space=protocols[0] if protocols else "lr-only", lr_range=lr_range,
         epochs=epochs, batch_size=batch_size, seeds=seeds, seed=seed,
         validation_fraction=validation_fraction, heartbeat_interval=heartbeat_interval,
         grace_period=grace_period, data_dir=str(data_dir) if data_dir is not None else None,
+        dimensions=tuple(s for s in spaces if "=" in s),
+        device=None if resolved.type == "cpu" else str(resolved), clip_grad_norm=clip_grad_norm,
+        accumulate=accumulate, skip_nonfinite=bool(skip_nonfinite),
     )
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"Cannot write to {out}: it is a file, not a folder")
     url = storage or stores.default_storage_url(out)
     stores.check_url(url)
+    named = parse_log_to(log_to)
+    trackers = TrackerConfig(named, out) if named else None
+    if command is None:
+        command = command_for("tune", {
+            "task": task, "optimizers": optimizers, "budget": budget, "space": spaces,
+            "lr_range": None if lr_range is None else f"{lr_range[0]:g}:{lr_range[1]:g}",
+            "epochs": epochs, "batch_size": batch_size, "seeds": seeds, "seed": seed,
+            "validation_fraction": validation_fraction, "out": out, "study": study,
+            "workers": workers, "device": device, "clip_grad_norm": clip_grad_norm,
+            "accumulate": accumulate, "skip_nonfinite": skip_nonfinite, "log_to": log_to},
+            repeated=("space",))
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     procs = []
@@ -171,6 +210,9 @@ def tune(
         started = time.perf_counter()
         st = stores.open_storage(url)
         stores.create_study(st, study, cfg)
+        stores.record_run(st, study, collect(stores.scrub(command, url), cfg.device), trackers)
+        if trackers is not None:
+            trackers.prepare()
         listener.study_ready(study, stores.mask_url(url), cfg)
         on_trial = listener.trial_finished
         if workers == 1:

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ...optim import SEED_OPTIMIZERS
+from ..cli_options import Accumulate, ClipGradNorm, Device, LogTo, SkipNonfinite
 from ..console import console as _console
 from ..errors import UserError
+from ..provenance import command_line
 from ..tasks import DEFAULT_TASK
 from .api import TuneListener, tune
 from .config import DEFAULT_BUDGET, DEFAULT_EPOCHS, DEFAULT_SEEDS, DEFAULT_STUDY, STORAGE_ENV
@@ -65,9 +67,11 @@ def tune_command(
     budget: Annotated[int, typer.Option(
         "--budget", help="Trials per optimizer (complete or pruned), the same for every optimizer."
     )] = DEFAULT_BUDGET,
-    space: Annotated[str, typer.Option(
-        "--space", help="Search space: lr-only (DeepOBS) or full (Choi et al. 2019, incl. eps)."
-    )] = "lr-only",
+    space: Annotated[list[str] | None, typer.Option(
+        "--space", help="Search space: lr-only (DeepOBS, the default) or full (Choi et al. 2019, "
+        "incl. eps); and/or dimensions KEY=log:LOW:HIGH or KEY=linear:LOW:HIGH that add to or "
+        "replace the protocol's (the whole space of an optimizer named module:Class). Repeatable."
+    )] = None,
     lr_range: Annotated[str | None, typer.Option(
         "--lr-range", help="Learning-rate range LOW:HIGH for every optimizer, e.g. 1e-5:1e2 "
         "(DeepOBS's grid). Default: a range per optimizer."
@@ -117,6 +121,11 @@ def tune_command(
         "--data-dir", help="Folder holding the datasets' files."
     )] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only errors.")] = False,
+    device: Device = "auto",
+    clip_grad_norm: ClipGradNorm = None,
+    accumulate: Accumulate = None,
+    skip_nonfinite: SkipNonfinite = False,
+    log_to: LogTo = None,
 ) -> None:
     """Tune each optimizer with the same budget on a validation split, then test the best."""
     err = _console(stderr=True)
@@ -140,11 +149,14 @@ def tune_command(
         return
     try:
         result = tune(
-            task=task, optimizers=optimizers, budget=budget, space=space, lr_range=lr_range,
+            task=task, optimizers=optimizers, budget=budget, space=space or "lr-only",
+            lr_range=lr_range,
             epochs=None if epochs == 0 else epochs, batch_size=batch_size, seeds=seeds, seed=seed,
             validation_fraction=validation_fraction, out=out, storage=storage, study=study,
             workers=workers, threads=threads, heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period, data_dir=data_dir, listener=listener,
+            grace_period=grace_period, data_dir=data_dir, listener=listener, device=device,
+            clip_grad_norm=clip_grad_norm, accumulate=accumulate, skip_nonfinite=skip_nonfinite,
+            log_to=log_to, command=command_line(),
         )
     except KeyboardInterrupt:
         err.print(f"interrupted: finished trials are kept in {listener.storage or 'the storage'}; "

@@ -10,10 +10,10 @@ from typing import Any
 
 from ...optim import SEED_OPTIMIZERS
 from ..errors import UserError
-from ..runspec import check_batch_size, whole_number
+from ..runspec import RunSpec, check_batch_size, whole_number
 from ..spec import OptimizerSpec, parse_spec, parse_specs
 from ..tasks import DEFAULT_TASK, get_task
-from .space import check_space, dimensions
+from .space import Dimension, check_space, dimensions, hyperparameters, parse_dimension, trial_spec
 
 DEFAULT_BUDGET = 6
 DEFAULT_EPOCHS = 2
@@ -52,6 +52,11 @@ class TuneConfig:
     grace_period: int = DEFAULT_GRACE_S
     max_retry: int = DEFAULT_MAX_RETRY
     data_dir: str | None = None
+    dimensions: tuple[str, ...] = ()
+    device: str | None = None
+    clip_grad_norm: float | None = None
+    accumulate: int | None = None
+    skip_nonfinite: bool = False
 
     def __post_init__(self) -> None:
         whole_number("budget", self.budget, 1)
@@ -77,6 +82,22 @@ class TuneConfig:
         if not self.optimizers:
             raise UserError("No optimizer to tune (expected --optimizers sgd,adam,...)")
         check_space(self.space)
+        object.__setattr__(self, "dimensions", tuple(self.dimensions))
+        if self.accumulate == 1:
+            object.__setattr__(self, "accumulate", None)
+        # RunSpec checks the loop's options
+        RunSpec(self.tasks[0], "sgd", device=self.device, clip_grad_norm=self.clip_grad_norm,
+                accumulate=self.accumulate)
+
+    @cached_property
+    def custom(self) -> tuple[Dimension, ...]:
+        """The ``--space KEY=...`` dimensions, parsed."""
+        return tuple(parse_dimension(t) for t in self.dimensions)
+
+    def run_options(self) -> dict[str, Any]:
+        """The training loop's options of every trial and final run (RunSpec keywords)."""
+        return {"device": self.device, "clip_grad_norm": self.clip_grad_norm,
+                "accumulate": self.accumulate, "skip_nonfinite": self.skip_nonfinite}
 
     @classmethod
     def create(cls, *, tasks: str | Sequence[str] = (DEFAULT_TASK,),
@@ -100,13 +121,18 @@ class TuneConfig:
                 raise UserError(f"Optimizer {spec.label()!r} is listed twice")
             labels.append(spec.label())
         for t in tasks:
-            get_task(t)
+            if get_task(t).metric is None:
+                raise UserError(f"Task {t!r} has no metric, and tuning selects on the validation "
+                                "metric (give the Task one, e.g. metric=accuracy)")
         if len(set(tasks)) != len(tasks):
             raise UserError(f"A task is listed twice in {', '.join(tasks)}")
         cfg = cls(tasks=tuple(tasks), optimizers=tuple(labels), **kw)
         cfg.__dict__["specs"] = dict(zip(labels, specs))  # parsed already: not again
-        for spec in specs:  # every optimizer must have a search space
-            dimensions(cfg.space, spec.phases[0], cfg.lr_range)
+        for spec in specs:  # every optimizer must have a search space that builds it
+            phase = spec.phases[0]
+            dims = dimensions(cfg.space, phase, cfg.lr_range, cfg.custom)
+            trial = trial_spec(phase, hyperparameters(phase, dims, {d.name: d.low for d in dims}))
+            parse_spec(trial.label())
         return cfg
 
     @cached_property
@@ -126,8 +152,9 @@ class TuneConfig:
                 f"Study was written by a different optimlab (config version {version!r}, "
                 f"expected {CONFIG_VERSION})"
             )
-        for key in ("tasks", "optimizers"):
-            data[key] = tuple(data[key])
+        for key in ("tasks", "optimizers", "dimensions"):
+            if key in data:
+                data[key] = tuple(data[key])
         if data.get("lr_range") is not None:
             data["lr_range"] = tuple(data["lr_range"])
         return cls(**data)

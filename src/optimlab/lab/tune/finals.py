@@ -15,8 +15,9 @@ from ..runner import run
 from ..runspec import RunResult, RunSpec
 from ..spec import parse_spec
 from ..tasks import DataOptions
+from ..trackers import TrackerConfig
 from .config import TuneConfig
-from .storage import _study_id, json_safe
+from .storage import _study_id, json_safe, load_trackers
 
 
 def best_trial(storage: RDBStorage, sub: str) -> FrozenTrial | None:
@@ -27,10 +28,11 @@ def best_trial(storage: RDBStorage, sub: str) -> FrozenTrial | None:
     return max(complete, key=lambda t: (t.value, -t.number))
 
 
-def _final_run(spec: RunSpec, data_dir: str | None) -> dict[str, Any]:
+def _final_run(spec: RunSpec, data_dir: str | None, trackers: TrackerConfig | None = None
+               ) -> dict[str, Any]:
     """One seed of a best configuration, trained on the full training split, tested on test."""
     data = DataOptions(Path(data_dir)) if data_dir else DataOptions()
-    return final_record(run(spec, data=data))
+    return final_record(run(spec, data=data, trackers=trackers))
 
 
 def final_record(result: RunResult) -> dict[str, Any]:
@@ -73,7 +75,7 @@ def run_finals(storage: RDBStorage, name: str, cfg: TuneConfig, *, workers: int 
             if record is not None and record.get("spec") == label:
                 continue
             jobs.append((study_id, RunSpec(task, spec, seed=seed, epochs=cfg.epochs,
-                                           batch_size=cfg.batch_size)))
+                                           batch_size=cfg.batch_size, **cfg.run_options())))
     total = len(jobs)
     done = [0]
 
@@ -86,9 +88,10 @@ def run_finals(storage: RDBStorage, name: str, cfg: TuneConfig, *, workers: int 
 
     if progress is not None:
         progress(0, total)
+    trackers = load_trackers(storage, name)
     if workers <= 1 or total <= 1:
         for i, (_, spec) in enumerate(jobs):
-            store(i, _final_run(spec, cfg.data_dir))
+            store(i, _final_run(spec, cfg.data_dir, trackers))
         return
-    parallel.run_all([(_final_run, (spec, cfg.data_dir)) for _, spec in jobs], workers,
+    parallel.run_all([(_final_run, (spec, cfg.data_dir, trackers)) for _, spec in jobs], workers,
                      threads=threads, on_done=store)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ..stats import ci95, holm_adjust, mean, welch_p_value
 
 #: the validation target is this fraction of the best validation accuracy any optimizer reached
-#: on the task, unless the task declares its own ``Task.extra["validation_target"]``
+#: on the task, unless the task declares its own ``Task.target``
 TARGET_FRACTION = 0.99
 
 #: significance level of the verdicts (family-wise, after Holm's correction)

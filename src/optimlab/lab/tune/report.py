@@ -27,6 +27,7 @@ from ...optim import Dimension
 from .. import pages
 from ..files import atomic_write_text
 from ..pages import Cell, Chart, colors, escape, fmt, layout, number
+from ..provenance import provenance_section
 from .config import TuneConfig
 from .profiles import performance_profile, profile_taus
 from .results import (
@@ -287,18 +288,20 @@ def render_html(results: TuneResults, summaries: list[TaskSummary]) -> str:
         ("study", f"{results.name} in {results.storage}"),
         ("budget", f"{cfg.budget} trials per optimizer (complete or pruned), the same for each"),
         ("search space", f"{space.name}: {space.source}"
-                         + (f"; lr range {cfg.lr_range[0]:g} to {cfg.lr_range[1]:g}" if cfg.lr_range else "")),
+                         + (f"; lr range {cfg.lr_range[0]:g} to {cfg.lr_range[1]:g}" if cfg.lr_range else "")
+                         + (f"; given: {', '.join(cfg.dimensions)}" if cfg.dimensions else "")),
         ("selection", (f"last-epoch accuracy on a validation split of {cfg.validation_fraction:g} "
                        "of the training data; the test split is never used for selection")),
         ("pruning", "Optuna's MedianPruner on each epoch's validation accuracy; diverged runs are pruned"),
+        *((k.replace("_", " "), str(v)) for k, v in cfg.run_options().items()
+          if v is not None and v is not False),
         ("final evaluation", (f"the best configuration re-trained on the full training split for seeds "
                               f"{', '.join(map(str, cfg.evaluation_seeds()))}, tested on the test split")),
     ]
     protocol_html = ('<section class="card"><h2>Protocol</h2><dl class="protocol">'
                      + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in protocol)
                      + "</dl></section>")
-    rows, command = pages.runtime_rows()
-    body = protocol_html + "".join(sections) + pages.provenance_section(rows, command)
+    body = protocol_html + "".join(sections) + provenance_section(results.provenance)
     return pages.page(f"optimlab tune: {results.name}", header=facts, body=body, charts=charts)
 
 

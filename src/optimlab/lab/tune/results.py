@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from optuna.storages import RDBStorage
@@ -24,7 +24,7 @@ from ..tasks import get_task
 from .config import TuneConfig
 from .finals import best_trial
 from .profiles import CurvePoint, TimeToTarget, Verdict, time_to_target, validation_target, verdict
-from .storage import _study_id, load_config, mask_url
+from .storage import _study_id, load_config, mask_url, provenance
 
 
 @dataclass
@@ -68,6 +68,7 @@ class TuneResults:
     storage: str  # masked URL
     config: TuneConfig
     results: dict[tuple[str, str], OptimizerResult]
+    provenance: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_results(storage: RDBStorage, name: str) -> TuneResults:
@@ -84,7 +85,7 @@ def load_results(storage: RDBStorage, name: str) -> TuneResults:
         if best is not None:
             finals = [r for r in finals if r.get("spec") == best.user_attrs.get("spec")]
         results[(task, optimizer)] = OptimizerResult(task, optimizer, cfg.budget, trials, best, finals)
-    return TuneResults(name, mask_url(storage.url), cfg, results)
+    return TuneResults(name, mask_url(storage.url), cfg, results, provenance(storage, name))
 
 
 CSV_COLUMNS = (
@@ -167,7 +168,7 @@ def summarize(results: TuneResults) -> list[TaskSummary]:
     for task in results.config.tasks:
         per_opt = {o: results.results[(task, o)] for o in results.config.optimizers}
         try:
-            declared = get_task(task).extra.get("validation_target")
+            declared = get_task(task).target
         except ValueError:  # a task no longer registered: fall back to the relative target
             declared = None
         target = validation_target({o: _best_accuracy(r) for o, r in per_opt.items()},

@@ -20,7 +20,7 @@ from typing import Any
 
 from ...optim import Dimension, available, defaults, entry
 from ..errors import UserError
-from ..spec import OptimizerSpec, Phase
+from ..spec import KEY, OptimizerSpec, Phase
 
 
 @dataclass(frozen=True)
@@ -60,24 +60,56 @@ def check_space(space: str) -> str:
     return space
 
 
-def dimensions(space: str, phase: Phase, lr_range: tuple[float, float] | None = None
-               ) -> tuple[Dimension, ...]:
-    """The tuned dimensions of ``phase`` under ``space``.
+_SCALES = ("log", "linear")
+
+
+def parse_dimension(text: str) -> Dimension:
+    """``KEY=log:LOW:HIGH`` or ``KEY=linear:LOW:HIGH`` (``--space``) as a :class:`Dimension` that
+    samples hyperparameter ``KEY`` uniformly in ``[LOW, HIGH]`` (in log space for ``log``)."""
+    key, eq, rest = (x.strip() for x in text.partition("="))
+    scale, _, bounds = rest.partition(":")
+    lo, sep, hi = bounds.partition(":")
+    try:
+        low, high = float(lo), float(hi)
+    except ValueError:
+        low = high = math.nan
+    if (not eq or not KEY.match(key) or scale not in _SCALES or not sep or not low < high
+            or not math.isfinite(high) or (scale == "log" and low <= 0)):
+        raise UserError(
+            f"Invalid search dimension {text!r} (expected KEY=log:LOW:HIGH with 0 < LOW < HIGH, or "
+            "KEY=linear:LOW:HIGH, e.g. lr=log:1e-5:1e-1)"
+        )
+    return Dimension(key, low, high, key, log=scale == "log")
+
+
+def dimensions(space: str, phase: Phase, lr_range: tuple[float, float] | None = None,
+               custom: Sequence[Dimension] = ()) -> tuple[Dimension, ...]:
+    """The tuned dimensions of ``phase`` under ``space``, with the ``custom`` ones (``--space
+    KEY=...``) added or in place of the protocol's of the same hyperparameter.
 
     Hyperparameters the spec sets explicitly (``adam:betas=0.9/0.99``) are fixed, not tuned;
-    ``lr_range`` replaces the learning-rate range.
+    ``lr_range`` replaces the learning-rate range. An optimizer named by class
+    (``torch.optim:Adam``) has no registry entry: its space is the ``custom`` dimensions.
     """
-    dims = SPACES[check_space(space)].dimensions.get(phase.name)
-    if dims is None:
-        raise UserError(
-            f"No search space for optimizer {phase.name!r} "
-            f"(tunable: {', '.join(SPACES[space].dimensions)})"
-        )
+    check_space(space)
+    if phase.external:
+        if not custom:
+            raise UserError(f"No search space for {phase.name} (give one, e.g. --space "
+                            "'lr=log:1e-5:1e-1')")
+        dims: tuple[Dimension, ...] = ()
+    else:
+        dims = SPACES[space].dimensions.get(phase.name)
+        if dims is None:
+            raise UserError(
+                f"No search space for optimizer {phase.name!r} "
+                f"(tunable: {', '.join(SPACES[space].dimensions)})"
+            )
+    keys = {d.key for d in custom}
     out = []
-    for d in dims:
+    for d in (*(d for d in dims if d.key not in keys), *custom):
         if d.key in phase.hyperparameters:
             continue
-        if d.key == "lr" and lr_range is not None:
+        if d.key == "lr" and lr_range is not None and d not in custom:
             d = Dimension("lr", lr_range[0], lr_range[1], "lr")
         out.append(d)
     return tuple(out)

@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import UserError
+from ..trackers import TrackerConfig
 from .config import DEFAULT_MAX_RETRY, TuneConfig
 
 DB_NAME = "tune.db"
@@ -227,6 +228,29 @@ def load_config(storage: RDBStorage, name: str, *, wait_s: float = 0.0) -> TuneC
                 "(create it first with optimlab tune --storage URL --study NAME)"
             )
         time.sleep(0.5)
+
+
+def record_run(storage: RDBStorage, name: str, provenance: dict[str, Any],
+               trackers: TrackerConfig | None) -> None:
+    """Append this invocation's provenance to study ``name``, and set the trackers its workers
+    log to (kept apart from the configuration: logging does not change results)."""
+    root = _study_id(storage, name)
+    attrs = storage.get_study_user_attrs(root)
+    storage.set_study_user_attr(root, "optimlab_provenance",
+                                [*attrs.get("optimlab_provenance", []), provenance])
+    storage.set_study_user_attr(root, "optimlab_trackers", None if trackers is None else {
+        "names": list(trackers.names), "out": str(Path(trackers.out).resolve())})
+
+
+def provenance(storage: RDBStorage, name: str) -> list[dict[str, Any]]:
+    """The provenance records of study ``name``, oldest first."""
+    return storage.get_study_user_attrs(_study_id(storage, name)).get("optimlab_provenance", [])
+
+
+def load_trackers(storage: RDBStorage, name: str) -> TrackerConfig | None:
+    """The trackers that runs of study ``name`` log to, if any."""
+    found = storage.get_study_user_attrs(_study_id(storage, name)).get("optimlab_trackers")
+    return TrackerConfig(tuple(found["names"]), Path(found["out"])) if found else None
 
 
 def _study_id(storage: RDBStorage, name: str) -> int:

@@ -46,7 +46,8 @@ from .. import parallel
 from ..errors import UserError
 from ..runner import run
 from ..runspec import RunSpec
-from ..tasks import DataOptions
+from ..tasks import DataOptions, get_task
+from ..trackers import TrackerConfig
 from .config import TuneConfig
 from .space import dimensions, hyperparameters, trial_spec
 from .storage import (
@@ -56,6 +57,7 @@ from .storage import (
     finished_count,
     json_safe,
     load_config,
+    load_trackers,
     open_storage,
     scrub,
 )
@@ -129,7 +131,7 @@ def _fail_stale(study: optuna.Study) -> None:
 
 
 def objective(trial: optuna.Trial, cfg: TuneConfig, task: str, optimizer: str,
-              run_fn: RunFn | None = None) -> float:
+              run_fn: RunFn | None = None, trackers: TrackerConfig | None = None) -> float:
     """Train one sampled configuration on the validation split; its last validation accuracy.
 
     Every epoch's validation accuracy is reported to the pruner and appended to
@@ -139,7 +141,7 @@ def objective(trial: optuna.Trial, cfg: TuneConfig, task: str, optimizer: str,
     """
     run_fn = run_fn or run
     phase = cfg.specs[optimizer].phases[0]
-    dims = dimensions(cfg.space, phase, cfg.lr_range)
+    dims = dimensions(cfg.space, phase, cfg.lr_range, cfg.custom)
     values = {d.name: trial.suggest_float(d.name, d.low, d.high, log=d.log) for d in dims}
     trial_optimizer = trial_spec(phase, hyperparameters(phase, dims, values))
     trial.set_user_attr("spec", trial_optimizer.label())
@@ -155,9 +157,13 @@ def objective(trial: optuna.Trial, cfg: TuneConfig, task: str, optimizer: str,
                                          f"epoch {rec.epoch} is below the median")
 
     spec = RunSpec(task, trial_optimizer, seed=cfg.seed, epochs=cfg.epochs,
-                   batch_size=cfg.batch_size, validation_fraction=cfg.validation_fraction)
+                   batch_size=cfg.batch_size, validation_fraction=cfg.validation_fraction,
+                   **cfg.run_options())
     data = DataOptions(Path(cfg.data_dir)) if cfg.data_dir else DataOptions()
-    result = run_fn(spec, data=data, on_epoch=on_epoch)
+    extra = {} if trackers is None else {
+        "trackers": trackers,
+        "tracker_name": f"{get_task(task).name}/{optimizer}/trial={trial.number}"}
+    result = run_fn(spec, data=data, on_epoch=on_epoch, **extra)
     trial.set_user_attr("status", result.status)
     if result.status == "diverged":
         trial.set_user_attr("diverged_step", result.diverged_step)
@@ -189,6 +195,7 @@ def work(storage_url: str, name: str, *, worker_id: str = "0", run_fn: RunFn | N
     _quiet()
     plain = open_storage(storage_url)
     cfg = load_config(plain, name, wait_s=wait_ready_s)
+    trackers = load_trackers(plain, name)
     storage = open_storage(storage_url, heartbeat_interval=cfg.heartbeat_interval,
                            grace_period=cfg.grace_period, max_retry=cfg.max_retry)
     subs = cfg.studies(name)
@@ -220,7 +227,8 @@ def work(storage_url: str, name: str, *, worker_id: str = "0", run_fn: RunFn | N
         # a fresh Study per trial: its trial cache (read by the sampler) starts empty
         study = optuna.load_study(study_name=sub, storage=storage, sampler=samplers[sub],
                                   pruner=pruner)
-        frozen = _run_trial(storage, cfg, study, trial_id, task, optimizer, worker_id, run_fn)
+        frozen = _run_trial(storage, cfg, study, trial_id, task, optimizer, worker_id, run_fn,
+                            trackers)
         report.trials.append((sub, frozen.number, frozen.state.name))
         if on_trial is not None:
             on_trial(sub, frozen)
@@ -236,12 +244,13 @@ def _claim_any(storage: RDBStorage, order: Sequence[tuple[str, str, str]], ids: 
 
 
 def _run_trial(storage: RDBStorage, cfg: TuneConfig, study: optuna.Study, trial_id: int,
-               task: str, optimizer: str, worker_id: str, run_fn: RunFn | None) -> FrozenTrial:
+               task: str, optimizer: str, worker_id: str, run_fn: RunFn | None,
+               trackers: TrackerConfig | None = None) -> FrozenTrial:
     with _heartbeat(storage, trial_id, cfg.heartbeat_interval):
         trial = optuna.trial.Trial(study, trial_id)
         trial.set_user_attr("worker", f"{worker_id}@{socket.gethostname()}:{os.getpid()}")
         try:
-            value = objective(trial, cfg, task, optimizer, run_fn)
+            value = objective(trial, cfg, task, optimizer, run_fn, trackers)
         except optuna.TrialPruned:
             return study.tell(trial, state=TrialState.PRUNED)
         except BaseException as e:
