@@ -440,7 +440,8 @@ img{max-width:100%;height:auto}
 
 #: draws the charts; sizes each legend's rows to the chart's width; sorts tables on a click
 _SCRIPT = """(function(){
-var CONFIG=%(config)s,charts=%(charts)s;
+var CONFIG=%(config)s,node=document.getElementById('optimlab-charts');
+var charts=node?JSON.parse(node.textContent):[];
 function plain(s){var d=document.createElement('div');d.innerHTML=s;return d.textContent||'';}
 function legendRows(c,w){if(c.layout.showlegend===false)return 0;var r=0,x=0;
 c.data.forEach(function(t){if(t.showlegend===false||!t.name)return;var e=44+6.6*plain(t.name).length;
@@ -496,19 +497,31 @@ def page(title: str, *, header: str, body: str, charts: Sequence[Chart] = (), sc
         header: HTML under the title (facts, a lead sentence), already escaped.
         body: the sections, already escaped; each chart's element is placed by its
             :meth:`Chart.card`.
-        charts: the charts to draw (their JSON is escaped for the ``<script>`` it sits in).
+        charts: the charts to draw; their figures are JSON in
+            ``<script type="application/json" id="optimlab-charts">`` (escaped for it), which
+            :func:`page_charts` reads back.
         script: page-specific JavaScript run after the charts are drawn
             (``window.optimlabCharts`` holds them).
         plotly: inline plotly.js (a page without charts may leave it out).
     """
     specs = script_json([c.spec() for c in charts], compact=True)
-    code = _SCRIPT % {"config": script_json(PLOTLY_CONFIG, compact=True), "charts": specs}
+    code = _SCRIPT % {"config": script_json(PLOTLY_CONFIG, compact=True)}
     js = f"<script>{plotly_js()}</script>" if plotly and charts else ""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
         f"<title>{escape(title)}</title><style>{CSS}</style>{js}</head><body>"
         f"<header class=\"page\"><h1>{escape(title)}</h1>{header}</header><main>{body}</main>"
+        f'<script type="application/json" id="optimlab-charts">{specs}</script>'
         f"<script>{code}</script>{f'<script>{script}</script>' if script else ''}"
         "</body></html>\n"
     )
+
+
+def page_charts(text: str) -> list[dict[str, Any]]:
+    """The charts' figures (id, data, layout) embedded in a page :func:`page` wrote."""
+    start = text.find('<script type="application/json" id="optimlab-charts">')
+    if start < 0:
+        return []
+    start = text.index(">", start) + 1
+    return json.loads(text[start:text.index("</script>", start)])

@@ -9,11 +9,18 @@ told apart by its folder (``adam (runs/a)``), and two specs of one name get dist
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from dataclasses import replace
 
 from ..errors import UserError
 from ..pages import colors, short_labels
 from .summary import ReportData
+
+
+def _names(folders: list[str]) -> dict[str, str]:
+    """How a folder is named in labels: its last part when those differ, else as given."""
+    last = [Path(f).name or f for f in folders]
+    return dict(zip(folders, last if len(set(last)) == len(last) else folders))
 
 
 def merge(datasets: list[ReportData], folders: list[str], out: str | None = None) -> ReportData:
@@ -31,10 +38,13 @@ def merge(datasets: list[ReportData], folders: list[str], out: str | None = None
         for g in d.groups:
             groups.append((g, folder, seen[g.optimizer] > 1))
             specs.append(g.optimizer)
+    unique = list(dict.fromkeys(specs))
+    short = dict(zip(unique, short_labels(unique)))
+    names = _names(folders)
     merged = []
-    for (g, folder, clash), c, label in zip(groups, colors(specs), short_labels(specs)):
-        name = f"{g.optimizer} ({folder})" if clash else g.optimizer
-        merged.append(replace(g, optimizer=name, color=c, label=f"{label} ({folder})" if clash else label))
+    for (g, folder, clash), c in zip(groups, colors(specs)):
+        tag = f" ({names[folder]})" if clash else ""
+        merged.append(replace(g, optimizer=g.optimizer + tag, color=c, label=short[g.optimizer] + tag))
     first = datasets[0]
     experiment = dict(first.experiment)
     experiment["folders"] = folders
