@@ -174,7 +174,7 @@ def test_surface_pictures_say_what_the_shading_is_and_keep_paths_apart(built):
     paths = [t for t in figure["data"] if t.get("legendgroup", "").startswith("path") and "line" in t]
     assert len({t["line"]["dash"] for t in paths}) == len(paths) == 4  # overlapping paths stay apart
     assert len({t["marker"]["symbol"] for t in paths}) == 4
-    (x0, x1), (y0, y1) = figure["layout"]["xaxis"]["range"], figure["layout"]["yaxis"]["range"]
+    y0, y1 = figure["layout"]["yaxis"]["range"]
     assert y1 > 1.5 and y0 == -1.5  # the frame grew to hold the escaping paths
     assert "Shading: the value f(x, y)" in text and "logarithmic" in text
     header = text[text.index('<table id="metrics"'):text.index("</thead>", text.index('<table id="metrics"'))]
@@ -191,7 +191,7 @@ def test_report_overlays_several_folders_of_one_task(built, run_cli, tmp_path):
     page = (root / "overlay/report.html").read_text(encoding="utf-8")
     for label in ("sgd (lr=0.05)", "sgd (lr=3)", "adam (compare)", "adam (diverged)"):
         assert pages.escape(label) in page, label
-    code, out, _ = run_cli("report", str(root / "compare"), str(root / "diverged"), "--out", str(tmp_path / "c"))
+    code, _, _ = run_cli("report", str(root / "compare"), str(root / "diverged"), "--out", str(tmp_path / "c"))
     assert code == 0 and (tmp_path / "c/report.html").is_file() and (tmp_path / "c/summary.csv").is_file()
     rows = (tmp_path / "c/summary.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 + 3  # both folders' optimizers

@@ -320,7 +320,7 @@ def test_report_fits_390_and_1400_px_in_the_pages_look(finished_study, layout_at
     from optimlab.lab.tune.report import render_html, write_report
     from optimlab.lab.tune.results import summarize
 
-    tmp, storage, name, cfg = finished_study
+    tmp, storage, name, _ = finished_study
     results = load_results(storage, name)
     html_path, _ = write_report(results, tmp / "look")
     for width in (390, 1400):

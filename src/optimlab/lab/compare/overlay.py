@@ -9,8 +9,8 @@ told apart by its folder (``adam (runs/a)``), and two specs of one name get dist
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 from ..errors import UserError
 from ..pages import colors, short_labels
