@@ -72,10 +72,10 @@ def layout_with_legend(fig, handles: list, labels: list[str], *, plot_h: float =
     the plot in as many rows as its labels take at the figure's width."""
     legend_h = 0.0
     if handles:
-        width = max(len(t) for t in labels) * 0.085 + 0.7  # inches an entry takes
+        width = max(len(t) for t in labels) * 0.08 + 0.65  # inches an entry takes
         ncol = max(1, min(len(labels), int((WIDTH - 0.3) / width)))
-        legend_h = 0.26 * math.ceil(len(labels) / ncol) + 0.1
-    top, axis = 0.5, 0.7
+        legend_h = 0.23 * math.ceil(len(labels) / ncol) + 0.08
+    top, axis = 0.5, 0.62
     height = top + plot_h + axis + legend_h
     fig.set_size_inches(WIDTH, height)
     fig.subplots_adjust(left=left / WIDTH, right=1 - 0.2 / WIDTH, top=1 - top / height,
