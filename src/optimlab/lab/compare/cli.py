@@ -167,8 +167,9 @@ def compare_command(
     except KeyboardInterrupt:
         if listener is not None:
             listener.stop()  # the bars must be gone before the message
-        err.print(f"interrupted: the finished epochs are saved; continue with the same command and "
-                  f"--resume (folder {out_dir})")
+        err.print(f"interrupted: the runs in training saved at the end of their epoch (after a second "
+                  f"Ctrl-C: at their last save); continue with the same command and --resume "
+                  f"(folder {out_dir})")
         raise typer.Exit(130) from None
     finally:
         if listener is not None:
