@@ -47,7 +47,7 @@ def hand_loop(task_name: str) -> list[float]:
     task = get_task(task_name)
     data = load_dataset(task, DataOptions())
     torch.manual_seed(SEED)
-    model = task.model()
+    model = task.model(SEED)
     optimizer = build_optimizer(parse_spec(optimizer_text).phases[0], model.parameters())
     x, y, n, bs = data.x_train, data.y_train, len(data.x_train), task.batch_size
     losses = []

@@ -52,7 +52,7 @@ def test_compare_json_then_report_and_resume(run_cli, tmp_path):
     assert code == 2 and "epochs: 1 -> 2" in err and "--force" in err
 
     code, _, err = run_cli("report", str(tmp_path / "missing"))
-    assert code == 2 and "No results store at" in err
+    assert code == 2 and "No optimlab output folder at" in err
 
 
 def test_list_tasks_and_optimizers(run_cli):

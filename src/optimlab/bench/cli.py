@@ -15,6 +15,7 @@ from ..lab.errors import UserError
 
 bench_app = typer.Typer(help="Measure optimlab against torch.optim.", no_args_is_help=True)
 
+
 def _names(value: str) -> list[str] | None:
     names = [s.strip() for s in value.split(",") if s.strip()]
     return names or None
@@ -37,7 +38,17 @@ def step_command(
     """Median step time of every optimizer path and of torch.optim's, with achieved GB/s."""
     from rich.console import Console
 
+    from ..lab.files import atomic_write_text
+    from ..lab.limits import check_count
+    from ..lab.outdir import check_writable_file
     from . import step
+
+    for name, value in (("params", params), ("tensors", tensors), ("repeats", repeats)):
+        check_count(name, value)
+    if threads is not None:
+        check_count("threads", threads)
+    if json is not None:  # before the benchmark runs: a bad path must not waste it
+        check_writable_file(json, "--json")
     console = Console(stderr=True, highlight=False)
     try:
         result = step.run(
@@ -55,7 +66,9 @@ def step_command(
         raise UserError(str(e)) from None
     Console(highlight=False, width=max(Console().width, 180)).print(step.table(result))
     if json is not None:
-        step.write_json(result, json)
+        import json as json_module
+
+        atomic_write_text(json, json_module.dumps(result, indent=1))
         console.print(f"wrote {json}")
 
 

@@ -4,7 +4,11 @@ and exit code 2."""
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
+import threading
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -13,7 +17,7 @@ from .._version import __version__
 from ..bench import cli as bench_cli
 from .compare import cli as compare_cli
 from .console import console
-from .errors import UserError
+from .errors import Terminated, UserError
 from .surface import cli as surface_cli
 from .tune import cli as tune_cli
 
@@ -89,11 +93,77 @@ tune_cli.register(app)
 surface_cli.register(app)
 bench_cli.register(app)
 
+#: click's base of the errors it raises for bad command lines (typer may vendor click, so the
+#: class is found through typer's public BadParameter rather than imported by module name)
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
 
-def main() -> None:
-    """Entry point: user mistakes become one line on stderr and exit code 2."""
+#: what to do about an operating-system error, by errno
+_OS_HINTS = {
+    errno.ENOSPC: "free some space, then run the same command with --resume",
+    errno.EDQUOT: "free some space, then run the same command with --resume",
+    errno.EROFS: "the folder cannot be written: choose another --out",
+    errno.EACCES: "choose a folder you can write, e.g. another --out",
+    errno.EPERM: "choose a folder you can write, e.g. another --out",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "the path is a folder: give a file name",
+}
+
+
+def describe_os_error(e: OSError) -> str:
+    """One line for an operating-system error: what, where, and what to do."""
+    what = e.strerror or str(e) or type(e).__name__
+    where = f" ({e.filename})" if e.filename else ""
+    hint = _OS_HINTS.get(e.errno or 0)
+    return f"{what}{where}" + (f"; {hint}" if hint else "")
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``optimlab: error: MESSAGE`` as one line on stderr and exit with ``code``."""
+    line = " ".join(str(message).split())
+    typer.echo(f"optimlab: error: {line}", err=True)
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point, and the CLI's one error boundary.
+
+    Every expected failure becomes one line on stderr and exit code 2: a bad command line
+    (click's usage errors), a :class:`UserError` (bad value, missing or bad data, bad
+    checkpoint, foreign or busy output folder) and an ``OSError`` (full disk, read-only or
+    unwritable folder), with what to do where there is a remedy. Anything else is a bug and
+    keeps its traceback.
+    """
+    previous = signal.signal(signal.SIGTERM, _terminate) if _in_main_thread() else None
     try:
-        app(standalone_mode=True)
+        code = app(args=None if argv is None else list(argv), prog_name="optimlab",
+                   standalone_mode=False)
+    except Terminated:  # a command that does not stop cleanly on its own
+        sys.exit(Terminated.exit_code)
     except UserError as e:
-        typer.echo(f"optimlab: error: {e}", err=True)
-        sys.exit(2)
+        fail(str(e))
+    except _CLICK_ERROR as e:
+        message = e.format_message()  # type: ignore[attr-defined]
+        if not message.strip():  # a group called without a command: its help was printed
+            sys.exit(2)
+        fail(message)
+    except OSError as e:
+        fail(describe_os_error(e))
+    except MemoryError:
+        fail("Out of memory; try smaller sizes (--batch-size, --seeds, --jobs)")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM: the first stops the command like Ctrl-C, at its next consistent point; a
+    second ends the process at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated

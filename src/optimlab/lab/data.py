@@ -197,6 +197,8 @@ def read_idx_pair(
             f"{labels_path} holds {labels.dtype.name} data of shape {labels.shape} "
             "(expected uint8 labels of shape n)"
         )
+    if len(images) == 0:
+        raise UserError(f"{images_path} holds 0 images (expected at least one)")
     if len(images) != len(labels):
         raise UserError(
             f"{images_path.name} holds {len(images)} images but {labels_path.name} holds "

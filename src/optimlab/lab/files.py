@@ -40,9 +40,12 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         # mkstemp creates files readable by the owner only; give them the usual mode
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+            # a failed write (ENOSPC...) names no file: name the one being written
+            raise OSError(e.errno, e.strerror or str(e), str(target)) from None
         raise
     fsync_dir(target.parent)
 

@@ -8,6 +8,7 @@ the file and the problem. :mod:`optimlab.lab.data` finds the files and calls the
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
 import struct
@@ -28,6 +29,8 @@ IDX_DTYPES: dict[int, str] = {
     0x0D: ">f4",
     0x0E: ">f8",
 }
+#: the most data bytes one IDX file may declare (MNIST's training images are 47 MB)
+MAX_IDX_BYTES = 1 << 32
 #: columns of one CIFAR-10 row: 1024 red, then 1024 green, then 1024 blue values, row-major 32x32
 CIFAR_ROW = 3 * 32 * 32
 #: rows in each official CIFAR-10 batch file (smaller batches of the same layout are accepted)
@@ -36,16 +39,16 @@ CIFAR_BATCH_ROWS = 10_000
 # --------------------------------------------------------------------------- IDX
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic number."""
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The file's bytes (at most ``limit``), gunzipped when it starts with the gzip magic number."""
     try:
         with open(path, "rb") as f:
             head = f.read(2)
             f.seek(0)
             if head == b"\x1f\x8b":
                 with gzip.GzipFile(fileobj=f) as g:
-                    return g.read()
-            return f.read()
+                    return g.read(-1 if limit is None else limit)
+            return f.read(-1 if limit is None else limit)
     except (OSError, EOFError, zlib.error) as e:
         raise UserError(f"Cannot read {path}: {e}") from None
 
@@ -55,14 +58,15 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
 
     The format: 2 zero bytes, 1 byte element type (see :data:`IDX_DTYPES`), 1 byte number of
     dimensions ``d``, then ``d`` big-endian uint32 sizes, then ``prod(sizes)`` elements,
-    big-endian, row-major. The data must have exactly that many bytes.
+    big-endian, row-major. The data must have exactly that many bytes, at most
+    :data:`MAX_IDX_BYTES`; no more than that is ever read or decompressed.
 
     Raises:
-        UserError: unreadable file, bad magic number, unknown type code, truncated header or
-            a byte count that does not match the dimensions.
+        UserError: unreadable file, bad magic number, unknown type code, truncated header,
+            dimensions beyond :data:`MAX_IDX_BYTES`, or a byte count that does not match them.
     """
     path = Path(path)
-    raw = _read_bytes(path)
+    raw = _read_bytes(path, 4 + 4 * 255)
     if len(raw) < 4:
         raise UserError(
             f"{path} is not an IDX file: {len(raw)} bytes, shorter than the 4-byte magic"
@@ -80,17 +84,25 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise UserError(f"{path} is truncated: {len(raw)} bytes, the header alone needs {header}")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(IDX_DTYPES[code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: never overflows
+    shape = "x".join(map(str, dims))
+    if expected > MAX_IDX_BYTES:
+        raise UserError(
+            f"{path} declares dimensions {shape} of {dtype.name}, {expected:,} bytes (this reader "
+            f"loads at most {MAX_IDX_BYTES:,}); the file is damaged or not a dataset of images"
+        )
+    raw = _read_bytes(path, header + expected + 1)
     got = len(raw) - header
     if got != expected:
         state = "truncated" if got < expected else "longer than its header says"
         raise UserError(
-            f"{path} is {state}: {got} data bytes, expected {expected} for dimensions "
-            f"{'x'.join(map(str, dims))} of {dtype.name}"
+            f"{path} is {state}: {got if got <= expected else 'more than ' + str(expected)} data "
+            f"bytes, expected {expected} for dimensions {shape} of {dtype.name}"
         )
     array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
     # a native-endian, writable copy (frombuffer over bytes is read-only)
     return array.astype(dtype.newbyteorder("="))
+
 
 # --------------------------------------------------------------------------- CIFAR-10
 

@@ -10,8 +10,9 @@ it comes (the runs of ``optimlab compare --jobs N``, the final seeds of ``optiml
   or CUDA has started is unsafe;
   long-lived processes always spawn: a fresh interpreter shares no open database connection;
 * give each child the parent's number of torch threads (or ``threads``);
-* end each child when the parent dies, even by kill -9 (Linux), so that no orphan goes on writing
-  a store that a ``--resume`` is writing too.
+* end each child when the parent dies, even by kill -9 (:func:`optimlab.lab.lifeline.die_with_parent`:
+  the parent-death signal on Linux, a check of the parent's pid everywhere), so that no orphan
+  goes on writing a store that a ``--resume`` is writing too.
 
 A call running in a pool process reports progress with :func:`report_progress`; the parent sums
 the reports of the calls in flight.
@@ -20,7 +21,6 @@ the reports of the calls in flight.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
+
+from .lifeline import die_with_parent
 
 #: a call: a picklable function and its arguments
 Call = tuple[Callable[..., Any], tuple[Any, ...]]
@@ -47,21 +49,11 @@ def _context(threads: int) -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context(method)
 
 
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-    if os.getppid() == 1:  # the parent is already gone
-        os._exit(1)
-
-
-def _init(threads: int, progress: Any) -> None:
+def _init(threads: int, progress: Any, parent: int) -> None:
     import torch
 
     global _PROGRESS
-    _die_with_parent()
+    die_with_parent(parent)
     torch.set_num_threads(threads)
     _PROGRESS = progress
 
@@ -136,7 +128,7 @@ def run_all(
             on_progress(sum(d for d, _ in steps.values()), sum(t for _, t in steps.values()))
 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init,
-                             initargs=(threads, progress)) as pool:
+                             initargs=(threads, progress, os.getpid())) as pool:
         pending: dict[Any, int] = {}
 
         def submit() -> None:
@@ -172,9 +164,9 @@ def run_all(
     return [results[i] for i in sorted(results)]
 
 
-def _main(threads: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-          ) -> None:
-    _init(threads, None)
+def _main(threads: int, parent: int, fn: Callable[..., Any], args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> None:
+    _init(threads, None, parent)
     fn(*args, **kwargs)
 
 
@@ -192,7 +184,7 @@ def start_processes(fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], *,
     threads = threads or torch.get_num_threads()
     context = multiprocessing.get_context("spawn")
     kwargs = kwargs if kwargs is not None else [{} for _ in args]
-    procs = [context.Process(target=_main, args=(threads, fn, a, k), daemon=False)
+    procs = [context.Process(target=_main, args=(threads, os.getpid(), fn, a, k), daemon=False)
              for a, k in zip(args, kwargs)]
     for p in procs:
         p.start()

@@ -216,10 +216,29 @@ class _Run:
         }
 
     def restore(self, payload: dict[str, Any], path: Path) -> None:
+        """Load a checkpoint of this run.
+
+        Raises:
+            UserError: the checkpoint is another run's, or does not fit this run's model,
+                optimizer or schedule (shapes, keys); the message says how to restart the run.
+        """
         if payload.get("run_id") != self.spec.run_id():
             raise UserError(
-                f"Checkpoint {path} belongs to run {payload.get('run_id')!r}, not {self.spec.run_id()!r}"
+                f"Checkpoint {path} belongs to run {payload.get('run_id')!r}, not "
+                f"{self.spec.run_id()!r}; delete {path} to restart that run"
             )
+        try:
+            self._restore(payload)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            # torch's size-mismatch report runs over many lines: its first line names the problem
+            lines = [s.strip() for s in str(e).strip().splitlines() if s.strip()]
+            detail = " ".join(lines[:2])[:300] if lines else type(e).__name__
+            raise UserError(
+                f"Checkpoint {path} does not fit run {self.spec.run_id()!r} ({detail}); "
+                f"delete {path} to restart that run"
+            ) from None
+
+    def _restore(self, payload: dict[str, Any]) -> None:
         self.model.load_state_dict(payload["model"])
         self.step = int(payload["step"])
         self.epoch = int(payload["epoch"])

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .errors import UserError
+from .limits import check_count, parse_count, short
 from .schedules import Schedule, parse_schedule
 from .spec import OptimizerSpec, as_spec
 
@@ -23,16 +24,15 @@ _BATCH_RULE = "expected a whole number >= 1, 1 for SGD, or 'full' for batch grad
 
 
 def whole_number(label: str, value: Any, low: int = 1) -> int:
-    """``value`` if it is an int ``>= low`` (not a bool); else :class:`UserError` naming ``label``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise UserError(f"Invalid {label} {value!r} (expected a whole number >= {low})")
-    return value
+    """``value`` if it is an int from ``low`` to its bound (:data:`~optimlab.lab.limits.LIMITS`,
+    found by ``label``; bools are refused); else :class:`UserError` naming ``label``."""
+    return check_count(label, value, minimum=low)
 
 
 def check_batch_size(batch_size: int | str | None) -> int | str | None:
     """A batch size as the lab carries it: ``None`` (the task's), ``"full"`` or an int >= 1.
 
-    Text is read as a user types it (``"64"``, ``"FULL"``).
+    Text is read as a user types it (``"64"``, ``"FULL"``; ASCII digits only).
     """
     if batch_size is None:
         return None
@@ -41,10 +41,12 @@ def check_batch_size(batch_size: int | str | None) -> int | str | None:
         text = batch_size.strip().lower()
         if text == "full":
             return "full"
-        value = int(text) if text.isdigit() else None
+        digits = text.isascii() and text.isdigit()
+        value = parse_count("batch size", text, minimum=0) if digits else None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"Invalid batch size {batch_size!r} ({_BATCH_RULE})")
-    return value
+        shown = repr(short(batch_size)) if isinstance(batch_size, str) else repr(batch_size)
+        raise UserError(f"Invalid batch size {shown} ({_BATCH_RULE})")
+    return check_count("batch size", value)
 
 
 def resolve_batch_size(batch_size: int | str | None, default: int, n_train: int) -> int:

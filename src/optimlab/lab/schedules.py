@@ -37,6 +37,7 @@ from torch.optim import Optimizer
 from torch.optim import lr_scheduler as _lrs
 
 from .errors import UserError
+from .limits import LIMITS, short
 from .spec import Part, is_number, parse_parts
 
 #: schedule name -> (required keys, optional keys with defaults; None = computed at build time)
@@ -93,17 +94,18 @@ def _parse_part(part: Part, whole: str) -> SchedulePart:
     name = part.name
     if name not in _KINDS:
         raise UserError(
-            f"Unknown schedule {name!r} in {whole!r} (expected one of {', '.join(_KINDS)}, "
+            f"Unknown schedule {short(name)!r} in {short(whole)!r} (expected one of {', '.join(_KINDS)}, "
             "joined with '+', e.g. warmup:steps=100+cosine)"
         )
     if part.suffixes:
-        raise UserError(f"Invalid '@' in schedule {whole!r} (expected name:key=number,...)")
+        raise UserError(f"Invalid '@' in schedule {short(whole)!r} (expected name:key=number,...)")
     required, optional = _KINDS[name]
     params: dict[str, float] = {}
     for key, value in part.params.items():
         if not is_number(value):
             raise UserError(
-                f"Invalid schedule parameter {key + '=' + value!r} in {whole!r} (expected key=number)"
+                f"Invalid schedule parameter {short(key + '=' + value)!r} in {short(whole)!r} "
+                "(expected key=number)"
             )
         if key not in required and key not in optional:
             valid = ", ".join((*required, *optional)) or "none"
@@ -126,13 +128,15 @@ def _example(name: str) -> str:
 
 def _check_values(name: str, params: dict[str, float], whole: str) -> None:
     def bad(key: str, rule: str) -> UserError:
-        return UserError(f"Invalid {key}={_fmt(params[key])} in schedule {whole!r} (expected {rule})")
+        return UserError(
+            f"Invalid {key}={_fmt(params[key])} in schedule {short(whole)!r} (expected {rule})"
+        )
 
     if "gamma" in params and not 0.0 < params["gamma"] <= 1.0:
         raise bad("gamma", "0 < gamma <= 1")
     for key in ("step_size", "steps", "t_max"):
-        if key in params and (params[key] < 1 or not params[key].is_integer()):
-            raise bad(key, "a whole number >= 1")
+        if key in params and not (1 <= params[key] <= LIMITS["steps"] and params[key].is_integer()):
+            raise bad(key, f"a whole number from 1 to {LIMITS['steps']:,}")
     if "start_factor" in params and not 0.0 < params["start_factor"] <= 1.0:
         raise bad("start_factor", "0 < start_factor <= 1")
     if "eta_min" in params and (params["eta_min"] < 0 or not math.isfinite(params["eta_min"])):

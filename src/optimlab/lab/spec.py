@@ -6,6 +6,12 @@ Grammar (shared with :mod:`optimlab.lab.schedules`, which reads its parts with :
     part    := NAME [":" param ("," param)*] ("@" SUFFIX)*
     param   := KEY "=" value
     value   := number | "true" | "false" | "none" | number "/" number ("/" number)* | word
+    number  := whatever Python's float() reads (1e16, 2e+1, 1_000, inf); digits only: an int
+
+A ``+`` right after a number's ``e`` is the exponent's sign, every other ``+`` separates parts.
+Each key appears at most once in a part, and each convention and phase length at most once in a
+phase; a text is at most :data:`~optimlab.lab.limits.MAX_SPEC_CHARS` long and a number at most
+:data:`~optimlab.lab.limits.MAX_NUMBER_CHARS`.
 
 In an optimizer spec each part is a phase and a suffix is a convention or a number of epochs.
 Examples: ``adam``, ``adam:lr=3e-4,betas=0.9/0.99``, ``momentum:form=ema,lr=0.1``,
@@ -24,6 +30,7 @@ the canonical text, which parses back to an equal spec.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -32,13 +39,16 @@ from typing import Any
 from ..optim import available, check, conventions, create
 from .errors import UserError
 from .external import build_external, check_external
+from .limits import LIMITS, MAX_NUMBER_CHARS, MAX_SPEC_CHARS, short
 
-#: a number as the grammar reads it (``1``, ``-0.5``, ``3e-4``, ``.5``)
-NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+log = logging.getLogger(__name__)
+
 #: a parameter's name
 KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
 _WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-_INTEGER = re.compile(r"^[+-]?\d+$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+(_[0-9]+)*$")
+# a number up to its exponent's "e", right after a separator: the "+" that follows is its sign
+_BEFORE_EXPONENT_SIGN = re.compile(r"(^|[=/,:@+])[+-]?([0-9][0-9_]*\.?[0-9_]*|\.[0-9][0-9_]*)[eE]$")
 
 
 @dataclass(frozen=True)
@@ -58,12 +68,32 @@ class Part:
     suffixes: tuple[str, ...]
 
 
+def split_top(text: str) -> list[str]:
+    """Split ``text`` at ``+``, except at a ``+`` that is an exponent's sign (``1e+16``).
+
+    ``adam:lr=2e+1+sgd`` -> ``["adam:lr=2e+1", "sgd"]``.
+    """
+    parts: list[str] = []
+    start = 0
+    for i, ch in enumerate(text):
+        if ch != "+":
+            continue
+        if i + 1 < len(text) and text[i + 1].isdigit() and _BEFORE_EXPONENT_SIGN.search(text[start:i]):
+            continue
+        parts.append(text[start:i])
+        start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
 def parse_parts(text: str, *, noun: str, expected: str, classes: bool = False) -> list[Part]:
-    """Split ``text`` by the grammar above; a malformed ``key=value`` raises :class:`UserError`
-    naming the ``noun`` (e.g. "hyperparameter") and the ``expected`` form. With ``classes``, a
-    part may start ``MODULE:CLASS`` (kept as its name, as written)."""
+    """Split ``text`` by the grammar above; a malformed or repeated ``key=value`` raises
+    :class:`UserError` naming the ``noun`` (e.g. "hyperparameter") and the ``expected`` form.
+    With ``classes``, a part may start ``MODULE:CLASS`` (kept as its name, as written)."""
+    if len(text) > MAX_SPEC_CHARS:
+        raise UserError(f"{short(text)!r} is too long (at most {MAX_SPEC_CHARS:,} characters)")
     parts = []
-    for raw in text.split("+"):
+    for raw in split_top(text):
         head, *suffixes = raw.strip().split("@")
         name, _, rest = head.partition(":")
         if classes and rest and "=" not in rest.partition(":")[0] and name.strip().lower() not in available():
@@ -82,14 +112,38 @@ def _part(text: str, raw: str, name: str, rest: str, suffixes: list[str], noun: 
         for item in rest.split(","):
             key, eq, value = (x.strip() for x in item.partition("="))
             if not eq or not KEY.match(key) or not value:
-                raise UserError(f"Invalid {noun} {item.strip()!r} in {text!r} (expected {expected})")
+                raise UserError(
+                    f"Invalid {noun} {short(item.strip())!r} in {short(text)!r} (expected {expected})"
+                )
+            if key in params:
+                raise UserError(f"{noun.capitalize()} {key!r} given twice in {short(raw.strip())!r}")
             params[key] = value
     return Part(raw.strip(), name, params, tuple(a.strip() for a in suffixes))
 
 
+def parse_number(text: str) -> float | int | None:
+    """``text`` as a number when Python's ``float()`` reads it (ints stay ints), else None.
+
+    Accepts exponents with either sign (``1e16``, ``2e+1``), ``_`` between digits, ``inf`` and
+    ``nan`` (the optimizers then reject those by name).
+
+    Raises:
+        UserError: a number longer than :data:`~optimlab.lab.limits.MAX_NUMBER_CHARS`.
+    """
+    if not text or text != text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if len(text) > MAX_NUMBER_CHARS:
+        raise UserError(f"Invalid number {short(text)} (at most {MAX_NUMBER_CHARS} characters)")
+    return int(text) if _INTEGER.match(text) else value
+
+
 def is_number(text: str) -> bool:
     """Whether ``text`` is a number of the grammar."""
-    return bool(NUMBER.match(text))
+    return parse_number(text) is not None
 
 
 @dataclass(frozen=True)
@@ -174,54 +228,61 @@ def parse_value(text: str) -> Any:
     if low == "none":
         return None
     if "/" in text:
-        parts = text.split("/")
-        if all(NUMBER.match(p) for p in parts):
-            return tuple(_to_number(p) for p in parts)
-        raise UserError(f"Invalid value {text!r}: a tuple is numbers separated by '/', e.g. 0.9/0.999")
-    if NUMBER.match(text):
-        return _to_number(text)
+        parts = [parse_number(p) for p in text.split("/")]
+        if all(p is not None for p in parts):
+            return tuple(parts)
+        raise UserError(
+            f"Invalid value {short(text)!r}: a tuple is numbers separated by '/', e.g. 0.9/0.999"
+        )
+    number = parse_number(text)
+    if number is not None:
+        return number
     if _WORD.match(text):
         return text
-    raise UserError(f"Invalid value {text!r}: expected a number, true/false, a/b or a word")
-
-
-def _to_number(text: str) -> float | int:
-    if _INTEGER.match(text):
-        return int(text)
-    return float(text)
+    raise UserError(f"Invalid value {short(text)!r}: expected a number, true/false, a/b or a word")
 
 
 def _phase(part: Part, text: str) -> Phase:
+    where = short(part.text)
     external = ":" in part.name
     if not external and part.name not in available():
         raise UserError(
-            f"Unknown optimizer {part.name!r} in {text!r} (expected one of {', '.join(available())}, "
-            "or module:Class, e.g. torch.optim:Adam)"
+            f"Unknown optimizer {short(part.name)!r} in {short(text)!r} (expected one of "
+            f"{', '.join(available())}, or module:Class, e.g. torch.optim:Adam)"
         )
     hps = {key: parse_value(value) for key, value in part.params.items()}
-    convention, epochs = "pytorch", None
+    convention, epochs = None, None
     for a in part.suffixes:
-        if a.isdigit():
+        if re.fullmatch(r"[0-9]+", a):
+            if epochs is not None:
+                raise UserError(f"Phase length given twice in {where!r} (@{epochs} and @{short(a)})")
+            if len(a.lstrip("0")) > len(str(LIMITS["epochs"])) or not 1 <= int(a) <= LIMITS["epochs"]:
+                raise UserError(
+                    f"Invalid phase length {short(a)!r} in {where!r} (expected epochs from 1 to "
+                    f"{LIMITS['epochs']:,})"
+                )
             epochs = int(a)
-            if epochs <= 0:
-                raise UserError(f"Invalid phase length {a!r} in {part.text!r} (expected epochs >= 1)")
         elif a in conventions() and external:
-            raise UserError(f"Invalid '@{a}' in {part.text!r}: conventions apply to optimlab's "
-                            f"optimizers, not to {part.name}")
+            raise UserError(f"Invalid '@{a}' in {where!r}: conventions apply to optimlab's "
+                            f"optimizers, not to {short(part.name)}")
         elif a in conventions():
+            if convention is not None:
+                raise UserError(f"Convention given twice in {where!r} (@{convention} and @{a})")
             convention = a
         else:
             raise UserError(
-                f"Invalid '@{a}' in {part.text!r} (expected a convention: {', '.join(conventions())}, "
-                "or a number of epochs)"
+                f"Invalid '@{short(a)}' in {where!r} (expected a convention: "
+                f"{', '.join(conventions())}, or a number of epochs)"
             )
+    convention = convention or "pytorch"
     if external:
         check_external(part.name, hps)
         return Phase(part.name, convention, hps, epochs)
     try:
         check(part.name, convention, **hps)
-    except (ValueError, TypeError) as e:
-        raise UserError(f"{e} in {part.text!r}") from None
+    except (ValueError, TypeError, RuntimeError) as e:
+        # RuntimeError: the combinations torch.optim also refuses (fused with foreach)
+        raise UserError(f"{e} in {where!r}") from None
     return Phase(part.name, convention, hps, epochs)
 
 
@@ -233,8 +294,32 @@ def parse_spec(text: str) -> OptimizerSpec:
     phases = tuple(_phase(p, text) for p in parts)
     for p in phases[:-1]:
         if p.epochs is None:
-            raise UserError(f"Phase {p.label()!r} in {text!r} needs a length, e.g. {p.label()}@3")
+            raise UserError(
+                f"Phase {short(p.label())!r} in {short(text)!r} needs a length, e.g. "
+                f"{short(p.label())}@3"
+            )
     return OptimizerSpec(phases)
+
+
+def unused_phases(spec: OptimizerSpec, epochs: int) -> list[Phase]:
+    """The phases of ``spec`` that never train in a run of ``epochs`` epochs."""
+    start, unused = 0, []
+    for p in spec.phases:
+        if start >= epochs:
+            unused.append(p)
+        start += p.epochs or 0
+    return unused
+
+
+def warn_unused_phases(spec: OptimizerSpec, epochs: int) -> list[str]:
+    """Log (and return) a warning for every phase that does not fit in ``epochs`` epochs."""
+    messages = [
+        f"{spec.label()}: phase {p.label()!r} never runs in {epochs} epoch(s)"
+        for p in unused_phases(spec, epochs)
+    ]
+    for message in messages:
+        log.warning("%s", message)
+    return messages
 
 
 def as_spec(spec: str | OptimizerSpec) -> OptimizerSpec:
@@ -260,7 +345,7 @@ def split_specs(text: str) -> list[str]:
         piece = piece.strip()
         if not piece:
             continue
-        head = piece.split("@")[0].split("+")[0]
+        head = split_top(piece.split("@")[0])[0]
         if out and "=" in head and ":" not in head:
             out[-1] += "," + piece
         else:

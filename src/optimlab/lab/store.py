@@ -21,8 +21,10 @@ checkpoint. Non-finite losses (a diverged step) are stored as NULL and read back
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -114,6 +116,8 @@ class Store:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise UserError(f"No results store at {self.path} (run `optimlab compare --out ...` first)")
+        if self.path.is_file() and self.path.stat().st_size > 0:
+            check_schema(self.path)  # before anything is written to it, WAL mode included
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -157,7 +161,7 @@ class Store:
                 self._db.execute("ALTER TABLE runs ADD COLUMN skipped_steps INTEGER NOT NULL DEFAULT 0")
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
     def transaction(self) -> _Transaction:
         """A block whose writes commit together (one fsync); writes inside it join it."""
@@ -337,22 +341,126 @@ class Store:
         ).fetchone()[0]
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); re-entrant as a no-op."""
+def _columns(schema: str) -> dict[str, set[str]]:
+    """Table name -> column names of a ``CREATE TABLE`` script."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(schema)
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {n: {r[1] for r in db.execute(f"PRAGMA table_info({n})")} for n in names}
+    finally:
+        db.close()
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+
+#: the tables and columns of an optimlab results store
+TABLES = _columns(_SCHEMA)
+
+
+def read_tables(path: Path, what: str = "results store") -> dict[str, set[str]]:
+    """The tables of the SQLite file ``path`` and their columns, read without writing a byte
+    (``mode=ro``): what a database holds is known before optimlab decides to write to it.
+
+    Raises:
+        UserError: ``path`` cannot be opened or is not an SQLite database (``what`` names the
+            store expected, e.g. "results store").
+    """
+    try:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    except sqlite3.Error as e:
+        raise UserError(f"Cannot open {what} {path}: {e}") from None
+    try:
+        names = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        return {n: {r[1] for r in db.execute(f"PRAGMA table_info(\"{n}\")")} for n in names}
+    except sqlite3.DatabaseError as e:
+        raise UserError(
+            f"Cannot open {what} {path}: not an SQLite database ({e}); it is left as it is"
+        ) from None
+    finally:
+        db.close()
+
+
+def check_schema(path: Path) -> None:
+    """Refuse a database that is not an optimlab results store, reading it without writing.
+
+    An optimlab store has exactly :data:`TABLES` (an empty database is accepted too: it is
+    initialised). Another program's ``results.db`` (its own ``runs`` table, or any other
+    table) is never modified: no rows deleted, no tables added.
+
+    Raises:
+        UserError: not an SQLite database, or another schema; naming the tables found.
+    """
+    found = read_tables(path)
+    if found.get("schema_version") == TABLES["schema_version"]:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        try:
+            versions = db.execute("SELECT version FROM schema_version").fetchall()
+        finally:
+            db.close()
+        if versions and versions[0][0] != SCHEMA_VERSION:
+            raise UserError(
+                f"Results store {path} has schema version {versions[0][0]}, this optimlab reads "
+                f"version {SCHEMA_VERSION}; re-run the comparison into a new --out folder"
+            )
+    if found and found != TABLES:
+        shown = ", ".join(sorted(found)[:5]) + (", ..." if len(found) > 5 else "")
+        raise UserError(
+            f"Cannot open results store {path}: not an optimlab results store (its tables: "
+            f"{shown}); it is left as it is: choose another --out"
+        )
+
+
+def as_os_error(e: sqlite3.OperationalError, path: Path) -> OSError | None:
+    """SQLite's "disk is full" and "readonly database" as the ``OSError`` they stand for.
+
+    SQLite reports a full disk (``SQLITE_FULL``) and a read-only file or file system
+    (``SQLITE_READONLY``) with its own exception; as ``OSError`` (ENOSPC, EROFS) they reach the
+    CLI's error boundary like any other failed write, naming the file.
+    """
+    code = getattr(e, "sqlite_errorcode", None)
+    text = str(e).lower()
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    if code == sqlite3.SQLITE_READONLY or "readonly database" in text:
+        return OSError(errno.EROFS, f"{e} (read-only)", str(path))
+    return None
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); re-entrant as a no-op.
+
+    A full disk or a read-only database is raised as ``OSError`` (:func:`as_os_error`), after
+    the rollback: nothing of the transaction is kept.
+    """
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
         self._owner = False
 
     def __enter__(self) -> None:
         if not self._db.in_transaction:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise as_os_error(e, self._path) or e from None
             self._owner = True
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, *rest: object) -> None:
         if not self._owner:
             return
-        if exc_type is None:
-            self._db.execute("COMMIT")
-        else:
-            self._db.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                self._db.execute("COMMIT")
+                return
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise as_os_error(e, self._path) or e from None
+        if isinstance(exc, sqlite3.OperationalError):
+            translated = as_os_error(exc, self._path)
+            if translated is not None:
+                raise translated from None
+

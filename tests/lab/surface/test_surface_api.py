@@ -9,6 +9,7 @@ import pytest
 
 from optimlab import lab
 from optimlab.lab.errors import UserError
+from optimlab.lab.outdir import verify
 
 SMALL = {"function": "valley", "optimizers": "sgd:lr=0.1,adam:lr=0.3", "steps": 8, "fmt": "none"}
 
@@ -21,8 +22,11 @@ def drawn(tmp_path_factory):
 
 def test_surface_returns_its_table_and_the_files_it_wrote(drawn):
     out, result = drawn
-    assert sorted(p.name for p in result.paths) == sorted(p.name for p in out.iterdir()) == [
-        "valley.csv", "valley.html", "valley.png"]
+    assert sorted(p.name for p in result.paths) == ["valley.csv", "valley.html", "valley.png"]
+    # beside them only optimlab's manifest and lock, which list them as optimlab's own
+    assert sorted(p.name for p in out.iterdir()) == sorted([*(p.name for p in result.paths),
+                                                            ".optimlab.lock", "optimlab.json"])
+    assert set(verify(out, "surface")["files"]) >= {p.name for p in result.paths}
     with open(out / "valley.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert result.table() == [{"surface": "valley", **r} for r in rows]

@@ -19,6 +19,7 @@ def test_general_form_writes_every_output(run_cli, tmp_path):
     )  # fmt: skip
     assert code == 0, out
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".optimlab.lock", "optimlab.json",
         "rosenbrock.csv", "rosenbrock.gif", "rosenbrock.html", "rosenbrock.png",
     ]  # fmt: skip
     with open(tmp_path / "rosenbrock.csv", newline="") as f:

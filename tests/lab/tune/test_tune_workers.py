@@ -21,7 +21,8 @@ from synthetic import make_study
 
 from optimlab.lab.tune.config import STORAGE_ENV, TuneConfig
 from optimlab.lab.tune.results import load_results
-from optimlab.lab.tune.storage import _password, default_storage_url, open_storage
+from optimlab.lab.tune.storage import default_storage_url, open_storage
+from optimlab.lab.urls import password_of
 
 HERE = Path(__file__).resolve().parent
 POSTGRES_ENV = "OPTIMLAB_TEST_POSTGRES_URL"
@@ -89,7 +90,7 @@ def test_two_workers_on_postgresql_finish_exactly_the_budget():
     name = f"test-{uuid.uuid4().hex[:8]}"
     cfg, output = _two_workers(url, name)
     _check_exact_budget(url, name, cfg)
-    password = _password(url)
+    password = password_of(url)
     assert password and password not in output
     from optimlab.lab.tune_report import summarize
 

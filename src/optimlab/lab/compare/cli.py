@@ -164,13 +164,13 @@ def compare_command(
                           listener=listener, device=device,
                           clip_grad_norm=clip_grad_norm, accumulate=accumulate,
                           skip_nonfinite=skip_nonfinite, log_to=log_to, command=command_line())
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if listener is not None:
             listener.stop()  # the bars must be gone before the message
         err.print(f"interrupted: the runs in training saved at the end of their epoch (after a second "
                   f"Ctrl-C: at their last save); continue with the same command and --resume "
                   f"(folder {out_dir})")
-        raise typer.Exit(130) from None
+        raise typer.Exit(getattr(e, "exit_code", 130)) from None
     finally:
         if listener is not None:
             listener.stop()
@@ -198,14 +198,12 @@ def report_command(
     """Rebuild report.html, summary.csv and the PNG figures of DIR from its results.db, or draw
     several comparisons of one task as one report with --out."""
     from ..errors import UserError
-    from .report import render_overlay, render_report
+    from .report import rebuild_report, render_overlay
 
     if out is None and len(folders) > 1:
         raise UserError("Several folders make one report: give --out FOLDER for it")
-    if out is not None and out.exists() and not out.is_dir():
-        raise UserError(f"Cannot write to {out}: it is a file, not a folder")
     target = folders[0] if out is None else out
-    rows = render_report(folders[0]) if out is None else render_overlay(folders, out)
+    rows = rebuild_report(folders[0]) if out is None else render_overlay(folders, out)
     if as_json:
         typer.echo(json.dumps({"out": str(target), "summary": [r.as_dict() for r in rows]}, indent=2))
         return

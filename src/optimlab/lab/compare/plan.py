@@ -12,12 +12,8 @@ from ..errors import UserError
 from ..refs import is_reference
 from ..runspec import RunSpec, check_batch_size, whole_number
 from ..schedules import Schedule, parse_schedule
-from ..spec import OptimizerSpec, parse_specs
+from ..spec import OptimizerSpec, parse_specs, warn_unused_phases
 from ..tasks import DEFAULT_TASK, get_task
-
-#: the configuration keys whose change makes ``--resume`` refuse
-CONFIG_KEYS = ("task", "optimizers", "epochs", "seeds", "batch_size", "schedule", "device",
-               "clip_grad_norm", "accumulate", "skip_nonfinite")
 
 
 @dataclass(frozen=True)
@@ -77,6 +73,8 @@ class CompareConfig:
         specs = parse_specs(t.optimizers if optimizers is None else optimizers)
         if not specs:
             raise UserError("No optimizers given (expected e.g. --optimizers sgd,adam)")
+        for spec in specs:
+            warn_unused_phases(spec, epochs)
         labels = [s.label() for s in specs]
         duplicates = sorted({x for x in labels if labels.count(x) > 1})
         if duplicates:
@@ -119,16 +117,3 @@ class CompareConfig:
             for seed in range(self.seeds)
         ]
 
-
-def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The configuration keys whose stored values differ."""
-    return [k for k in CONFIG_KEYS if old.get(k) != new.get(k)]
-
-
-def describe_change(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> str:
-    """``key: old -> new; ...`` for the changed ``keys``."""
-
-    def show(v: Any) -> str:
-        return ",".join(map(str, v)) if isinstance(v, list) else str(v)
-
-    return "; ".join(f"{k}: {show(old.get(k))} -> {show(new.get(k))}" for k in keys)

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import pages
-from ..errors import UserError
 from ..files import atomic_write_text
+from ..outdir import open_existing, open_for_write, verify
 from ..pages import Cell, Chart, escape, fmt, log_axis, round6
 from ..provenance import provenance_section
-from ..store import DB_NAME, Store
+from ..store import Store
 from . import views
 from .figures import FIGURE_NAMES, write_figures
 from .summary import ReportData, SummaryRow, collect, write_summary_csv
@@ -63,25 +63,29 @@ def render_report(out: Path, *, figures: bool = True) -> list[SummaryRow]:
 
 
 def render_overlay(folders: list[Path], out: Path, *, figures: bool = True) -> list[SummaryRow]:
-    """One report of several comparisons' folders, into ``out`` (which holds no store).
+    """One report of several comparisons' folders, into ``out``: a folder of its own (kind
+    ``report`` in its manifest, :mod:`optimlab.lab.outdir`), never a comparison's.
 
     The folders must hold comparisons of one task; an optimizer label found in several folders
-    is told apart by its folder's name (``adam (runs/a)``).
+    is told apart by its folder's name (``adam (a)``). Everything is read and checked before
+    ``out`` is created or written.
 
     Raises:
-        UserError: a folder without a store, folders of different tasks, ``out`` holding a store.
+        UserError: a folder without a store, folders of different tasks, an ``out`` optimlab may
+            not write (a comparison's folder, a foreign one, one in use).
     """
     from .overlay import merge
 
     out = Path(out)
-    if (out / DB_NAME).exists():
-        raise UserError(f"Cannot write the overlay into {out}: it holds a comparison's {DB_NAME} "
-                        "(give --out a new folder)")
     datasets = []
     for folder in folders:
         with Store.open(Path(folder), create=False) as store:
             datasets.append(collect(store))
-    return _write(merge(datasets, [str(f) for f in folders], str(out)), out, figures)
+    data = merge(datasets, [str(f) for f in folders], str(out))
+    with open_for_write(out, "report", {"folders": [str(f) for f in folders]}, {}) as folder:
+        for path in report_files(out, figures=figures):
+            folder.file(path.name)
+        return _write(data, out, figures)
 
 
 def _write(data: ReportData, out: Path, figures: bool) -> list[SummaryRow]:
@@ -93,6 +97,27 @@ def _write(data: ReportData, out: Path, figures: bool) -> list[SummaryRow]:
     if figures:
         write_figures(data, rows, line_panels, out)
     return rows
+
+
+def rebuild_report(out: Path, *, figures: bool = True) -> list[SummaryRow]:
+    """``optimlab report OUT``: :func:`render_report` into a comparison's folder, writing only
+    files optimlab recorded there as its own.
+
+    A comparison records its report's names when it starts, so a report of a live comparison
+    needs no lock (its runs show as unfinished); only a folder without those names recorded is
+    locked to record them (:func:`optimlab.lab.outdir.open_existing`).
+
+    Raises:
+        UserError: ``out`` is not an optimlab comparison folder, or holds a file of a report's
+            name that optimlab did not write, or is in use while names must be recorded.
+    """
+    out = Path(out)
+    names = [p.name for p in report_files(out, figures=figures)]
+    if not set(names) <= set(verify(out, "compare")["files"]):
+        with open_existing(out, "compare") as folder:
+            for name in names:
+                folder.file(name)
+    return render_report(out, figures=figures)
 
 
 # ---- charts ---------------------------------------------------------------------------------------

@@ -1,18 +1,20 @@
 """A comparison: one task, several optimizer specs, several seeds, into one output folder.
 
 :func:`compare` checks every option first (nothing is written or deleted before they all hold),
-plans the runs (optimizer-major, seeds ``0..n-1``), runs the ones not done yet with the store
-``<out>/results.db`` and checkpoints in ``<out>/checkpoints/``, then rebuilds the report. Without
-``resume`` an existing folder's results are replaced. With ``resume`` finished and diverged runs
-are skipped, an interrupted run continues from its last checkpoint, and a changed configuration is
-refused (listing the changed keys) unless ``force`` is given, in which case the runs that are no
-longer part of the plan are removed.
+plans the runs (optimizer-major, seeds ``0..n-1``), opens the output folder as optimlab's own
+store (:mod:`optimlab.lab.outdir`: created or carrying optimlab's manifest, locked for the run),
+runs the ones not done yet with the store ``<out>/results.db`` and checkpoints in
+``<out>/checkpoints/``, then rebuilds the report. Without ``resume`` an existing folder's results
+are replaced (its rows, its runs' checkpoints and TensorBoard events; no file optimlab did not
+write is touched). With ``resume`` finished and diverged runs are skipped, an interrupted run
+continues from its last checkpoint, other data is refused, and a changed configuration is refused
+(listing the changed keys) unless ``force`` is given, in which case the runs no longer in the
+plan are removed.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +24,16 @@ from .. import parallel
 from ..bookkeeping import CHECKPOINT_EVERY_S, check_interval
 from ..checkpoint import checkpoint_path
 from ..errors import UserError
+from ..outdir import OutputFolder, open_for_write
 from ..provenance import collect, command_for
 from ..runner import run
 from ..runspec import RunResult, RunSpec, whole_number
 from ..schedules import Schedule
 from ..spec import OptimizerSpec
 from ..store import DB_NAME, Store
-from ..tasks import DEFAULT_TASK, DataOptions, get_task, load_dataset
-from ..trackers import TENSORBOARD_DIR, TrackerConfig, parse_log_to
-from .plan import CompareConfig, changed_keys, describe_change
+from ..tasks import DEFAULT_TASK, DataOptions, data_fingerprint, get_task, load_dataset
+from ..trackers import MLFLOW_DB, TENSORBOARD_DIR, TrackerConfig, parse_log_to, run_folder
+from .plan import CompareConfig
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -199,53 +202,64 @@ def compare(
             "clip_grad_norm": clip_grad_norm, "accumulate": accumulate,
             "skip_nonfinite": skip_nonfinite, "log_to": log_to, "out": out, "jobs": jobs,
             "nproc": nproc if nproc > 1 else None})
-    # load (and cache) the data and read a resumed folder's configuration before touching it:
-    # missing files or a changed configuration fail without side effects
-    load_dataset(get_task(config.task), data)
-    if resume and (out / DB_NAME).is_file():
-        with Store.open(out, create=False) as store:
-            previous = store.get_experiment()
-        keys = changed_keys(previous, stored) if previous is not None else []
-        if keys and not force:
-            raise UserError(
-                f"Cannot resume {out}: the configuration changed "
-                f"({describe_change(previous, stored, keys)}); pass --force to resume anyway, or "
-                "drop --resume to start over"
-            )
+    # load (and cache) the data before touching the folder: missing files fail without side
+    # effects; its fingerprint goes into the folder's manifest, which --resume checks
+    dataset = load_dataset(get_task(config.task), data)
+    fingerprint = data_fingerprint(dataset, data)
     import torch
 
+    listener = listener or CompareListener()
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        result = _run(config, out, data, resume, jobs, nproc, checkpoint_every,
-                      listener or CompareListener(), trackers, collect(command, config.device))
+        with open_for_write(out, "compare", stored, fingerprint, resume=resume,
+                            force=force) as folder:
+            from .report import render_report, report_files
+
+            # the report's names are recorded first: `optimlab report` may then rewrite them
+            # while this comparison runs, without the folder's lock
+            for path in report_files(out):
+                folder.file(path.name)
+            result = _run(config, folder, data, resume, jobs, nproc, checkpoint_every, listener,
+                          trackers, collect(command, config.device))
+            if report:
+                listener.reporting()
+                result.summary = render_report(out)
+                result.paths = report_files(out)
     finally:
         torch.set_num_threads(before)
-    if report:
-        from .report import render_report, report_files
-
-        (listener or CompareListener()).reporting()
-        result.summary = render_report(out)
-        result.paths = report_files(out)
     return result
 
 
-def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs: int,
+def _run(config: CompareConfig, folder: OutputFolder, data: DataOptions, resume: bool, jobs: int,
          nproc: int, checkpoint_every: float, listener: CompareListener,
          trackers: TrackerConfig | None, provenance: dict[str, Any]) -> CompareResult:
-    """Act on a checked comparison: prepare ``out``, train what is not done, store it."""
+    """Act on a checked comparison in its locked folder: train what is not done, store it.
+
+    Only optimlab's own files are touched: the store (rows cleared, not the file), and the
+    checkpoints and TensorBoard event files of this plan's and the store's runs, by name.
+    """
+    out = folder.path
     plan = config.runs()
     stored = config.stored()
-    ckpt_dir = out / CHECKPOINT_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    folder.file(DB_NAME)
+    ckpt_dir = folder.file(f"{CHECKPOINT_DIR}/")
+    if trackers is not None:
+        if "tensorboard" in trackers.names:
+            folder.file(f"{TENSORBOARD_DIR}/")
+        if "mlflow" in trackers.names and not os.environ.get("MLFLOW_TRACKING_URI"):
+            folder.file(MLFLOW_DB)
     with Store.open(out) as store:
         if not resume:
+            cleared = {(r.run_id, r.task, r.optimizer, r.seed) for r in store.runs()}
+            cleared |= {(s.run_id(), s.task, s.optimizer_label(), s.seed) for s in plan}
+            for run_id, *_ in cleared:
+                checkpoint_path(ckpt_dir, run_id).unlink(missing_ok=True)
+            if folder.owns(f"{TENSORBOARD_DIR}/"):
+                _remove_tensorboard_logs(folder.path / TENSORBOARD_DIR,
+                                         [f"{t}/{label}/seed={seed}" for _, t, label, seed in cleared])
             store.clear()
-            # the checkpoints and TensorBoard logs of the results just cleared
-            for folder in (ckpt_dir, out / TENSORBOARD_DIR):
-                if folder.is_dir():
-                    shutil.rmtree(folder)
         else:
             wanted = {s.run_id() for s in plan}
             for stale in [r.run_id for r in store.runs() if r.run_id not in wanted]:
@@ -284,9 +298,21 @@ def _run(config: CompareConfig, out: Path, data: DataOptions, resume: bool, jobs
                            **extra)
                 result.results.append(r)
                 listener.run_finished(index, spec, r)
-    if ckpt_dir.exists() and not any(ckpt_dir.iterdir()):
-        ckpt_dir.rmdir()
+    folder.remove(f"{CHECKPOINT_DIR}/")  # when empty: a user's file inside keeps it
     return result
+
+
+def _remove_tensorboard_logs(root: Path, names: list[str]) -> None:
+    """Delete the event files TensorBoard's writer wrote for the runs ``names`` (named
+    ``events.out.tfevents.*`` in each run's own folder), then the folders they leave empty;
+    anything else there is not optimlab's and stays."""
+    for name in names:
+        run_dir = run_folder(root, name)
+        for events in run_dir.glob("events.out.tfevents.*"):
+            events.unlink(missing_ok=True)
+        while run_dir != root and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+            run_dir = run_dir.parent
 
 
 def _data_parallel(nproc: int) -> Callable[..., RunResult]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..files import atomic_write_bytes, atomic_write_text
+from ..outdir import open_for_write
 from ..provenance import command_for
 from ..spec import OptimizerSpec, parse_specs
 from .catalog import DEFAULT_SURFACES, Point, Surface, get_surface
@@ -37,6 +38,12 @@ def write_csv(run: SurfaceRun, path: str | os.PathLike) -> Path:
     for m in run.metrics:
         writer.writerow(m.row())
     return atomic_write_text(path, buffer.getvalue())
+
+
+def output_names(stem: str, fmt: str) -> list[str]:
+    """The names :func:`write_outputs` writes for surface ``stem``."""
+    animation = [f"{stem}.{fmt}"] if fmt in ("gif", "mp4") else []
+    return [f"{stem}.png", *animation, f"{stem}.html", f"{stem}.csv"]
 
 
 def write_outputs(
@@ -143,9 +150,16 @@ def surface(
             "start": None if point is None else f"{point[0]:g},{point[1]:g}", "tol": tol,
             "noise": noise or None, "seed": seed or None, "format": fmt, "out": str(out),
             "tune": tune, "frames": frames})
+    config = {"function": [s.name for s in surfaces],
+              "optimizers": None if specs is None else [s.label() for s in specs],
+              "steps": steps, "start": None if point is None else list(point), "tol": tol,
+              "noise": noise, "seed": seed, "format": fmt, "tune": tune, "frames": frames}
     result = SurfaceResult()
-    for s in surfaces:
-        run = run_paths(s, list(s.specs) if specs is None else specs, settings, tune=tune)
-        result.runs.append(run)
-        result.files.append(write_outputs(run, out, fmt=fmt, max_frames=frames, command=command))
+    with open_for_write(out, "surface", config, {}) as folder:
+        for s in surfaces:
+            run = run_paths(s, list(s.specs) if specs is None else specs, settings, tune=tune)
+            result.runs.append(run)
+            for name in output_names(s.name, fmt):
+                folder.file(name)
+            result.files.append(write_outputs(run, out, fmt=fmt, max_frames=frames, command=command))
     return result

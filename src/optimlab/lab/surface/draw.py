@@ -24,6 +24,7 @@ from PIL import Image
 from .. import pages
 from ..errors import UserError
 from ..files import atomic_output, atomic_write_bytes
+from ..limits import LIMITS, short
 from . import view
 from .run import PathMetrics, SurfaceRun, Trajectory
 from .view import ContourScale
@@ -66,6 +67,8 @@ def frame_steps(steps: int, max_frames: int = DEFAULT_MAX_FRAMES) -> list[int]:
     """
     if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 2:
         raise UserError(f"Invalid frames: {max_frames!r} (expected an integer >= 2)")
+    if max_frames > LIMITS["frames"]:
+        raise UserError(f"Invalid frames: {short(str(max_frames))} (at most {LIMITS['frames']:,})")
     group = max(1, math.ceil(steps / (max_frames - 1)))
     shown = list(range(0, steps, group))
     return [*shown, steps]

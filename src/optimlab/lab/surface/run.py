@@ -34,6 +34,7 @@ import torch
 
 from ...optim import defaults
 from ..errors import UserError
+from ..limits import LIMITS, short
 from ..spec import OptimizerSpec, Phase, as_spec, build_optimizer, parse_specs
 from .catalog import Point, Surface, get_surface
 
@@ -412,6 +413,8 @@ def run_paths(surface: Surface, specs: Sequence[OptimizerSpec], settings: Settin
 def _check_steps(steps: int) -> int:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
         raise UserError(f"Invalid steps: {steps!r} (expected an integer >= 1)")
+    if steps > LIMITS["steps"]:
+        raise UserError(f"Invalid steps: {short(str(steps))} (at most {LIMITS['steps']:,})")
     return steps
 
 

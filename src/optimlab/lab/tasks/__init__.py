@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import DataOptions, Dataset, Task, accuracy
+from .base import DataOptions, Dataset, Task, accuracy, data_fingerprint
 from .catalog import DEFAULT_TASK
 from .registry import (
     ENTRY_POINT_GROUP,
@@ -23,6 +23,7 @@ __all__ = [
     "accuracy",
     "as_task",
     "clear_data_cache",
+    "data_fingerprint",
     "get_task",
     "load_dataset",
     "register",

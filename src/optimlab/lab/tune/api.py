@@ -7,6 +7,7 @@ configuration over the evaluation seeds, and writes the report.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -17,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from ...optim import SEED_OPTIMIZERS
 from ..device import resolve_device
 from ..errors import UserError
+from ..outdir import open_for_write
 from ..provenance import collect, command_for
 from ..runspec import whole_number
 from ..spec import OptimizerSpec
-from ..tasks import DEFAULT_TASK
-from ..trackers import TrackerConfig, parse_log_to
+from ..tasks import DEFAULT_TASK, DataOptions, data_fingerprint, get_task, load_dataset
+from ..trackers import MLFLOW_DB, TENSORBOARD_DIR, TrackerConfig, parse_log_to
 from .config import (
     DEFAULT_BUDGET,
     DEFAULT_EPOCHS,
@@ -203,35 +205,50 @@ def tune(
             "workers": workers, "device": device, "clip_grad_norm": clip_grad_norm,
             "accumulate": accumulate, "skip_nonfinite": skip_nonfinite, "log_to": log_to},
             repeated=("space",))
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    procs = []
-    try:
-        started = time.perf_counter()
-        st = stores.open_storage(url)
-        stores.create_study(st, study, cfg)
-        stores.record_run(st, study, collect(stores.scrub(command, url), cfg.device), trackers)
+    data = DataOptions(Path(cfg.data_dir)) if cfg.data_dir else DataOptions()
+    fingerprint = {t: data_fingerprint(load_dataset(get_task(t), data), data) for t in cfg.tasks}
+    # a study continues where it stopped: on the same data only (its configuration is the
+    # study's to check)
+    with open_for_write(out, "tune", json.loads(cfg.to_json()), fingerprint, resume=True,
+                        force=True, restart="choose another --out") as folder:
+        if storage is None:
+            folder.file(stores.DB_NAME)
         if trackers is not None:
-            trackers.prepare()
-        listener.study_ready(study, stores.mask_url(url), cfg)
-        on_trial = listener.trial_finished
-        if workers == 1:
-            worker.work(url, study, worker_id="0", on_trial=on_trial)
-        elif workers > 1:
-            procs = worker.start_local_workers(url, study, workers, threads=threads)
-        worker.wait_for_budget(st, study, cfg, procs=procs, remote=workers == 0,
-                               progress=listener.trials)
-        for p in procs:
-            p.join()
-        listener.tuning_done(time.perf_counter() - started)
-        finals.run_finals(st, study, cfg, workers=max(1, workers), threads=threads,
-                          progress=listener.finals)
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        torch.set_num_threads(before)
-    loaded = results.load_results(st, study)
-    summaries = results.summarize(loaded)
-    html_path, csv_path = report.write_report(loaded, out, summaries)
-    return TuneResult(out, study, loaded.storage, loaded, summaries, [html_path, csv_path])
+            if "tensorboard" in trackers.names:
+                folder.file(f"{TENSORBOARD_DIR}/")
+            if "mlflow" in trackers.names and not os.environ.get("MLFLOW_TRACKING_URI"):
+                folder.file(MLFLOW_DB)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        procs = []
+        try:
+            started = time.perf_counter()
+            st = stores.open_storage(url)
+            stores.create_study(st, study, cfg)
+            stores.record_run(st, study, collect(stores.scrub(command, url), cfg.device), trackers)
+            if trackers is not None:
+                trackers.prepare()
+            listener.study_ready(study, stores.mask_url(url), cfg)
+            on_trial = listener.trial_finished
+            if workers == 1:
+                worker.work(url, study, worker_id="0", on_trial=on_trial)
+            elif workers > 1:
+                procs = worker.start_local_workers(url, study, workers, threads=threads)
+            worker.wait_for_budget(st, study, cfg, procs=procs, remote=workers == 0,
+                                   progress=listener.trials)
+            for p in procs:
+                p.join()
+            listener.tuning_done(time.perf_counter() - started)
+            finals.run_finals(st, study, cfg, workers=max(1, workers), threads=threads,
+                              progress=listener.finals)
+        finally:
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+            torch.set_num_threads(before)
+        loaded = results.load_results(st, study)
+        summaries = results.summarize(loaded)
+        for name in (report.REPORT_NAME, report.CSV_NAME):
+            folder.file(name)
+        html_path, csv_path = report.write_report(loaded, out, summaries)
+        return TuneResult(out, study, loaded.storage, loaded, summaries, [html_path, csv_path])

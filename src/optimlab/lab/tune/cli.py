@@ -158,10 +158,10 @@ def tune_command(
             clip_grad_norm=clip_grad_norm, accumulate=accumulate, skip_nonfinite=skip_nonfinite,
             log_to=log_to, command=command_line(),
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         err.print(f"interrupted: finished trials are kept in {listener.storage or 'the storage'}; "
                   "run the same command again to continue")
-        raise typer.Exit(130) from None
+        raise typer.Exit(getattr(e, "exit_code", 130)) from None
     if quiet:
         return
     console = _console()

@@ -10,21 +10,21 @@ SQLite transaction ``BEGIN IMMEDIATE`` (one writer at a time, waiting up to 60 s
 use WAL journaling, which makes the claim atomic. PostgreSQL gets this from ``SELECT ... FOR
 UPDATE``, which Optuna already issues.
 
-Passwords: storage URLs are shown only through :func:`mask_url` (``postgresql://user:***@host/db``),
-and :func:`scrub` removes a password from any text (error messages) before it is shown or stored.
+Passwords: storage URLs are read with SQLAlchemy's ``make_url`` and shown only through its
+password masking (:func:`mask_url`, ``postgresql://user:***@host/db``); :func:`scrub` removes a
+password from any text (error messages) before it is shown or stored. A password holding ``@``,
+``:`` or ``/`` is read whole (:mod:`optimlab.lab.urls`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, StorageInternalError
@@ -33,39 +33,15 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import UserError
+from ..store import read_tables
 from ..trackers import TrackerConfig
+from ..urls import connect_string, scrub, show_url
 from .config import DEFAULT_MAX_RETRY, TuneConfig
 
 DB_NAME = "tune.db"
 
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (``postgresql://u:***@host/db``)."""
-    return _PASSWORD_IN_URL.sub(r"\1***\3", url)
-
-
-def _password(url: str) -> str | None:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).password
-    except (ArgumentError, ValueError):  # unparsable: fall back to the text between ':' and '@'
-        m = _PASSWORD_IN_URL.search(url)
-        return m.group(2) if m else None
-
-
-def scrub(text: str, url: str | None) -> str:
-    """``text`` with ``url``'s password (raw and URL-quoted) and any URL password masked."""
-    text = mask_url(text)
-    secret = _password(url) if url else None
-    if secret:
-        for form in {secret, quote(secret, safe=""), quote(secret)}:
-            if form:
-                text = text.replace(form, "***")
-    return text
+#: storage URLs are shown and scrubbed by the lab's one URL reader (:mod:`optimlab.lab.urls`)
+mask_url = show_url
 
 
 def default_storage_url(out: Path) -> str:
@@ -90,12 +66,13 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None,
     password.
     """
     check_url(url)
-    given, url = url, _with_driver(url)
+    given, url = url, _with_driver(connect_string(url))
     engine_kwargs: dict[str, Any] = {}
     sqlite = url.startswith("sqlite")
     if sqlite:
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
+            _check_foreign_sqlite(Path(path))
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60.0, "isolation_level": None}}
     else:
@@ -129,6 +106,24 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None,
     if sqlite:
         _serialize_sqlite(storage)
     return storage
+
+
+#: tables every Optuna RDB storage has (its schema's core)
+_OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
+
+
+def _check_foreign_sqlite(path: Path) -> None:
+    """Refuse an SQLite file with tables that is not an Optuna storage: Optuna would add its
+    tables to another program's database."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    found = read_tables(path, "storage")
+    if found and not _OPTUNA_TABLES <= set(found):
+        shown = ", ".join(sorted(found)[:5]) + (", ..." if len(found) > 5 else "")
+        raise UserError(
+            f"Cannot open storage {path}: not an Optuna storage (its tables: {shown}); it is left "
+            "as it is: choose another --storage or --out"
+        )
 
 
 def _with_driver(url: str) -> str:
