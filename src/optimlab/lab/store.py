@@ -165,7 +165,7 @@ class Store:
 
     def transaction(self) -> _Transaction:
         """A block whose writes commit together (one fsync); writes inside it join it."""
-        return _Transaction(self._db)
+        return self._transaction()
 
     # ---- experiment -----------------------------------------------------------------------------
     def get_experiment(self) -> dict[str, Any] | None:
