@@ -166,3 +166,20 @@ def test_kill_9_at_random_points_then_resume_gives_the_same_summary(tmp_path):
     counts = db.execute("SELECT COUNT(*), COUNT(DISTINCT run_id || '/' || step) FROM steps").fetchone()
     db.close()
     assert counts == (total, total)  # no step stored twice
+
+
+def test_ctrl_c_saves_the_epoch_in_progress_then_stops(tmp_path):
+    spec = RunSpec("iris-softmax", "sgd:lr=0.1", seed=2, epochs=8)  # 4 steps an epoch
+
+    def ctrl_c_in_epoch_3(done: int, total: int) -> None:
+        if done == 9:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with Store.open(tmp_path) as store:
+        with pytest.raises(KeyboardInterrupt):
+            run(spec, store=store, checkpoint_dir=tmp_path / "ck", checkpoint_every=3600,
+                progress=ctrl_c_in_epoch_3)
+        # not after step 9: at the end of epoch 3, with its checkpoint and its rows
+        assert load_checkpoint(checkpoint_path(tmp_path / "ck", spec.run_id()))["epoch"] == 3
+        assert store.count_rows("epochs") == 3 and store.count_rows("steps") == 12
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back

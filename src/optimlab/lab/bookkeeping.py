@@ -12,9 +12,9 @@ and the resumed run writes the rows it holds again (``INSERT OR REPLACE`` keyed 
 What a kill -9 loses is what was trained since the last save: at most ``every_s`` seconds plus the
 epoch in progress, trained again, to the same numbers, on ``--resume``.
 
-Ctrl-C (:func:`stop_requests`): the first one asks the run to stop at the end of the epoch in
-progress, after saving; a second one at least :data:`SECOND_INTERRUPT_S` later stops it at once
-(then the epoch in progress and everything since the last save is trained again on resume).
+Ctrl-C and SIGTERM (:func:`stop_requests`): the first one asks the run to stop at the end of the
+epoch in progress, after saving; a second one at least :data:`SECOND_INTERRUPT_S` later stops it at
+once (then the epoch in progress and everything since the last save is trained again on resume).
 Signals closer together are one request: a terminal's Ctrl-C reaches a worker process both
 directly and forwarded by its parent.
 """
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .checkpoint import save_checkpoint
+from .checkpoint import HELD_SIGNALS, save_checkpoint
 from .errors import UserError
 from .runspec import EpochRecord
 
@@ -53,39 +53,67 @@ def check_interval(seconds: float) -> float:
 
 
 class StopRequest:
-    """Whether Ctrl-C asked the run to stop at the end of its epoch."""
+    """Whether Ctrl-C (or SIGTERM) asked the run to stop at the end of its epoch."""
 
-    def __init__(self) -> None:
-        self.requested = False
+    def __init__(self, previous: dict[int, Any] | None = None) -> None:
+        self.signum: int | None = None
         self.first_at: float | None = None
+        self.previous = previous or {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def deliver(self) -> None:
+        """Hand the signal that asked to stop to the handler it would have reached (Ctrl-C's
+        raises ``KeyboardInterrupt``, the CLI's SIGTERM handler
+        :class:`~optimlab.lab.errors.Terminated`)."""
+        if self.signum is None:
+            return
+        for s, h in self.previous.items():  # the block's own handler no longer holds them back
+            signal.signal(s, h)
+        handler = self.previous.get(self.signum, signal.SIG_DFL)
+        if callable(handler):
+            handler(self.signum, None)
+        elif handler != signal.SIG_IGN:
+            signal.raise_signal(self.signum)
+        raise KeyboardInterrupt  # a handler that returned: still stop the run
 
 
 @contextlib.contextmanager
 def stop_requests() -> Iterator[StopRequest]:
-    """Turn Ctrl-C (SIGINT) into a :class:`StopRequest` for the block (see the module docstring).
+    """Turn Ctrl-C (SIGINT) and SIGTERM into a :class:`StopRequest` for the block (see the
+    module docstring); a signal its process ignores stays ignored.
 
     Outside the main thread it does nothing (signals go to the main thread only): the request is
     never set there.
     """
-    request = StopRequest()
     if threading.current_thread() is not threading.main_thread():
-        yield request
+        yield StopRequest()
         return
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in HELD_SIGNALS}
+    request = StopRequest(previous)
+
+    def restore() -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
     def handle(signum: int, frame: Any) -> None:
         now = time.monotonic()
-        if request.first_at is None:
-            request.requested, request.first_at = True, now
-        elif now - request.first_at >= SECOND_INTERRUPT_S:
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt
+        if request.signum is None:
+            request.signum, request.first_at = signum, now
+        elif now - (request.first_at or now) >= SECOND_INTERRUPT_S:
+            restore()
+            request.signum = signum
+            request.deliver()
 
-    signal.signal(signal.SIGINT, handle)
+    for s, handler in previous.items():
+        if handler != signal.SIG_IGN:
+            signal.signal(s, handle)
     try:
         yield request
     finally:
-        signal.signal(signal.SIGINT, previous)
+        restore()
 
 
 class Saver:

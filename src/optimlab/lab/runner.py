@@ -370,7 +370,7 @@ def run(
         with contextlib.suppress(FileNotFoundError):
             ckpt.unlink()
     if stop.requested:  # the run ended in the epoch Ctrl-C came in: it is saved, stop the caller
-        raise KeyboardInterrupt
+        stop.deliver()
     return result
 
 
@@ -473,7 +473,7 @@ def _train(
                        step_time_share=state.share(), status="finished" if last else "running",
                        skipped_steps=state.skipped_steps)
         if stop.requested and not last:
-            raise KeyboardInterrupt
+            stop.deliver()
 
     return RunResult(
         spec=spec,
