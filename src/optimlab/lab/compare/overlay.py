@@ -46,7 +46,8 @@ def merge(datasets: list[ReportData], folders: list[str], out: str | None = None
         tag = f" ({names[folder]})" if clash else ""
         merged.append(replace(g, optimizer=g.optimizer + tag, color=c, label=short[g.optimizer] + tag))
     first = datasets[0]
-    experiment = dict(first.experiment)
+    experiment = {k: v if all(d.experiment.get(k) == v for d in datasets) else "differs by folder"
+                  for k, v in first.experiment.items()}
     experiment["folders"] = folders
     stamps = [d.updated_at for d in datasets if d.updated_at is not None]
     records = []
