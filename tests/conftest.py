@@ -1,4 +1,5 @@
-"""Shared fixtures: headless Chromium for the HTML reports."""
+"""Shared fixtures: headless Chromium for the HTML reports (console errors, the rendered DOM, and
+the page's layout measured at a given window width)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -77,7 +79,72 @@ def render_in_chromium(path: Path, budget_ms: int = 10000) -> tuple[list[str], s
     return errors, dom
 
 
+#: run in the page once it has loaded and drawn: its width against the window's, each chart's
+#: width against its box's, and the console errors; posted to the window that framed the page
+_MEASURE = """<script>window.addEventListener('load',function(){setTimeout(function(){
+var d=document.documentElement,charts=[];document.querySelectorAll('.chart').forEach(function(c){
+var s=c.querySelector('svg.main-svg');charts.push({id:c.id,box:c.clientWidth,
+svg:s?Number(s.getAttribute('width')):null});});
+var m={scrollWidth:d.scrollWidth,innerWidth:window.innerWidth,charts:charts,
+errors:JSON.parse(d.getAttribute('data-console-errors')||'[]')};
+parent.postMessage(JSON.stringify(m),'*');},300);});</script>"""
+
+
+@dataclass
+class Layout:
+    """A page measured in Chromium at one window width."""
+
+    scroll_width: int  # document.documentElement.scrollWidth
+    inner_width: int  # window.innerWidth
+    charts: list[dict]  # per element of class "chart": id, box (its width), svg (plotly's width)
+    errors: list[str]  # console errors, uncaught exceptions, rejected promises
+
+
+def measure_in_chromium(path: Path, width: int, height: int = 900, budget_ms: int = 10000) -> Layout:
+    """Open ``path`` in headless Chromium in a window ``width`` pixels wide and measure it.
+
+    Headless Chromium's windows are at least 500 px wide, so the page is loaded in an iframe of
+    ``width`` x ``height`` pixels (what a phone's browser gives a page: ``innerWidth`` and media
+    queries see ``width``); the page posts its measurements to the frame's parent, whose DOM
+    Chromium dumps.
+    """
+    exe = _find_chromium()
+    if exe is None:
+        pytest.skip("headless Chromium is not installed (Debian package 'chromium'); .ci/run installs it")
+    text = Path(path).read_text(encoding="utf-8")
+    m = re.match(r"\s*<!doctype[^>]*>", text, flags=re.IGNORECASE)
+    cut = m.end() if m else 0
+    text = text[:cut] + _SHIM + text[cut:]
+    text = text.replace("</body>", _MEASURE + "</body>") if "</body>" in text else text + _MEASURE
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / Path(path).name
+        page.write_text(text, encoding="utf-8")
+        frame = Path(tmp) / "frame.html"
+        frame.write_text(
+            "<!DOCTYPE html><html><body style=\"margin:0\"><iframe src=\"" + page.as_uri()
+            + f"\" style=\"width:{width}px;height:{height}px;border:0;display:block\"></iframe>"
+            "<script>window.addEventListener('message',function(e){document.documentElement"
+            ".setAttribute('data-measure',e.data);});</script></body></html>", encoding="utf-8")
+        proc = subprocess.run(
+            [exe, *_CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile", "--allow-file-access-from-files",
+             f"--window-size={max(width, 500) + 20},{height + 20}", f"--virtual-time-budget={budget_ms}",
+             "--dump-dom", frame.as_uri()],
+            check=False, capture_output=True, text=True, timeout=120,
+        )
+    found = re.search(r'data-measure="([^"]*)"', proc.stdout)
+    if not found:
+        raise AssertionError(f"the page posted no measurements (exit {proc.returncode}): {proc.stderr[-800:]}")
+    m = json.loads(html.unescape(found.group(1)))
+    return Layout(m["scrollWidth"], m["innerWidth"], m["charts"], m["errors"])
+
+
 @pytest.fixture
 def browser():
     """``errors, dom = browser(path)``: console errors and rendered DOM of an HTML file."""
     return render_in_chromium
+
+
+@pytest.fixture
+def layout_at():
+    """``layout = layout_at(path, 390)``: the page measured at a window width (:class:`Layout`)."""
+    return measure_in_chromium

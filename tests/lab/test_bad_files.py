@@ -65,7 +65,7 @@ def _interrupted_checkpoint(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run(spec, checkpoint_dir=tmp_path, on_epoch=stop)
+        run(spec, checkpoint_dir=tmp_path, checkpoint_every=0, on_epoch=stop)
     return spec, checkpoint_path(tmp_path, spec.run_id())
 
 

@@ -31,8 +31,8 @@ from optimlab.lab.claims.verdicts import (
     combine,
     within,
 )
-from optimlab.lab.stats import Interval
 from optimlab.lab.errors import UserError
+from optimlab.lab.stats import Interval
 
 #: every experiment of the catalog, shrunk: 2 learning rates, 1 epoch, 2 seeds, 2 starts
 SMALL = Scale(seeds=2, tune_seeds=1, replicates=1, grid_points=2, epochs=1, starts=2,
@@ -187,7 +187,7 @@ def test_cli_lists_the_claims_and_refuses_unknown_ones(monkeypatch, capsys):
 
 def test_cli_refuses_a_folder_that_is_not_optimlabs_before_running(monkeypatch, capsys, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    code, out, err = _main(monkeypatch, capsys, "claims", "--only", "rmsprop-escapes-saddle",
+    code, _out, err = _main(monkeypatch, capsys, "claims", "--only", "rmsprop-escapes-saddle",
                            "--out", str(tmp_path))
     assert code == 2 and err.startswith("optimlab: error: ") and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

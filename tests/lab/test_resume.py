@@ -46,7 +46,7 @@ def test_resume_after_an_interruption_is_bitwise_identical(tmp_path, optimizer, 
     ckpt_dir = tmp_path / "checkpoints"
     with Store.open(tmp_path) as store:
         with pytest.raises(Stop):
-            run(spec, store=store, checkpoint_dir=ckpt_dir, progress=stop_in_epoch_3)
+            run(spec, store=store, checkpoint_dir=ckpt_dir, checkpoint_every=0, progress=stop_in_epoch_3)
         ckpt = checkpoint_path(ckpt_dir, spec.run_id())
         payload = load_checkpoint(ckpt)  # weights_only=True inside
         assert payload["epoch"] == 2 and payload["run_id"] == spec.run_id()
@@ -65,7 +65,8 @@ def test_resume_after_an_interruption_is_bitwise_identical(tmp_path, optimizer, 
 def test_checkpoint_of_another_run_or_corrupt_file_is_refused(tmp_path):
     spec = RunSpec("digits-mlp", "sgd:lr=0.05", epochs=2)
     with pytest.raises(Stop):
-        run(spec, checkpoint_dir=tmp_path, on_epoch=lambda r: (_ for _ in ()).throw(Stop) if r.epoch == 2 else None)
+        run(spec, checkpoint_dir=tmp_path, checkpoint_every=0,
+            on_epoch=lambda r: (_ for _ in ()).throw(Stop) if r.epoch == 2 else None)
     ckpt = checkpoint_path(tmp_path, spec.run_id())
     other = RunSpec("digits-mlp", "sgd:lr=0.05", seed=5, epochs=2)
     os.replace(ckpt, checkpoint_path(tmp_path, other.run_id()))
@@ -107,7 +108,8 @@ _MAIN = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_
 def _cli(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-c", _MAIN, "compare", "--task", "digits-mlp",
             "--optimizers", "adam:lr=0.001,sgd:lr=0.05,rmsprop:lr=0.001", "--epochs", str(EPOCHS),
-            "--batch-size", str(BATCH), "--seeds", "2", "--out", str(out), "--quiet", *extra]
+            "--batch-size", str(BATCH), "--seeds", "2", "--out", str(out), "--quiet",
+            "--checkpoint-every", "0.1", *extra]
 
 
 def _epochs_stored(out: Path) -> int:
@@ -205,7 +207,8 @@ def test_resume_in_a_new_process_is_exact_on_the_fused_paths(tmp_path, spec):
             raise _Stop
 
     with pytest.raises(_Stop), Store.open(tmp_path) as store:
-        run(run_spec, store=store, checkpoint_dir=tmp_path / "ck", on_epoch=stop_after_first_epoch)
+        run(run_spec, store=store, checkpoint_dir=tmp_path / "ck", checkpoint_every=0,
+            on_epoch=stop_after_first_epoch)
     _fused.KERNELS.clear()  # what a new process starts with
     with Store.open(tmp_path) as store:
         resumed = run(run_spec, store=store, checkpoint_dir=tmp_path / "ck")

@@ -58,7 +58,7 @@ def interrupt_in_epoch_2(out: Path) -> None:
     """A comparison of ARGS in ``out`` interrupted in its last epoch (its checkpoint is there)."""
     with pytest.raises(KeyboardInterrupt):
         compare(task="iris-softmax", optimizers="sgd:lr=0.1", epochs=2, seeds=1, batch_size=30,
-                out=out, listener=_StopInEpoch2())
+                out=out, listener=_StopInEpoch2(), checkpoint_every=0)
 
 
 def test_a_folder_optimlab_did_not_create_is_refused_and_kept(run_cli, snapshot, tmp_path):
@@ -115,7 +115,7 @@ def test_a_report_of_a_live_comparison_shows_its_runs_unfinished(run_cli, tmp_pa
         code, stdout, err = run_cli("report", str(out), "--json")
         assert code == 0, err
     (row,) = json.loads(stdout)["summary"]
-    assert row["unfinished_runs"] == 1 and row["seeds"] == 0
+    assert row["unfinished_runs"] == 1 and row["seeds"] == 1 and row["seeds_finished"] == 0
 
 
 def test_jobs_0_keeps_the_results(run_cli, snapshot, tmp_path):
@@ -201,7 +201,7 @@ def test_a_full_disk_is_one_line_and_leaves_a_folder_that_resumes(run_cli, tmp_p
         return real(self, data)
 
     monkeypatch.setattr(Path, "write_bytes", full)
-    err = one_line(*run_cli(*ARGS, "--out", str(out)))
+    err = one_line(*run_cli(*ARGS, "--out", str(out), "--checkpoint-every", "0"))
     assert "No space left on device (" in err and ".pt); free some space, then run the same " \
         "command with --resume" in err
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
@@ -320,11 +320,11 @@ def test_an_unexpected_error_keeps_its_traceback(run_cli, tmp_path, monkeypatch)
 
 
 def test_sigterm_stops_at_a_consistent_point_and_the_folder_resumes(run_cli, tmp_path, monkeypatch):
-    from optimlab.lab import runner
+    from optimlab.lab import bookkeeping
 
     out, reference = tmp_path / "o", tmp_path / "ref"
     assert run_cli(*ARGS, "--out", str(reference))[0] == 0
-    real = runner.save_checkpoint
+    real = bookkeeping.save_checkpoint
 
     def save_then_terminated(path, payload):  # SIGTERM lands between the checkpoint and the rows
         # unhandled, SIGTERM would end the test process itself
@@ -332,13 +332,13 @@ def test_sigterm_stops_at_a_consistent_point_and_the_folder_resumes(run_cli, tmp
         os.kill(os.getpid(), signal.SIGTERM)
         real(path, payload)
 
-    monkeypatch.setattr(runner, "save_checkpoint", save_then_terminated)
-    code, _, err = run_cli(*ARGS, "--out", str(out))
-    assert code == 143 and "interrupted: the finished epochs are saved" in err
+    monkeypatch.setattr(bookkeeping, "save_checkpoint", save_then_terminated)
+    code, _, err = run_cli(*ARGS, "--out", str(out), "--checkpoint-every", "0")
+    assert code == 143 and "interrupted: the runs in training saved at the end of their epoch" in err
     with Store.open(out) as store:
         (run,) = store.runs()
         assert store.count_rows("epochs", run.run_id) == 1  # the rows of the checkpointed epoch
-    monkeypatch.setattr(runner, "save_checkpoint", real)
+    monkeypatch.setattr(bookkeeping, "save_checkpoint", real)
     code, _, err = run_cli(*ARGS, "--out", str(out), "--resume")
     assert code == 0, err
     with Store.open(out) as resumed, Store.open(reference) as uninterrupted:

@@ -235,14 +235,15 @@ def launch(spec: RunSpec, nproc: int, *, mode: str = "ddp", data_dir: Path | Non
 
 def run_data_parallel(spec: RunSpec, *, nproc: int, mode: str = "ddp",
                       data: DataOptions | None = None, store: Any = None,
-                      checkpoint_dir: Path | None = None, on_epoch: Any = None,
-                      progress: Any = None) -> RunResult:
+                      checkpoint_dir: Path | None = None, checkpoint_every: float = 0.0,
+                      on_epoch: Any = None, progress: Any = None) -> RunResult:
     """:func:`optimlab.lab.runner.run`'s contract, trained by ``nproc`` processes (torchrun).
 
     The result is stored the way the runner stores it (one run row, its step and epoch rows),
     so that reports read it like any other run. The processes train the whole run at once:
-    ``on_epoch`` and ``progress`` are called when it has ended, and ``checkpoint_dir`` is not
-    used (a run interrupted under torchrun starts again from its first step).
+    ``on_epoch`` and ``progress`` are called when it has ended, and ``checkpoint_dir`` and
+    ``checkpoint_every`` are not used (a run interrupted under torchrun starts again from its
+    first step).
     """
     data_dir = getattr(data, "data_dir", None) if data is not None else None
     result = launch(spec, nproc, mode=mode, data_dir=data_dir)

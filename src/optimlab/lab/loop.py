@@ -157,12 +157,20 @@ def evaluate(model: nn.Module, task: Task, x: Tensor, y: Tensor) -> tuple[float,
     model.eval()
     total_loss, n, outputs = 0.0, len(x), []
     try:
-        for start in range(0, n, EVAL_CHUNK):
-            xb, yb = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
-            out = model(xb)
-            total_loss += task.loss(out, yb).item() * len(xb)
+        if n <= EVAL_CHUNK:  # one chunk: no slicing, no concatenation (a cost of every epoch)
+            out = model(x)
+            total_loss = task.loss(out, y).item() * n
             outputs.append(out)
+        else:
+            for start in range(0, n, EVAL_CHUNK):
+                xb, yb = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
+                out = model(xb)
+                total_loss += task.loss(out, yb).item() * len(xb)
+                outputs.append(out)
     finally:
         model.train()
-    metric = task.metric(torch.cat(outputs), y) if task.metric is not None else math.nan
+    if task.metric is None:
+        metric = math.nan
+    else:
+        metric = task.metric(outputs[0] if len(outputs) == 1 else torch.cat(outputs), y)
     return total_loss / n, float(metric)

@@ -1,6 +1,7 @@
 """The output folder as a store optimlab owns: a manifest, a lock, and only its own files touched.
 
-A folder optimlab writes into (``--out DIR`` of compare, tune, surface) is one that it created
+A folder optimlab writes into (``--out DIR`` of compare, tune, surface, and of ``report`` over
+several comparisons) is one that it created
 or one that carries its manifest ``DIR/optimlab.json``::
 
     {"format": "optimlab-output", "version": 1, "kind": "compare",
@@ -55,7 +56,7 @@ MANIFEST = "optimlab.json"
 LOCK = ".optimlab.lock"
 FORMAT = "optimlab-output"
 FORMAT_VERSION = 1
-KINDS = ("compare", "tune", "surface", "claims")
+KINDS = ("compare", "tune", "surface", "claims", "report")  # report: `optimlab report A B --out C`
 
 #: how a data-fingerprint key is named in messages (the option that sets it)
 DATA_KEY_NAMES = {"data_dir": "--data-dir", "source": "data source", "sha256": "data content",

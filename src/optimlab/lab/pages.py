@@ -1,5 +1,11 @@
-"""What every report page and figure shares: plotly.js inline, safe JSON, chart layout, number
-formatting, and the one colour palette.
+"""What every report page and figure shares: one look (the page shell, its stylesheet and
+scripts, the plotly configuration), the one colour palette, short legend labels, log-axis ticks,
+number formats and the provenance block.
+
+Pages: :func:`page` wraps a page's sections in one self-contained HTML file (plotly.js inline, no
+network) that fits any width from 390 px up: cards shrink with the window, charts with their card,
+wide tables scroll inside their own box, and each chart's legend sits below its plot, as tall as
+its labels need at the chart's width. Tables made by :func:`table` sort by any column on a click.
 
 Colours: every optimizer name has one colour on every page and in every PNG (compare, tune,
 surface). A spec's colour is its first phase's registry name's (``adam:lr=0.1@keras`` is
@@ -15,11 +21,15 @@ import html
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from ..optim import SEED_OPTIMIZERS, available
+from ..optim import defaults as optimizer_defaults
+from .errors import UserError
+from .spec import parse_parts, parse_value
 
 #: matplotlib's tab10, then further distinct colours (tab20b's darks) for names beyond ten
 PALETTE: tuple[str, ...] = (
@@ -31,6 +41,13 @@ PALETTE: tuple[str, ...] = (
 
 #: the names in colour order: the seeds' nine first, then every other registered optimizer
 COLOR_ORDER: tuple[str, ...] = (*SEED_OPTIMIZERS, *(n for n in available() if n not in SEED_OPTIMIZERS))
+
+#: text, grid and background colours of every chart (plotly and matplotlib)
+INK, MUTED, GRID = "#1f2933", "#52606d", "#e6e9ee"
+
+#: plotly's options for every chart
+PLOTLY_CONFIG = {"responsive": True, "displaylogo": False, "displayModeBar": "hover",
+                 "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"]}
 
 
 def base_name(label: str) -> str:
@@ -65,7 +82,7 @@ def colors(labels: Sequence[str]) -> list[str]:
 
 def rgba(hex_color: str, alpha: float) -> str:
     """``#rrggbb`` as ``rgba(r,g,b,alpha)``."""
-    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = rgb(hex_color)
     return f"rgba({r},{g},{b},{alpha})"
 
 
@@ -73,6 +90,382 @@ def rgb(hex_color: str) -> tuple[int, int, int]:
     """``#rrggbb`` as three 0-255 integers."""
     r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
     return (r, g, b)
+
+
+# ---- short labels ---------------------------------------------------------------------------------
+def short_labels(labels: Sequence[str]) -> list[str]:
+    """Legend labels: each spec's name with only the hyperparameters that tell it apart.
+
+    A ``key=value`` is left out when every spec shown has it, or when it is the optimizer's own
+    default under the spec's convention (``adam:lr=0.001`` is ``adam``); conventions and phase
+    lengths stay (``adam@keras``, ``adam@3 → sgd (lr=0.01)``). Where two labels would read the
+    same, those two keep every hyperparameter; a label that cannot be read stays whole.
+    """
+    parsed = [_parts(label) for label in labels]
+    pairs = [{(k, v) for phase in p for k, v in phase[2].items()} if p else set() for p in parsed]
+    shared = set.intersection(*pairs) if pairs and all(parsed) and len(labels) > 1 else set()
+    out = [_short(p, shared, drop_defaults=True) if p else label for p, label in zip(parsed, labels)]
+    for i, text in enumerate(out):
+        twins = [j for j, other in enumerate(out) if other == text]
+        if len(twins) > 1:
+            for j in twins:
+                out[j] = _short(parsed[j], set(), drop_defaults=False) if parsed[j] else labels[j]
+    return out
+
+
+def _parts(label: str) -> list[tuple[str, tuple[str, ...], dict[str, str]]] | None:
+    try:
+        return [(p.name, p.suffixes, dict(p.params))
+                for p in parse_parts(label, noun="hyperparameter", expected="key=value")]
+    except UserError:
+        return None
+
+
+def _short(phases: list[tuple[str, tuple[str, ...], dict[str, str]]], shared: set[tuple[str, str]],
+           *, drop_defaults: bool) -> str:
+    texts = []
+    for name, suffixes, params in phases:
+        convention = next((s for s in suffixes if not s.isdigit()), "pytorch")
+        kept = [f"{k}={v}" for k, v in params.items()
+                if (k, v) not in shared and not (drop_defaults and _is_default(name, convention, k, v))]
+        text = name + "".join(f"@{s}" for s in suffixes)
+        texts.append(text + (f" ({', '.join(kept)})" if kept else ""))
+    return " → ".join(texts)
+
+
+def _is_default(name: str, convention: str, key: str, value: str) -> bool:
+    try:
+        default = optimizer_defaults(name, convention).get(key, object())
+        given = parse_value(value)
+    except (UserError, ValueError, KeyError, TypeError):
+        return False
+    if isinstance(default, (tuple, list)) and isinstance(given, tuple):
+        return len(default) == len(given) and all(float(a) == float(b) for a, b in zip(default, given))
+    if isinstance(default, bool) or isinstance(given, bool):
+        return default is given
+    if isinstance(default, (int, float)) and isinstance(given, (int, float)):
+        return float(default) == float(given)
+    return default == given
+
+
+# ---- numbers ------------------------------------------------------------------------------------
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def fmt(x: float, spec: str = ".4g", *, missing: str = "–", infinite: str = "never") -> str:
+    """``x`` formatted with ``spec``; ``missing`` for nan, ``infinite`` for inf."""
+    if isinstance(x, float) and math.isnan(x):
+        return missing
+    if isinstance(x, float) and math.isinf(x):
+        return infinite
+    return format(x, spec)
+
+
+def number(x: float, digits: int = 4, *, missing: str = "–") -> str:
+    """A number for a table or a label in the pages' one style: ``digits`` significant digits,
+    written out between 10⁻³ and 10⁵ (``0.0123``, ``1234``), as ``m×10ᵉ`` outside (``1.2×10⁻⁵``),
+    ``−`` for minus; ``missing`` when not finite."""
+    if not isinstance(x, (int, float)) or not math.isfinite(x):
+        return missing
+    if x == 0:
+        return "0"
+    e = math.floor(math.log10(abs(x)))
+    if -3 <= e < 5:
+        text = f"{x:.{digits}g}" if e < digits else str(round(x))
+    else:
+        m = f"{x / 10.0**e:.{max(1, digits - 1)}g}"
+        if m in ("10", "-10"):
+            m, e = m[:-1], e + 1
+        text = (m.lstrip("-") + "×" if m.lstrip("-") != "1" else "") + "10" + str(e).translate(_SUPERSCRIPT)
+        text = ("-" if x < 0 else "") + text
+    return text.replace("-", "−")
+
+
+def csv_number(x: float) -> str:
+    """A number for a CSV cell: exact (``repr``), empty when undefined, ``inf`` when infinite."""
+    if isinstance(x, float) and math.isnan(x):
+        return ""
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    return repr(float(x))
+
+
+def json_number(x: float) -> float | None:
+    """A number for JSON: None when not finite."""
+    return float(x) if math.isfinite(x) else None
+
+
+def round6(values: Sequence[float]) -> list[float | None]:
+    """Six significant digits (a chart cannot show more); non-finite -> None (a gap)."""
+    return [float(f"{v:.6g}") if math.isfinite(v) else None for v in values]
+
+
+def power_text(mantissa: int, exponent: int, *, html_tags: bool = True) -> str:
+    """``m×10^e`` as text: ``10<sup>-2</sup>``, ``2×10<sup>-2</sup>`` (or Unicode superscripts)."""
+    power = f"10<sup>{exponent}</sup>" if html_tags else "10" + str(exponent).translate(_SUPERSCRIPT)
+    if exponent == 0:
+        return str(mantissa)
+    return power if mantissa == 1 else f"{mantissa}×{power}"
+
+
+def log_ticks(low: float, high: float, *, html_tags: bool = True) -> tuple[list[float], list[str]]:
+    """Labelled ticks of a log axis from ``low`` to ``high`` (both > 0): the powers of ten, and
+    2× and 5× them when fewer than three powers fall inside, every label in one style."""
+    a, b = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    for mantissas in ((1,), (1, 2, 5), (1, 2, 3, 5, 7)):
+        ticks = [(m, e) for e in range(a, b + 1) for m in mantissas if low <= m * 10.0**e <= high]
+        if len(ticks) >= 3:
+            break
+    if len(ticks) > 8:  # many decades: every second or third
+        step = math.ceil(len(ticks) / 7)
+        ticks = ticks[::step]
+    return [m * 10.0**e for m, e in ticks], [power_text(m, e, html_tags=html_tags) for m, e in ticks]
+
+
+def log_range(values: Sequence[float], *, pad: float = 0.04) -> tuple[float, float] | None:
+    """The range of the positive finite ``values`` on a log axis, padded by ``pad`` of its span
+    on each side (None when there are none)."""
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not finite:
+        return None
+    lo, hi = math.log10(min(finite)), math.log10(max(finite))
+    span = max(hi - lo, 0.3)
+    return 10 ** (lo - pad * span), 10 ** (hi + pad * span)
+
+
+def log_axis(low: float, high: float) -> dict[str, Any]:
+    """A plotly log axis over ``[low, high]``: labelled ticks of :func:`log_ticks`, unlabelled
+    minor ticks, the range fixed (so that nothing outside it stretches the axis)."""
+    vals, text = log_ticks(low, high)
+    decades = math.log10(high / low)
+    # minor ticks at every digit; left to plotly's own choice under tickmode "array" they are
+    # packed densely enough to grey out the plot
+    return {"type": "log", "range": [math.log10(low), math.log10(high)], "autorange": False,
+            "tickmode": "array", "tickvals": vals, "ticktext": text,
+            "minor": {"dtick": "D1", "ticks": "outside", "ticklen": 3, "tickcolor": "#c5ccd6",
+                      "showgrid": decades <= 5, "gridcolor": "#f1f3f6"}}
+
+
+# ---- charts ---------------------------------------------------------------------------------------
+def layout(title: str, x_title: str, y_title: str, *, log_x: bool = False, log_y: bool = False,
+           hover: str = "closest", legend: bool = True, plot_height: int = 300) -> dict[str, Any]:
+    """The plotly layout of every chart (the title is HTML-escaped: plotly renders HTML).
+
+    The legend sits below the plot (:func:`page` sets the chart's height and bottom margin for
+    the rows its labels take at the chart's width); numbers use one exponent style (``10⁵``).
+    """
+
+    def axis(name: str, log: bool) -> dict[str, Any]:
+        return {"title": {"text": name, "font": {"size": 13}}, "type": "log" if log else "linear",
+                "gridcolor": GRID, "zeroline": False, "exponentformat": "power",
+                "separatethousands": True, "automargin": True, "linecolor": "#c5ccd6",
+                "ticks": "outside", "ticklen": 4, "tickcolor": "#c5ccd6"}
+
+    return {
+        "title": {"text": html.escape(title), "font": {"size": 15}, "x": 0.01, "xanchor": "left"},
+        "xaxis": axis(x_title, log_x),
+        "yaxis": axis(y_title, log_y),
+        "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
+        "font": {"color": INK, "family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"},
+        "margin": {"l": 56, "r": 14, "t": 44, "b": 48},
+        "showlegend": legend,
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 0, "yanchor": "bottom",
+                   "yref": "container", "font": {"size": 12}, "itemwidth": 30,
+                   "tracegroupgap": 4},
+        "hovermode": hover,
+        "hoverlabel": {"font": {"size": 12}, "namelength": -1},
+        "height": plot_height + 44 + 48,
+    }
+
+
+@dataclass
+class Chart:
+    """One plotly chart of a page: its element id, traces and layout; ``note`` is a sentence
+    shown under it. The layout's title is shown as the card's heading (HTML), so that plotly's
+    tool bar never covers it on a narrow screen."""
+
+    id: str
+    data: list[dict[str, Any]]
+    layout: dict[str, Any]
+    note: str = ""
+    frames: list[dict[str, Any]] | None = None  # an animation's frames
+
+    def _title(self) -> str:
+        # layout() escaped it already: plotly renders HTML in titles
+        return str(self.layout.get("title", {}).get("text", ""))
+
+    def card(self) -> str:
+        note = f'<p class="note">{escape(self.note)}</p>' if self.note else ""
+        title = f"<h3>{self._title()}</h3>" if self._title() else ""
+        return (f'<section class="card chart-card">{title}<div id="{escape(self.id)}" class="chart">'
+                f"</div>{note}</section>")
+
+    def spec(self) -> dict[str, Any]:
+        chart_layout = dict(self.layout)
+        if self._title():
+            chart_layout["title"] = {"text": ""}
+            chart_layout["margin"] = {**chart_layout.get("margin", {}), "t": 28}
+            top = self.layout.get("margin", {}).get("t", 0)
+            chart_layout["height"] = self.layout.get("height", 400) - top + 28
+        spec = {"id": self.id, "data": self.data, "layout": chart_layout}
+        if self.frames:
+            spec["frames"] = self.frames
+        return spec
+
+
+def skipped(title: str, why: str) -> str:
+    """A card for a chart left out: its title and one sentence why."""
+    return f'<section class="card skipped"><h3>{escape(title)}</h3><p class="note">{escape(why)}</p></section>'
+
+
+# ---- tables ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cell:
+    """A table cell: its HTML (already escaped), the value it sorts by, and a CSS class."""
+
+    html: str
+    sort: float | str | None = None
+    cls: str = ""
+
+
+def table(head: Sequence[tuple[str, str]], rows: Sequence[Sequence[Cell]], *, table_id: str = "",
+          sortable: bool = True) -> str:
+    """A table in its own scrolling box. ``head``: (text, CSS class) per column; a click on a
+    header sorts by its column (numbers as numbers, undefined values last)."""
+    ths = "".join(
+        f'<th class="{escape(cls)}{" sortable" if sortable else ""}" scope="col"'
+        f'{" tabindex=0" if sortable else ""}>{escape(text)}</th>'
+        for text, cls in head)
+    body = []
+    for row in rows:
+        tds = []
+        for c in row:
+            sort = "" if c.sort is None else f' data-sort="{escape(_sort_key(c.sort))}"'
+            tds.append(f'<td class="{escape(c.cls)}"{sort}>{c.html}</td>')
+        body.append("<tr>" + "".join(tds) + "</tr>")
+    ident = f' id="{escape(table_id)}"' if table_id else ""
+    return (f'<div class="table-wrap"><table{ident}{" data-sortable" if sortable else ""}>'
+            f"<thead><tr>{ths}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _sort_key(value: float | str) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "" if math.isnan(value) else ("1e308" if value > 0 else "-1e308")
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def name_html(label: str, spec: str, color: str) -> str:
+    """An optimizer's table cell: its colour, its short label and, below, its full spec when the
+    label leaves something out (escaped here)."""
+    full = f'<span class="spec">{escape(spec).replace(",", ",<wbr>")}</span>' if label != spec else ""
+    return (f'<span class="name"><span class="swatch" style="background:{escape(color)}"></span>'
+            f"{escape(label)}</span>{full}")
+
+
+def facts(items: Sequence[tuple[str, str]]) -> str:
+    """A header's key facts: ``<dl>`` of (label, text) pairs; empty texts are left out."""
+    return "<dl class=\"facts\">" + "".join(
+        f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in items if v) + "</dl>"
+
+
+# ---- provenance -------------------------------------------------------------------------------------
+def provenance_section(rows: Sequence[tuple[str, str]], command: str | None, *,
+                       note: str = "") -> str:
+    """The block that says how a page was made: the command that reproduces it, then the
+    versions, machine and date (``rows``: label, text), in ``<section class="provenance">``."""
+    cmd = (f'<p class="label">Reproduce with</p><pre class="command"><code>{escape(command)}</code></pre>'
+           if command else '<p class="note">The command that made this was not recorded.</p>')
+    items = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in rows if v)
+    extra = f'<p class="note">{escape(note)}</p>' if note else ""
+    return (f'<section class="card provenance"><h2>How this was made</h2>{cmd}'
+            f'<dl class="facts">{items}</dl>{extra}</section>')
+
+
+# ---- the page ---------------------------------------------------------------------------------------
+CSS = """
+*,*::before,*::after{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;
+background:#f6f7f9;color:#1f2933;line-height:1.45;font-size:15px}
+header.page{background:#fff;border-bottom:1px solid #e4e7eb;padding:16px clamp(12px,4vw,32px)}
+header.page>*{max-width:1280px;margin-left:auto;margin-right:auto}
+h1{font-size:clamp(18px,5vw,22px);margin:0 0 4px;overflow-wrap:anywhere}
+h2{font-size:17px;margin:0 0 10px}h3{font-size:15px;margin:0 0 6px}
+p.lead{margin:4px 0 0;color:#3e4c59;overflow-wrap:anywhere}
+main{max-width:1280px;margin:0 auto;padding:16px clamp(8px,3vw,32px) 40px}
+dl.facts{display:flex;flex-wrap:wrap;gap:2px 22px;margin:8px 0 0;font-size:14px}
+dl.facts div{display:flex;gap:6px;min-width:0;max-width:100%}
+dt{color:#616e7c;white-space:nowrap}dd{margin:0;font-weight:600;overflow-wrap:anywhere;min-width:0}
+section.card{background:#fff;border:1px solid #e4e7eb;border-radius:8px;padding:14px clamp(8px,2.5vw,20px);
+margin:0 0 16px;min-width:0}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,500px),1fr));gap:16px;margin:0 0 16px}
+.grid>section.card{margin:0}
+.grid.small{grid-template-columns:repeat(auto-fill,minmax(min(100%,270px),1fr));gap:10px;margin:10px 0 0}
+.grid.small>section.card{padding:8px 8px 4px;border-color:#eef0f3}
+dl.protocol{display:grid;grid-template-columns:minmax(7em,max-content) 1fr;gap:4px 16px;margin:0;font-size:14px}
+dl.protocol dt{white-space:normal}dl.protocol dd{font-weight:400}
+.chart{width:100%;min-width:0;overflow:hidden}
+.table-wrap{overflow-x:auto;max-width:100%;-webkit-overflow-scrolling:touch}
+table{border-collapse:collapse;width:100%;font-size:14px;font-variant-numeric:tabular-nums}
+th,td{text-align:right;padding:6px 10px;border-bottom:1px solid #eef0f3;white-space:nowrap;vertical-align:top}
+th{color:#52606d;font-weight:600;background:#fafbfc;white-space:normal;min-width:4.5em}
+th.sortable{cursor:pointer;user-select:none}
+th.sortable::after{content:" \\2195";color:#9aa5b1;font-weight:400}
+th[aria-sort=ascending]::after{content:" \\2191";color:#1f2933}
+th[aria-sort=descending]::after{content:" \\2193";color:#1f2933}
+th.text,td.text{text-align:left}
+td.wrap{white-space:normal;min-width:15em;max-width:26em}
+td.wrap.narrow{min-width:8em;max-width:16em}
+table[data-sortable] td:first-child,table[data-sortable] th:first-child{position:sticky;left:0;z-index:1;
+background:#fff;box-shadow:1px 0 0 #eef0f3}
+table[data-sortable] th:first-child{background:#fafbfc}
+@media (max-width:600px){td.wrap{min-width:9.5em;max-width:13em}th,td{padding:6px 7px}}
+.name{white-space:nowrap}
+.swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.4em;vertical-align:-.05em}
+.spec{display:block;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;color:#616e7c;
+white-space:normal}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:13px}
+.bad{color:#b42318;font-weight:600}.warn{color:#b54708}.good{color:#067647}
+p.note{color:#52606d;font-size:13px;margin:8px 0 0}
+p.verdict{font-weight:600;margin:0 0 8px}
+.controls{display:flex;flex-wrap:wrap;gap:6px 18px;align-items:center;font-size:14px}
+.controls input[type=range]{width:min(240px,55vw)}
+section.provenance p.label{margin:0;color:#616e7c;font-size:14px}
+section.provenance pre{margin:4px 0 8px;white-space:pre-wrap;overflow-wrap:anywhere;background:#f3f4f6;
+padding:8px 10px;border-radius:6px}
+section.skipped h3{color:#52606d}
+section.chart-card h3{margin:0 0 2px;font-size:15px;font-weight:600;overflow-wrap:anywhere}
+img{max-width:100%;height:auto}
+"""
+
+#: draws the charts; sizes each legend's rows to the chart's width; sorts tables on a click
+_SCRIPT = """(function(){
+var CONFIG=%(config)s,node=document.getElementById('optimlab-charts');
+var charts=node?JSON.parse(node.textContent):[];
+function plain(s){var d=document.createElement('div');d.innerHTML=s;return d.textContent||'';}
+function legendRows(c,w){if(c.layout.showlegend===false)return 0;var r=0,x=0;
+c.data.forEach(function(t){if(t.showlegend===false||!t.name)return;var e=44+6.6*plain(t.name).length;
+if(r===0){r=1;}else if(x+e>w-8){r++;x=0;}x+=e;});return r;}
+function size(c){var el=document.getElementById(c.id),w=el.clientWidth||300,L=c.layout;
+var r=legendRows(c,w);L.margin.b=c.base.b+(r?r*20+8:0);L.height=c.base.plot+L.margin.t+L.margin.b;}
+charts.forEach(function(c){var L=c.layout;c.base={b:L.margin.b,plot:L.height-L.margin.t-L.margin.b};
+size(c);Plotly.newPlot(c.id,{data:c.data,layout:L,frames:c.frames||[],config:CONFIG});});
+var timer=null;window.addEventListener('resize',function(){clearTimeout(timer);timer=setTimeout(function(){
+charts.forEach(function(c){var h=c.layout.height;size(c);if(c.layout.height!==h){
+Plotly.relayout(c.id,{height:c.layout.height,'margin.b':c.layout.margin.b});}});},120);});
+function key(td){var v=td.getAttribute('data-sort');if(v===null)v=td.textContent.trim();
+if(v==='')return null;var n=Number(v);return isNaN(n)?v.toLowerCase():n;}
+document.querySelectorAll('table[data-sortable]').forEach(function(t){
+t.querySelectorAll('th.sortable').forEach(function(th,i){function sort(){
+var dir=th.getAttribute('aria-sort')==='ascending'?'descending':'ascending';
+t.querySelectorAll('th').forEach(function(o){o.removeAttribute('aria-sort');});th.setAttribute('aria-sort',dir);
+var body=t.tBodies[0],rows=Array.prototype.slice.call(body.rows);
+rows.sort(function(a,b){var x=key(a.cells[i]),y=key(b.cells[i]);if(x===y)return 0;if(x===null)return 1;
+if(y===null)return -1;var s=x<y?-1:1;return dir==='ascending'?s:-s;});
+rows.forEach(function(r){body.appendChild(r);});}
+th.addEventListener('click',sort);th.addEventListener('keydown',function(e){if(e.key==='Enter')sort();});});});
+window.optimlabCharts=charts;
+})();"""
 
 
 @cache
@@ -95,42 +488,40 @@ def escape(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
-def fmt(x: float, spec: str = ".4g", *, missing: str = "–", infinite: str = "never") -> str:
-    """``x`` formatted with ``spec``; ``missing`` for nan, ``infinite`` for inf."""
-    if isinstance(x, float) and math.isnan(x):
-        return missing
-    if isinstance(x, float) and math.isinf(x):
-        return infinite
-    return format(x, spec)
+def page(title: str, *, header: str, body: str, charts: Sequence[Chart] = (), script: str = "",
+         plotly: bool = True) -> str:
+    """One self-contained report page.
+
+    Args:
+        title: the page title (escaped here).
+        header: HTML under the title (facts, a lead sentence), already escaped.
+        body: the sections, already escaped; each chart's element is placed by its
+            :meth:`Chart.card`.
+        charts: the charts to draw; their figures are JSON in
+            ``<script type="application/json" id="optimlab-charts">`` (escaped for it), which
+            :func:`page_charts` reads back.
+        script: page-specific JavaScript run after the charts are drawn
+            (``window.optimlabCharts`` holds them).
+        plotly: inline plotly.js (a page without charts may leave it out).
+    """
+    specs = script_json([c.spec() for c in charts], compact=True)
+    code = _SCRIPT % {"config": script_json(PLOTLY_CONFIG, compact=True)}
+    js = f"<script>{plotly_js()}</script>" if plotly and charts else ""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        f"<title>{escape(title)}</title><style>{CSS}</style>{js}</head><body>"
+        f"<header class=\"page\"><h1>{escape(title)}</h1>{header}</header><main>{body}</main>"
+        f'<script type="application/json" id="optimlab-charts">{specs}</script>'
+        f"<script>{code}</script>{f'<script>{script}</script>' if script else ''}"
+        "</body></html>\n"
+    )
 
 
-def layout(
-    title: str, x_title: str, y_title: str, *, log_x: bool = False, log_y: bool = False
-) -> dict[str, Any]:
-    """The plotly layout of every chart (the title is HTML-escaped: plotly renders HTML)."""
-    return {
-        "title": {"text": html.escape(title), "font": {"size": 15}, "x": 0.01, "xanchor": "left"},
-        "xaxis": {"title": {"text": x_title}, "type": "log" if log_x else "linear",
-                  "gridcolor": "#eceff4", "zeroline": False},
-        "yaxis": {"title": {"text": y_title}, "type": "log" if log_y else "linear",
-                  "gridcolor": "#eceff4", "zeroline": False},
-        "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
-        "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-        "legend": {"font": {"size": 11}},
-        "hovermode": "closest",
-        "height": 420,
-    }
-
-
-def csv_number(x: float) -> str:
-    """A number for a CSV cell: exact (``repr``), empty when undefined, ``inf`` when infinite."""
-    if isinstance(x, float) and math.isnan(x):
-        return ""
-    if isinstance(x, float) and math.isinf(x):
-        return "inf"
-    return repr(float(x))
-
-
-def json_number(x: float) -> float | None:
-    """A number for JSON: None when not finite."""
-    return float(x) if math.isfinite(x) else None
+def page_charts(text: str) -> list[dict[str, Any]]:
+    """The charts' figures (id, data, layout) embedded in a page :func:`page` wrote."""
+    start = text.find('<script type="application/json" id="optimlab-charts">')
+    if start < 0:
+        return []
+    start = text.index(">", start) + 1
+    return json.loads(text[start:text.index("</script>", start)])

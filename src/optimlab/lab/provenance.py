@@ -7,6 +7,7 @@ pass the command with any password already masked.
 
 from __future__ import annotations
 
+import datetime
 import platform
 import shlex
 import subprocess
@@ -18,12 +19,13 @@ from typing import Any
 import torch
 
 from .. import __version__
+from . import pages
 from .device import cpu_name, device_name
-from .pages import escape
 
 #: the keys of :func:`collect`, in display order, with their labels
 LABELS: dict[str, str] = {
     "command": "command",
+    "date": "started",
     "optimlab": "optimlab",
     "torch": "torch",
     "python": "Python",
@@ -90,6 +92,7 @@ def collect(command: str | None = None, device: torch.device | str | None = None
     dev = torch.device(device) if device is not None else torch.device("cpu")
     return {
         "command": command if command is not None else command_line(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "optimlab": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -113,22 +116,15 @@ def _text(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
-def provenance_section(records: Sequence[dict[str, Any]]) -> str:
-    """The report's provenance block: what began the run (a definition list) and the command
-    that reproduces it; later records (``--resume``) are listed by their command and device.
-    Empty for a store without records."""
-    if not records:
-        return ""
-    first = records[0]
-    items = "".join(f"<dt>{escape(label)}</dt><dd>{escape(text)}</dd>"
-                    for label, text in display_rows(first) if label != "command")
-    resumed = "".join(
-        f"<li><code>{escape(r.get('command', ''))}</code> on {escape(r.get('device', '?'))} "
-        f"({escape(r.get('device_name', ''))})</li>" for r in records[1:])
-    resumed = f"<p>Resumed by:</p><ul>{resumed}</ul>" if resumed else ""
-    return (
-        '<section class="provenance"><h2>Provenance</h2><dl>' + items + "</dl>"
-        "<p>Reproduce with:</p><pre><code>" + escape(first.get("command", "")) + "</code></pre>"
-        + resumed + "</section>"
-    )
-
+def provenance_section(records: Sequence[dict[str, Any]], *, extra: Sequence[tuple[str, str]] = (),
+                       command: str | None = None, note: str = "") -> str:
+    """A report's "how this was made" block (:func:`optimlab.lab.pages.provenance_section`):
+    the command that began the run (or ``command``) to reproduce it, then the first record's
+    versions, machine and date, and ``extra`` rows; later records (``--resume``) are listed by
+    their command and device."""
+    first = records[0] if records else {}
+    rows = [(label, text) for label, text in display_rows(first) if label != "command"] + list(extra)
+    resumed = "; ".join(f"{r.get('command', '')} on {r.get('device', '?')}" for r in records[1:])
+    notes = [n for n in (note, f"Resumed by: {resumed}." if resumed else "") if n]
+    return pages.provenance_section(rows, command if command is not None else first.get("command"),
+                                    note=" ".join(notes))

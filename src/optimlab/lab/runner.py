@@ -4,9 +4,10 @@ The contract (used by ``optimlab compare`` and ``optimlab tune``):
 
 * :class:`~optimlab.lab.runspec.RunSpec` names a run (parsed once); its ``run_id()`` is its
   stable key in the store.
-* :func:`run` trains it and returns a :class:`~optimlab.lab.runspec.RunResult`; with a store it
-  writes the rows of each epoch in one transaction, with a checkpoint folder it checkpoints each
-  epoch and resumes from the last checkpoint of the same run.
+* :func:`run` trains it and returns a :class:`~optimlab.lab.runspec.RunResult`; with a store
+  and a checkpoint folder it saves both together every ``checkpoint_every`` seconds, at its end
+  and on Ctrl-C (:mod:`optimlab.lab.bookkeeping`), and resumes from the last checkpoint of the
+  same run.
 
 This is the lab's one training loop. How each step's loss is computed is a :class:`Batches`
 hook: here, the whole mini-batch in this process; :mod:`optimlab.lab.distributed` drives the same
@@ -50,14 +51,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import (
-    checkpoint_path,
-    deferred_interrupt,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from .bookkeeping import CHECKPOINT_EVERY_S, Saver, StopRequest, check_interval, stop_requests
+from .checkpoint import checkpoint_path, load_checkpoint, rng_state, set_rng_state
 from .errors import UserError
 from .files import remove_stale_temps
 from .loop import (
@@ -255,7 +250,7 @@ def train(spec: RunSpec, *, data: DataOptions | None = None, batches: Batches | 
     """
     state = _start(spec, data, batches or Batches(spec.device))
     state.enter_phase(spec.optimizer.phase_at(0))
-    return _train(state, None, None, None, None), state.model
+    return _train(state, Saver(spec.run_id(), None, None, 0.0), StopRequest(), None, None), state.model
 
 
 def _start(spec: RunSpec, data: DataOptions | None, batches: Batches) -> _Run:
@@ -270,6 +265,7 @@ def run(
     data: DataOptions | None = None,
     store: Store | None = None,
     checkpoint_dir: Path | None = None,
+    checkpoint_every: float = CHECKPOINT_EVERY_S,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     evaluate_every: int | None = None,
@@ -282,11 +278,14 @@ def run(
     Args:
         spec: the run.
         data: where the task finds its files (default: the default places, no download).
-        store: if given, the run's row, and each epoch's step and epoch rows, are written to it
-            (one transaction per epoch); rows past the checkpoint the run resumes from are replaced.
-        checkpoint_dir: if given, a checkpoint is written atomically at the end of each epoch but
-            the last, and an existing checkpoint of the same run is resumed from; the checkpoint
-            is deleted when the run ends.
+        store: if given, the run's row, its step rows and its epoch rows are written to it, in
+            one transaction per save; rows past the checkpoint the run resumes from are replaced.
+        checkpoint_dir: if given, a checkpoint is written atomically at each save but the last,
+            and an existing checkpoint of the same run is resumed from; the checkpoint is deleted
+            when the run ends.
+        checkpoint_every: seconds between saves (checkpoint, then the rows since the last save);
+            0 saves after every epoch. A run also saves when it ends and when Ctrl-C stops it at
+            the end of an epoch (:mod:`optimlab.lab.bookkeeping`).
         on_epoch: called with each epoch's record after its evaluation and before it is
             checkpointed or stored; an exception it raises propagates (e.g. ``optuna.TrialPruned``)
             and the run is then not stored as finished.
@@ -299,10 +298,13 @@ def run(
             it goes, as ``tracker_name`` (default ``<task>/<optimizer>/seed=<seed>``).
 
     Raises:
-        UserError: unknown task, missing data, a checkpoint of another run.
+        UserError: unknown task, missing data, a checkpoint of another run, a negative
+            ``checkpoint_every``.
+        KeyboardInterrupt: on Ctrl-C, once the epoch in progress is saved.
     """
     if evaluate_every is not None:
         whole_number("evaluate_every", evaluate_every)
+    checkpoint_every = check_interval(checkpoint_every)
     state = _start(spec, data, Batches(spec.device))
     run_id = spec.run_id()
     ckpt = checkpoint_path(checkpoint_dir, run_id) if checkpoint_dir is not None else None
@@ -313,18 +315,19 @@ def run(
     else:
         state.enter_phase(spec.optimizer.phase_at(0))
 
-    if store is not None:
+    def begin() -> None:
+        assert store is not None
         store.begin_run(run_id, task=spec.task, optimizer=spec.optimizer_label(), seed=spec.seed,
                         config=spec.config(), source=state.dataset.source)
-        store.truncate(run_id, after_step=state.step, after_epoch=state.epoch)
-        # replay what the checkpoint holds: its last epoch's rows may not have been committed
+        store.truncate(run_id, after_step=resumed_step, after_epoch=resumed_epoch)
+        # the checkpoint's rows again: a crash may have come between it and their commit
         store.write_progress(
-            run_id,
-            steps=zip(range(1, state.step + 1), state.step_losses, state.step_times),
-            epochs=state.records, wall_time_s=state.wall_time_s,
-            step_time_share=state.share() if state.step else None, skipped_steps=state.skipped_steps,
-        )
+            run_id, steps=zip(range(1, resumed_step + 1), state.step_losses, state.step_times),
+            epochs=state.records[:resumed_epoch], wall_time_s=0.0, step_time_share=None,
+        )  # the totals are the save's, written next in the same transaction
 
+    resumed_step, resumed_epoch = state.step, state.epoch
+    saver = Saver(run_id, store, ckpt, checkpoint_every, begin=begin if store is not None else None)
     tracker = None
     if trackers is not None:
         tracker = trackers.open()
@@ -333,7 +336,8 @@ def run(
             spec, state.task, state.epochs, state.batch_size, state.optimizer))
     status = "failed"
     try:
-        result = _train(state, store, ckpt, on_epoch, progress, tracker, evaluate_every)
+        with stop_requests() if saver.active else contextlib.nullcontext(StopRequest()) as stop:
+            result = _train(state, saver, stop, on_epoch, progress, tracker, evaluate_every)
         status = result.status
     except KeyboardInterrupt:
         status = "interrupted"
@@ -347,6 +351,8 @@ def run(
     if ckpt is not None:
         with contextlib.suppress(FileNotFoundError):
             ckpt.unlink()
+    if stop.requested:  # the run ended in the epoch Ctrl-C came in: it is saved, stop the caller
+        stop.deliver()
     if test_at_end and result.status == "finished":
         test = state.batches.data(load_dataset(state.task, data or DataOptions(), None))
         result.final_test = evaluate(state.model, state.task, test.x_test, test.y_test)
@@ -355,15 +361,14 @@ def run(
 
 def _train(
     state: _Run,
-    store: Store | None,
-    ckpt: Path | None,
+    saver: Saver,
+    stop: StopRequest,
     on_epoch: Callable[[EpochRecord], None] | None,
     progress: Callable[[int, int], None] | None,
     tracker: Tracker | None = None,
     evaluate_every: int | None = None,
 ) -> RunResult:
     spec, task, data, batches = state.spec, state.task, state.dataset, state.batches
-    run_id = spec.run_id()
     model, loss_fn = state.model, task.loss
     x_train, y_train = data.x_train, data.y_train
     n, bs = state.n_train, state.batch_size
@@ -434,12 +439,10 @@ def _train(
         new_steps = list(zip(range(first_step + 1, state.step + 1), epoch_losses, epoch_times))
 
         if diverged_step is not None:
-            if store is not None:
-                with deferred_interrupt():
-                    store.write_progress(run_id, steps=new_steps, epochs=[],
-                                         wall_time_s=state.wall_time_s, step_time_share=state.share(),
-                                         status="diverged", diverged_step=diverged_step,
-                                         skipped_steps=state.skipped_steps)
+            saver.add(new_steps, None)
+            saver.save(None, wall_time_s=state.wall_time_s, step_time_share=state.share(),
+                       status="diverged", diverged_step=diverged_step,
+                       skipped_steps=state.skipped_steps)
             break
 
         test_loss, test_accuracy = evaluate(model, task, data.x_test, data.y_test)
@@ -458,16 +461,15 @@ def _train(
             on_epoch(record)
         state.records.append(record)
         state.epoch = epoch0 + 1
+        saver.add(new_steps, record)
         last = state.epoch == state.epochs
-        with deferred_interrupt():
+        if saver.active and (last or stop.requested or saver.due()):
             # checkpoint first, then the rows: a crash in between replays the rows on resume
-            if ckpt is not None and not last:
-                save_checkpoint(ckpt, state.state())
-            if store is not None:
-                store.write_progress(run_id, steps=new_steps, epochs=[record],
-                                     wall_time_s=state.wall_time_s, step_time_share=state.share(),
-                                     status="finished" if last else "running",
-                                     skipped_steps=state.skipped_steps)
+            saver.save(None if last else state.state, wall_time_s=state.wall_time_s,
+                       step_time_share=state.share(), status="finished" if last else "running",
+                       skipped_steps=state.skipped_steps)
+        if stop.requested and not last:
+            stop.deliver()
 
     return RunResult(
         spec=spec,

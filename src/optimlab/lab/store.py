@@ -14,7 +14,9 @@ Tables (schema version :data:`SCHEMA_VERSION`, recorded in ``schema_version``)::
 Rows are keyed by (run, step) and (run, epoch) and written with ``INSERT OR REPLACE``, so that a
 write replayed after a crash replaces instead of duplicating. Each write is one transaction; the
 database runs in WAL mode with ``synchronous=FULL``, so a committed epoch survives a kill -9 or a
-power cut. Non-finite losses (a diverged step) are stored as NULL and read back as ``nan``.
+power cut. A run commits its rows when it saves its checkpoint (every few seconds, not every
+epoch: :mod:`optimlab.lab.bookkeeping`), so the rows of an unfinished run never go past its
+checkpoint. Non-finite losses (a diverged step) are stored as NULL and read back as ``nan``.
 """
 
 from __future__ import annotations
@@ -160,6 +162,10 @@ class Store:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, self.path)
+
+    def transaction(self) -> _Transaction:
+        """A block whose writes commit together (one fsync); writes inside it join it."""
+        return self._transaction()
 
     # ---- experiment -----------------------------------------------------------------------------
     def get_experiment(self) -> dict[str, Any] | None:
@@ -319,6 +325,10 @@ class Store:
             EpochRecord(r[0], _nan_if_none(r[1]), _nan_if_none(r[2]), _nan_if_none(r[3]), r[4], r[5])
             for r in rows
         ]
+
+    def last_update(self) -> float | None:
+        """When a run was last written (seconds since the epoch), or None for an empty store."""
+        return self._db.execute("SELECT MAX(updated_at) FROM runs").fetchone()[0]
 
     def count_rows(self, table: str, run_id: str | None = None) -> int:
         """Rows in ``steps``/``epochs``/``runs`` (of one run when given); for checks and tests."""

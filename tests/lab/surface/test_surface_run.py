@@ -283,7 +283,7 @@ def test_png_is_a_valid_picture(written):
     with Image.open(out / "valley.png") as im:
         im.verify()
     with Image.open(out / "valley.png") as im:
-        assert im.size == (840, 480)  # 8.4 x 4.8 inches at 100 dpi
+        assert im.size == (1000, 560)  # 10 x 5.6 inches at 100 dpi
         # the paths are drawn in colour on a grey background
         rgb = np.asarray(im.convert("RGB")).astype(int)
         assert (np.abs(rgb - [31, 119, 180]).sum(axis=2) < 40).sum() > 20  # first path's blue
@@ -293,7 +293,7 @@ def test_gif_has_one_frame_per_step_group(written):
     _, out, _ = written
     with Image.open(out / "valley.gif") as im:
         assert im.n_frames == 11  # steps 0, 4, ..., 40
-        assert im.size == animation_size() == (630, 360)
+        assert im.size == animation_size() == (1000, 560)
         assert im.info.get("loop") == 0
 
 
@@ -320,8 +320,8 @@ def test_diverged_path_is_drawn_as_diverged(written):
     run, _, _ = written
     figure = html_figure(run, max_frames=11)
     names = [t.get("name", "") for t in figure["data"]]
-    assert "sgd:lr=0.5 (diverged at step 7)" in names
-    head = figure["data"][names.index("sgd:lr=0.5 (diverged at step 7)") + 1]
+    assert "sgd (lr=0.5): diverged at step 7" in names
+    head = figure["data"][names.index("sgd (lr=0.5): diverged at step 7") + 1]
     assert head["marker"]["symbol"] == "x"
     last = figure["frames"][-1]["data"]
     assert len(last[0]["x"]) == 7 and last[1]["marker"]["symbol"] == "x"
@@ -345,7 +345,7 @@ def test_html_opens_in_chromium_without_errors(tmp_path, browser):
     errors, dom = browser(path)
     assert errors == []
     assert "plotly" in dom and "slider-container" in dom and "updatemenu" in dom
-    assert "sgd:lr=0.4 (diverged at step" in dom and "adam:lr=0.1" in dom
+    assert "sgd (lr=0.4): diverged at step" in dom and "adam (lr=0.1)" in dom
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")

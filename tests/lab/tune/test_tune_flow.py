@@ -20,10 +20,10 @@ from optimlab.lab.tune.finals import best_trial, run_finals
 from optimlab.lab.tune.results import load_results
 from optimlab.lab.tune.space import SPACES, dimensions, hyperparameters, parse_lr_range, trial_spec
 from optimlab.lab.tune.storage import (
+    complete_count,
     counts,
     create_study,
     default_storage_url,
-    complete_count,
     mask_url,
     open_storage,
     scrub,
@@ -351,9 +351,40 @@ def test_report_csv_and_html(finished_study, browser):
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
     errors, dom = browser(html_path)
     assert errors == []
-    # per task: lr sensitivity, expected best by trials, validation curves; two tasks: 2 profiles
-    assert dom.count('class="plot-container plotly"') == 8
+    # per task: one lr-sensitivity panel per optimizer (2), expected best by trials, the final
+    # runs' validation curves; two tasks: 2 performance profiles
+    assert dom.count('class="plot-container plotly"') == 10
     assert "Learning-rate sensitivity: synth-blobs" in dom
+
+
+@pytest.mark.chromium
+def test_report_fits_390_and_1400_px_in_the_pages_look(finished_study, layout_at):
+    from optimlab.lab import pages
+    from optimlab.lab.tune.report import render_html, write_report
+    from optimlab.lab.tune.results import summarize
+
+    tmp, storage, name, _ = finished_study
+    results = load_results(storage, name)
+    html_path, _ = write_report(results, tmp / "look")
+    for width in (390, 1400):
+        layout = layout_at(html_path, width)
+        assert layout.errors == [] and layout.scroll_width <= layout.inner_width == width
+        assert all(c["svg"] is not None and c["svg"] <= c["box"] + 1 for c in layout.charts)
+    charts = pages.page_charts(html_path.read_text(encoding="utf-8"))
+    panels = [c for c in charts if c["id"].startswith("sensitivity-synth-blobs")]
+    assert len(panels) == 2  # small multiples: one panel per optimizer, no legend to read
+    assert {p["layout"]["showlegend"] for p in panels} == {False}
+    assert len({tuple(p["layout"]["yaxis"]["range"]) for p in panels}) == 1  # one y-range
+    for c in charts:  # each optimizer in its name's colour, as on every page
+        for t in c["data"]:
+            color = t.get("line", t.get("marker", {})).get("color")
+            if t.get("name") in ("sgd", "adam") and color:
+                assert color == pages.color(t["name"])
+    text = html_path.read_text(encoding="utf-8")
+    assert "searched" in text and "lr 0.001 to" in text and "test accuracy (%)" in text
+    one_task = render_html(results, summarize(results)[:1])
+    assert "Performance profiles" in one_task and "with one task every curve is a step" in one_task
+    assert "profile-steps" not in one_task
 
 
 def test_cli_tunes_tests_and_prints_the_ranking(tmp_path, run_cli):

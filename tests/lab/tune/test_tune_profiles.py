@@ -65,7 +65,7 @@ def test_verdict_separates_significant_differences_from_noise():
     # Holm: the adjusted p-value is at least the raw one
     assert all(c.p_adjusted >= c.p_value for c in v.comparisons if not math.isnan(c.p_value))
     line = v.line()
-    assert line.startswith("mnist-mlp: adam is best (test accuracy 0.9550 ± ")
+    assert line.startswith("mnist-mlp: adam is best (test accuracy 95.50% ± ")
     assert "significantly worse (Welch, Holm-adjusted p < 0.05): sgd (p=" in line
     assert "within seed noise of adam: nadam (p=" in line
     assert "untestable (fewer than 2 finished seeds): adagrad" in line

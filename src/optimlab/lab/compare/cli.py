@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..bookkeeping import CHECKPOINT_EVERY_S
 from ..cli_options import Accumulate, ClipGradNorm, Device, LogTo, SkipNonfinite
 from ..console import console as _console
 from ..provenance import command_line
@@ -29,7 +30,8 @@ def _summary_table(rows: list[SummaryRow], title: str):
 
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("optimizer", overflow="fold")
-    for name in ("lr", "eff. step", "seeds", "train loss", "test acc", "±CI95", "time s", "step()"):
+    for name in ("lr", "eff. step", "seeds done", "train loss", "test acc %", "±CI95 pp", "time s",
+                 "step() %"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("diverged", overflow="fold")
 
@@ -41,11 +43,10 @@ def _summary_table(rows: list[SummaryRow], title: str):
         if r.unfinished_runs:
             diverged += f" ({r.unfinished_runs} unfinished)"
         table.add_row(
-            r.optimizer, num(r.lr, ".3g"), num(r.effective_lr, ".3g"), str(r.seeds),
+            r.optimizer, num(r.lr, ".3g"), num(r.effective_lr, ".3g"), f"{r.seeds_finished}/{r.seeds}",
             num(r.final_train_loss_mean, ".4g"),
-            num(100 * r.test_accuracy_mean, ".2f") + ("%" if math.isfinite(r.test_accuracy_mean) else ""),
-            num(100 * r.test_accuracy_ci95, ".2f"), num(r.wall_time_s_mean, ".3g"),
-            num(100 * r.step_time_share_mean, ".1f") + ("%" if math.isfinite(r.step_time_share_mean) else ""),
+            num(100 * r.test_accuracy_mean, ".2f"), num(100 * r.test_accuracy_ci95, ".2f"),
+            num(r.wall_time_s_mean, ".3g"), num(100 * r.step_time_share_mean, ".1f"),
             f"[red]{diverged}[/red]" if r.diverged_runs else diverged,
         )
     return table
@@ -140,6 +141,11 @@ def compare_command(
         "--tuned-from", help="An `optimlab tune` output folder: run each optimizer of its study "
         "with the hyperparameters it selected (instead of --optimizers).",
     )] = None,
+    checkpoint_every: Annotated[float, typer.Option(
+        "--checkpoint-every", metavar="SECONDS",
+        help="Seconds between a run's checkpoints and store commits (0: every epoch); a crash "
+        "repeats at most this much training on --resume.",
+    )] = CHECKPOINT_EVERY_S,
     jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j",
         help="Runs trained at once, each in its own process (default: one per CPU). "
@@ -160,15 +166,17 @@ def compare_command(
         outcome = compare(task=task, optimizers=optimizers, seeds=seeds, epochs=epochs,
                           batch_size=batch_size, schedule=schedule, out=out_dir, resume=resume,
                           force=force, data_dir=data_dir, download=download, jobs=jobs,
-                          nproc=nproc, threads=threads, listener=listener, device=device,
+                          nproc=nproc, threads=threads, checkpoint_every=checkpoint_every,
+                          listener=listener, device=device,
                           clip_grad_norm=clip_grad_norm, accumulate=accumulate,
                           skip_nonfinite=skip_nonfinite, log_to=log_to, command=command_line(),
                           tuned_from=tuned_from)
     except KeyboardInterrupt as e:
         if listener is not None:
             listener.stop()  # the bars must be gone before the message
-        err.print(f"interrupted: the finished epochs are saved; continue with the same command and "
-                  f"--resume (folder {out_dir})")
+        err.print(f"interrupted: the runs in training saved at the end of their epoch (after a second "
+                  f"Ctrl-C: at their last save); continue with the same command and --resume "
+                  f"(folder {out_dir})")
         raise typer.Exit(getattr(e, "exit_code", 130)) from None
     finally:
         if listener is not None:
@@ -189,19 +197,28 @@ def compare_command(
 
 
 def report_command(
-    out: Annotated[Path, typer.Argument(help="A compare output folder (holding results.db).")],
+    folders: Annotated[list[Path], typer.Argument(
+        help="Compare output folders (each holding results.db).", metavar="DIR...")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write one report of all DIRs here (needed for several DIRs); without it "
+        "the report of DIR is rebuilt in DIR.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
-    """Rebuild report.html, summary.csv and the PNG figures of OUT from its results.db."""
-    from .report import rebuild_report
+    """Rebuild report.html, summary.csv and the PNG figures of DIR from its results.db, or draw
+    several comparisons of one task as one report with --out."""
+    from ..errors import UserError
+    from .report import rebuild_report, render_overlay
 
-    rows = rebuild_report(out)
+    if out is None and len(folders) > 1:
+        raise UserError("Several folders make one report: give --out FOLDER for it")
+    target = folders[0] if out is None else out
+    rows = rebuild_report(folders[0]) if out is None else render_overlay(folders, out)
     if as_json:
-        typer.echo(json.dumps({"out": str(out), "summary": [r.as_dict() for r in rows]}, indent=2))
+        typer.echo(json.dumps({"out": str(target), "summary": [r.as_dict() for r in rows]}, indent=2))
         return
     console = _console()
-    console.print(_summary_table(rows, str(out)))
-    console.print(f"report: {Path(out) / 'report.html'}")
+    console.print(_summary_table(rows, str(target)))
+    console.print(f"report: {target / 'report.html'}")
 
 
 def register(app: typer.Typer) -> None:

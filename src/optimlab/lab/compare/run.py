@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import parallel
+from ..bookkeeping import CHECKPOINT_EVERY_S, check_interval
 from ..checkpoint import checkpoint_path
 from ..errors import UserError
 from ..outdir import OutputFolder, open_for_write
@@ -94,10 +95,11 @@ def default_jobs() -> int:
 
 
 def _run_in_worker(spec: RunSpec, data: DataOptions, out: Path, ckpt_dir: Path,
-                   trackers: TrackerConfig | None) -> RunResult:
+                   checkpoint_every: float, trackers: TrackerConfig | None) -> RunResult:
     with Store.open(out) as store:
         return run(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
-                   progress=parallel.report_progress, trackers=trackers)
+                   checkpoint_every=checkpoint_every, progress=parallel.report_progress,
+                   trackers=trackers)
 
 
 def compare(
@@ -121,6 +123,7 @@ def compare(
     jobs: int | None = 1,
     nproc: int = 1,
     threads: int | None = None,
+    checkpoint_every: float = CHECKPOINT_EVERY_S,
     listener: CompareListener | None = None,
     report: bool = True,
     command: str | None = None,
@@ -154,6 +157,8 @@ def compare(
             depends only on its seed, so the numbers do not change.
         nproc: train each run data-parallel over this many processes (torchrun + DDP).
         threads: torch CPU threads per run (None: leave torch's setting).
+        checkpoint_every: seconds between a run's saves (checkpoint and store rows; 0: every
+            epoch); a kill -9 repeats at most this much training (plus one epoch) on resume.
         listener: progress hooks.
         report: write ``summary.csv``, ``report.html`` and the figures at the end.
         command: the command line to record as the comparison's provenance (None: the
@@ -190,6 +195,7 @@ def compare(
     whole_number("--nproc", nproc)
     if threads is not None:
         whole_number("threads", threads)
+    checkpoint_every = check_interval(checkpoint_every)
     if nproc > 1 and (config.schedule is not None
                       or any(len(s.phases) != 1 for s in config.optimizers)):
         raise UserError("--nproc runs take one optimizer per spec and no schedule")
@@ -230,8 +236,8 @@ def compare(
             # while this comparison runs, without the folder's lock
             for path in report_files(out):
                 folder.file(path.name)
-            result = _run(config, folder, data, resume, jobs, nproc, listener, trackers,
-                          collect(command, config.device))
+            result = _run(config, folder, data, resume, jobs, nproc, checkpoint_every, listener,
+                          trackers, collect(command, config.device))
             if report:
                 listener.reporting()
                 result.summary = render_report(out)
@@ -242,8 +248,8 @@ def compare(
 
 
 def _run(config: CompareConfig, folder: OutputFolder, data: DataOptions, resume: bool, jobs: int,
-         nproc: int, listener: CompareListener, trackers: TrackerConfig | None,
-         provenance: dict[str, Any]) -> CompareResult:
+         nproc: int, checkpoint_every: float, listener: CompareListener,
+         trackers: TrackerConfig | None, provenance: dict[str, Any]) -> CompareResult:
     """Act on a checked comparison in its locked folder: train what is not done, store it.
 
     Only optimlab's own files are touched: the store (rows cleared, not the file), and the
@@ -288,7 +294,8 @@ def _run(config: CompareConfig, folder: OutputFolder, data: DataOptions, resume:
                 result.skipped.append(spec)
                 listener.run_finished(index, spec, None)
         if nproc == 1 and min(jobs, len(todo)) > 1:
-            calls = [(_run_in_worker, (spec, data, out, ckpt_dir, trackers)) for _, spec in todo]
+            calls = [(_run_in_worker, (spec, data, out, ckpt_dir, checkpoint_every, trackers))
+                     for _, spec in todo]
             result.results.extend(parallel.run_all(
                 calls, min(jobs, len(todo)),
                 on_start=lambda k: listener.run_started(todo[k][0], todo[k][1], None),
@@ -302,7 +309,8 @@ def _run(config: CompareConfig, folder: OutputFolder, data: DataOptions, resume:
                 listener.run_started(index, spec, None)
                 extra = {"trackers": trackers} if trackers is not None else {}
                 r = run_fn(spec, data=data, store=store, checkpoint_dir=ckpt_dir,
-                           progress=listener.run_progress, **extra)
+                           checkpoint_every=checkpoint_every, progress=listener.run_progress,
+                           **extra)
                 result.results.append(r)
                 listener.run_finished(index, spec, r)
     folder.remove(f"{CHECKPOINT_DIR}/")  # when empty: a user's file inside keeps it

@@ -4,7 +4,8 @@ seeds, and the summary table (``summary.csv``).
 Means are over the runs that finished (diverged and unfinished runs are counted, never
 averaged); an undefined value (no finished run; a 95% interval from one seed) is an empty cell.
 Curves are the mean over the finished seeds of an optimizer with the range from the lowest to the
-highest seed. Each optimizer has its colour of :mod:`optimlab.lab.pages`.
+highest seed. Each optimizer has its colour of :mod:`optimlab.lab.pages` and a short label (its
+name and the hyperparameters that tell it apart, :func:`optimlab.lab.pages.short_labels`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text
-from ..pages import colors, csv_number, json_number
+from ..pages import colors, csv_number, json_number, short_labels
 from ..stats import ci95, mean
 from ..store import Store, StoredRun
 
@@ -26,6 +27,7 @@ SUMMARY_COLUMNS = (
     "lr",
     "effective_lr",
     "seeds",
+    "seeds_finished",
     "final_train_loss_mean",
     "test_accuracy_mean",
     "test_accuracy_ci95",
@@ -45,6 +47,7 @@ class RunData:
     epoch_numbers: list[int]
     train_losses: list[float]
     test_accuracies: list[float]
+    test_losses: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -66,11 +69,12 @@ class OptimizerGroup:
     finished: list[RunData] = field(default_factory=list)
     diverged: list[RunData] = field(default_factory=list)
     unfinished: list[RunData] = field(default_factory=list)
+    label: str = ""  # the short label of charts and tables (set by :func:`collect`)
 
     @property
     def seeds(self) -> int:
-        """Runs that ended (finished or diverged)."""
-        return len(self.finished) + len(self.diverged)
+        """Runs of this optimizer (finished, diverged or unfinished)."""
+        return len(self.finished) + len(self.diverged) + len(self.unfinished)
 
     def final_train_losses(self) -> list[float]:
         return [r.train_losses[-1] for r in self.finished if r.train_losses]
@@ -99,13 +103,19 @@ class OptimizerGroup:
     def accuracy_curve(self) -> Curve | None:
         return _curve([r.epoch_numbers for r in self.finished], [r.test_accuracies for r in self.finished])
 
+    def epoch_curve(self, what: str) -> Curve | None:
+        """Mean and range over the finished seeds of an epoch column: ``train_losses``,
+        ``test_losses`` or ``test_accuracies``."""
+        return _curve([r.epoch_numbers for r in self.finished], [getattr(r, what) for r in self.finished])
+
 
 @dataclass
 class SummaryRow:
     """One optimizer's line of ``summary.csv`` (plus what the HTML table adds)."""
 
     optimizer: str
-    seeds: int
+    seeds: int  # runs planned and stored (finished, diverged or unfinished)
+    seeds_finished: int
     final_train_loss_mean: float
     test_accuracy_mean: float
     test_accuracy_ci95: float
@@ -118,10 +128,14 @@ class SummaryRow:
     lr: float = math.nan  # of the first phase
     #: the first phase's step per unit gradient: lr / (1 - momentum) for momentum methods
     effective_lr: float = math.nan
+    step_time_share_low: float = math.nan
+    step_time_share_high: float = math.nan
+    label: str = ""
+    color: str = ""
 
     def csv_values(self) -> list[str]:
         return [self.optimizer, csv_number(self.lr), csv_number(self.effective_lr),
-                str(self.seeds), csv_number(self.final_train_loss_mean),
+                str(self.seeds), str(self.seeds_finished), csv_number(self.final_train_loss_mean),
                 csv_number(self.test_accuracy_mean), csv_number(self.test_accuracy_ci95),
                 csv_number(self.wall_time_s_mean), str(self.diverged_runs), str(self.skipped_steps)]
 
@@ -132,6 +146,7 @@ class SummaryRow:
             "lr": json_number(self.lr),
             "effective_lr": json_number(self.effective_lr),
             "seeds": self.seeds,
+            "seeds_finished": self.seeds_finished,
             "final_train_loss_mean": json_number(self.final_train_loss_mean),
             "test_accuracy_mean": json_number(self.test_accuracy_mean),
             "test_accuracy_ci95": json_number(self.test_accuracy_ci95),
@@ -153,15 +168,19 @@ class ReportData:
     task: str
     source: str
     provenance: list[dict[str, Any]] = field(default_factory=list)
+    updated_at: float | None = None  # when the last run was written (seconds since the epoch)
+    overlay_command: str | None = None  # an overlay of several folders: the command that drew it
 
     def summary(self) -> list[SummaryRow]:
         rows = []
         for g in self.groups:
             acc = g.final_accuracies()
             lr, effective = _step_sizes(g.optimizer)
+            shares = g.step_shares()
             rows.append(SummaryRow(
                 optimizer=g.optimizer,
                 seeds=g.seeds,
+                seeds_finished=len(g.finished),
                 final_train_loss_mean=mean(g.final_train_losses()),
                 test_accuracy_mean=mean(acc),
                 test_accuracy_ci95=ci95(acc),
@@ -173,6 +192,10 @@ class ReportData:
                 skipped_steps=sum(r.run.skipped_steps for r in (*g.finished, *g.diverged, *g.unfinished)),
                 lr=lr,
                 effective_lr=effective,
+                step_time_share_low=min(shares) if shares else math.nan,
+                step_time_share_high=max(shares) if shares else math.nan,
+                label=g.label,
+                color=g.color,
             ))
         return rows
 
@@ -218,17 +241,18 @@ def collect(store: Store) -> ReportData:
         steps, losses, times = store.steps(run.run_id)
         epochs = store.epochs(run.run_id)
         data = RunData(run, steps, losses, times, [e.epoch for e in epochs],
-                       [e.train_loss for e in epochs], [e.test_accuracy for e in epochs])
+                       [e.train_loss for e in epochs], [e.test_accuracy for e in epochs],
+                       [e.test_loss for e in epochs])
         if run.status == "finished":
             group.finished.append(data)
         elif run.status == "diverged":
             group.diverged.append(data)
         else:
             group.unfinished.append(data)
-    for group, c in zip(groups.values(), colors(list(groups))):
-        group.color = c
+    for group, c, label in zip(groups.values(), colors(list(groups)), short_labels(list(groups))):
+        group.color, group.label = c, label
     return ReportData(store.get_experiment() or {}, list(groups.values()), task, source,
-                      store.provenance())
+                      store.provenance(), updated_at=store.last_update())
 
 
 def write_summary_csv(path: Path, rows: list[SummaryRow]) -> None:

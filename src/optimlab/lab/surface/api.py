@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import UserError
 from ..files import atomic_write_bytes, atomic_write_text
 from ..outdir import open_for_write
+from ..provenance import command_for
 from ..spec import OptimizerSpec, parse_specs
 from .catalog import DEFAULT_SURFACES, Point, Surface, get_surface
 from .draw import (
@@ -52,8 +53,10 @@ def write_outputs(
     *,
     fmt: str = "gif",
     max_frames: int = DEFAULT_MAX_FRAMES,
+    command: str | None = None,
 ) -> list[Path]:
-    """Write ``<surface>.png``, ``.gif``/``.mp4`` (unless ``fmt="none"``), ``.html`` and ``.csv``."""
+    """Write ``<surface>.png``, ``.gif``/``.mp4`` (unless ``fmt="none"``), ``.html`` and ``.csv``;
+    the page records ``command`` (default: this process's command line) as its provenance."""
     fmt = check_format(fmt)
     frame_steps(run.steps, max_frames)  # validates max_frames before anything is written
     out = Path(out)
@@ -64,7 +67,7 @@ def write_outputs(
         written.append(atomic_write_bytes(out / f"{stem}.gif", gif_bytes(figure, max_frames)))
     elif fmt == "mp4":
         written.append(write_picture_mp4(figure, out / f"{stem}.mp4", max_frames))
-    written.append(write_html(run, out / f"{stem}.html", max_frames))
+    written.append(write_html(run, out / f"{stem}.html", max_frames, command))
     written.append(write_csv(run, out / f"{stem}.csv"))
     return written
 
@@ -104,6 +107,7 @@ def surface(
     lr_value: float | None = None,
     distance_tol: float | None = None,
     value_tol: float | None = None,
+    command: str | None = None,
 ) -> SurfaceResult:
     """Run optimizers on 2-D surfaces and draw their paths (``optimlab surface``).
 
@@ -130,6 +134,8 @@ def surface(
             7 log-spaced values, by final value).
         lr_value: the learning rate of ``lr="equal"`` (default 0.01).
         distance_tol, value_tol: the two tolerances, when they differ from ``tol``.
+        command: the command line each page records as its provenance (None: the
+            ``optimlab surface`` line equivalent to these arguments).
 
     Returns:
         A :class:`SurfaceResult`: the runs, their measurements (``.table()``) and the files.
@@ -164,6 +170,13 @@ def surface(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"Cannot write to {out}: it is a file, not a folder")
+    if command is None:
+        command = command_for("surface", {
+            "function": ",".join(x.name for x in surfaces), "optimizers": specs, "steps": steps,
+            "start": None if point is None else f"{point[0]:g},{point[1]:g}", "tol": tol,
+            "noise": noise or None, "seed": seed or None, "format": fmt, "out": str(out),
+            "tune": tune, "frames": frames, "lr": None if lr == "seed" else lr,
+            "lr_value": lr_value, "distance_tol": distance_tol, "value_tol": value_tol})
     config = {"function": [s.name for s in surfaces],
               "optimizers": None if specs is None else [s.label() for s in specs],
               "steps": steps, "start": None if point is None else list(point), "tol": tol,
@@ -177,5 +190,5 @@ def surface(
             result.runs.append(run)
             for name in output_names(s.name, fmt):
                 folder.file(name)
-            result.files.append(write_outputs(run, out, fmt=fmt, max_frames=frames))
+            result.files.append(write_outputs(run, out, fmt=fmt, max_frames=frames, command=command))
     return result

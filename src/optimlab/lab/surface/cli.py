@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ..console import console as _console
+from ..provenance import command_line
 from .api import surface as run_command
 from .catalog import SURFACES
 
@@ -116,6 +117,7 @@ def surface(
         lr_value=lr_value,
         distance_tol=distance_tol,
         value_tol=value_tol,
+        command=command_line(),
     )
     for run, files in zip(result.runs, result.files):
         table = Table(title=f"{run.surface.name}: {run.surface.formula}", title_justify="left")

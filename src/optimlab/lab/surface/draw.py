@@ -1,8 +1,9 @@
-"""The pictures of a surface run: contours on a log scale of the surface, one coloured path per
-optimizer (colours of :mod:`optimlab.lab.pages`), as a PNG and as a GIF or MP4 animation.
+"""The pictures of a surface run: the surface shaded on a logarithmic scale with its colour bar,
+one path per optimizer in its name's colour (:mod:`optimlab.lab.pages`) with a dash and markers of
+its own, as a PNG and as a GIF or MP4 animation (:mod:`.view` computes what they show).
 
-``<surface>.png`` shows contours on log-spaced levels of ``f - min_domain f`` with every full
-path; ``<surface>.gif`` (or ``.mp4``) grows the paths, one frame per group of steps. Both are
+``<surface>.png`` shows every full path; ``<surface>.gif`` (or ``.mp4``) grows the paths, one frame
+per group of steps. Both are 1000 x 560 pixels with the legend at 10.5 pt (15 px); both are
 written atomically.
 """
 
@@ -13,8 +14,8 @@ import math
 import os
 import shutil
 import subprocess
+import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +25,19 @@ from .. import pages
 from ..errors import UserError
 from ..files import atomic_output, atomic_write_bytes
 from ..limits import LIMITS, short
-from .catalog import Surface
+from . import view
 from .run import PathMetrics, SurfaceRun, Trajectory
+from .view import ContourScale
+
+__all__ = ["ContourScale", "Picture", "animation_size", "frame_steps", "write_gif", "write_png"]
 
 FORMATS = ("gif", "mp4", "none")
 
-# Picture geometry: the plot on the left, the legend (labels with hyperparameters) on the right.
-FIGSIZE = (8.4, 4.8)  # inches
+# Picture geometry: the plot and its colour bar on the left, the legend on the right.
+FIGSIZE = (10.0, 5.6)  # inches
 PNG_DPI = 100
-ANIMATION_DPI = 75  # 630 x 360 pixels: small GIFs, even sizes for H.264
+ANIMATION_DPI = 100  # 1000 x 560 pixels, even sizes for H.264
+LEGEND_PT = 10.5  # 14.6 px at 100 dpi
 FRAME_MS = 80
 LAST_FRAME_MS = 1500
 DEFAULT_MAX_FRAMES = 60
@@ -74,59 +79,13 @@ def animation_size() -> tuple[int, int]:
     return (round(FIGSIZE[0] * ANIMATION_DPI), round(FIGSIZE[1] * ANIMATION_DPI))
 
 
-@dataclass(frozen=True)
-class ContourScale:
-    """How contours are spaced: evenly in ``t(f)``, a logarithmic transform of the surface.
-
-    * ``log``: ``t = log10(max(f - min f, floor))`` with ``min f`` over the plotted grid (so
-      ``f - min f >= 0`` also where ``f`` is negative) and ``floor = 10**-decades * max(f - min f)``;
-    * ``symlog`` (surfaces without minima whose values take both signs, e.g. saddles):
-      ``t = sign(f) * log10(1 + |f| / c)`` with ``c = 10**-decades * max |f|``, symmetric about
-      the value 0 of the saddle point.
-    """
-
-    kind: str
-    offset: float
-    scale: float
-    label: str
-
-    @classmethod
-    def for_values(cls, surface: Surface, z: np.ndarray, decades: float = 4.0) -> ContourScale:
-        low, high = float(np.nanmin(z)), float(np.nanmax(z))
-        if not surface.minima and low < 0 < high:
-            c = max(-low, high) * 10.0**-decades
-            return cls("symlog", 0.0, c, "sign(f) log10(1 + |f|/c)")
-        top = high - low if high > low else 1.0
-        return cls("log", low, top * 10.0**-decades, "log10(f - min f)")
-
-    def transform(self, z: np.ndarray) -> np.ndarray:
-        if self.kind == "symlog":
-            return np.sign(z) * np.log10(1.0 + np.abs(z) / self.scale)
-        return np.log10(np.maximum(z - self.offset, self.scale))
-
-    def levels(self, t: np.ndarray, n: int = 25) -> np.ndarray:
-        """``n`` evenly spaced levels of ``t`` (an odd ``n`` puts one at 0 under symlog)."""
-        low, high = float(np.nanmin(t)), float(np.nanmax(t))
-        if self.kind == "symlog":
-            bound = max(-low, high)
-            return np.linspace(-bound, bound, n)
-        return np.linspace(low, high if high > low else low + 1.0, n)
-
-
 def legend_label(trajectory: Trajectory, metrics: PathMetrics) -> str:
-    """The path's spec with its learning rate, and how it ended."""
+    """A path's full spec with its learning rate, and what happened to it (the page's hover text)."""
     text = trajectory.label
-    if "lr=" not in text.split("+", 1)[0]:
+    if trajectory.lr and "lr=" not in text.split("+", 1)[0]:
         text += f" (lr {'+'.join(f'{x:.3g}' for x in trajectory.lr)})"
-    if metrics.diverged:
-        text += f" (diverged at step {metrics.diverged_at_step})"
-    elif metrics.escaped_at_step is not None:
-        text += f" (escaped at step {metrics.escaped_at_step})"
-    elif metrics.steps_to_distance_tol is not None:
-        text += f" (within tol at step {metrics.steps_to_distance_tol})"
-    elif metrics.end_state == "value converged":
-        text += f" (value within tol at step {metrics.steps_to_value_tol}, not the point)"
-    return text
+    what = view.status(trajectory, metrics)
+    return f"{text} ({what})" if what else text
 
 
 def subtitle(run: SurfaceRun, sep: str = "\n") -> str:
@@ -146,7 +105,7 @@ def subtitle(run: SurfaceRun, sep: str = "\n") -> str:
 
 
 class Picture:
-    """The static picture (contours, start, minima, legend) and one line per path."""
+    """The static picture (shading, colour bar, start, minima, legend) and one line per path."""
 
     def __init__(self, run: SurfaceRun) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -155,112 +114,72 @@ class Picture:
 
         surface = run.surface
         self.run = run
-        self.fig = Figure(figsize=FIGSIZE, dpi=ANIMATION_DPI)
+        self.box = view.frame(run)
+        self.fig = Figure(figsize=FIGSIZE, dpi=ANIMATION_DPI, facecolor="white")
         self.canvas = FigureCanvasAgg(self.fig)
-        ax = self.ax = self.fig.add_axes((0.075, 0.11, 0.5, 0.8))
-        gx, gy, gz = (t.numpy() for t in surface.grid(160))
+        ax = self.ax = self.fig.add_axes((0.06, 0.1, 0.44, 0.8))
+        gx, gy, gz = view.grid(surface, self.box, 160)
         scale = ContourScale.for_values(surface, gz)
         field = scale.transform(gz)
         levels = scale.levels(field)
-        ax.contourf(gx, gy, field, levels=levels, cmap="Greys_r", alpha=0.6)
+        shading = ax.contourf(gx, gy, field, levels=levels, cmap="Greys_r", alpha=0.6)
         ax.contour(gx, gy, field, levels=levels, colors="0.4", linewidths=0.35)
-        (x0, x1), (y0, y1) = surface.domain
+        cax = self.fig.add_axes((0.51, 0.1, 0.011, 0.8))
+        bar = self.fig.colorbar(shading, cax=cax)
+        ticks, tick_labels = view.colorbar_ticks(scale, field)
+        bar.set_ticks(ticks, labels=tick_labels, fontsize=9)
+        bar.outline.set_visible(False)
+        cax.set_title("f(x, y)", fontsize=10, loc="left", pad=6)
+        (x0, x1), (y0, y1) = self.box
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
-        ax.set_xlabel("x")
-        ax.set_ylabel("y")
-        ax.set_title(f"{surface.name}: {surface.formula}", fontsize=10, loc="left")
-        self.fig.text(0.6, 0.11, subtitle(run), fontsize=7, color="0.3", va="bottom")
-        handles: list = []
-        ax.plot(*run.start, "o", color="black", markersize=6, zorder=5)
-        handles.append(Line2D([], [], marker="o", color="black", ls="", label="start"))
+        ax.set_xlabel("x", fontsize=11)
+        ax.set_ylabel("y", fontsize=11)
+        ax.tick_params(labelsize=10)
+        ax.set_title(f"{surface.name}: {surface.formula}", fontsize=12, loc="left")
+        words = "Dark: low f; light: high f. " + subtitle(run, "; ") + "."
+        self.fig.text(0.6, 0.1, textwrap.fill(words, 58), fontsize=9, color="0.3", va="bottom")
+        handles: list = [Line2D([], [], marker="o", color="black", ls="", label="start")]
+        ax.plot(*run.start, "o", color="black", markersize=7, zorder=5)
         if surface.minima:
             mx, my = np.asarray(surface.minima).T
-            ax.plot(mx, my, "*", color="gold", markeredgecolor="black", markersize=13, zorder=5)
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    marker="*",
-                    color="gold",
-                    markeredgecolor="black",
-                    markersize=11,
-                    ls="",
-                    label="minimum",
-                )
-            )
+            ax.plot(mx, my, "*", color="gold", markeredgecolor="black", markersize=14, zorder=5)
+            handles.append(Line2D([], [], marker="*", color="gold", markeredgecolor="black",
+                                  markersize=12, ls="", label="minimum"))
         elif surface.critical_point is not None:
-            ax.plot(
-                *surface.critical_point,
-                "P",
-                color="white",
-                markeredgecolor="black",
-                markersize=9,
-                zorder=5,
-            )
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    marker="P",
-                    color="white",
-                    markeredgecolor="black",
-                    ls="",
-                    label="saddle point (no minimum)",
-                )
-            )
-
+            ax.plot(*surface.critical_point, "P", color="white", markeredgecolor="black",
+                    markersize=10, zorder=5)
+            handles.append(Line2D([], [], marker="P", color="white", markeredgecolor="black",
+                                  ls="", label="saddle point (no minimum)"))
+        self.styles = view.path_styles(run)
+        self.colors = [s.color for s in self.styles]
         self.lines, self.heads, self.crosses = [], [], []
-        self.colors = path_colors(run)
-        for i, (path, metrics) in enumerate(zip(run.trajectories, run.metrics)):
-            c = self.colors[i]
-            (line,) = ax.plot(
-                [],
-                [],
-                "-",
-                color=c,
-                lw=1.6,
-                label=legend_label(path, metrics),
-                zorder=3,
-            )
-            (head,) = ax.plot(
-                [],
-                [],
-                "o",
-                color=c,
-                markersize=5,
-                markeredgecolor="black",
-                markeredgewidth=0.5,
-                zorder=4,
-            )
-            (cross,) = ax.plot([], [], "x", color=c, markersize=11, mew=2.5, zorder=6)
+        for path, style, label in zip(run.trajectories, self.styles, view.labels(run)):
+            (line,) = ax.plot([], [], color=style.color, lw=1.9, linestyle=style.mpl_dash,
+                              marker=style.mpl_marker, markersize=5.5, markevery=[],
+                              markeredgecolor="white", markeredgewidth=0.6, label=label, zorder=3)
+            (head,) = ax.plot([], [], "o", color=style.color, markersize=6, markeredgecolor="black",
+                              markeredgewidth=0.6, zorder=4)
+            (cross,) = ax.plot([], [], "x", color=style.color, markersize=12, mew=2.5, zorder=6)
             self.lines.append(line)
             self.heads.append(head)
             self.crosses.append(cross)
             handles.append(line)
-        self.fig.legend(
-            handles=handles,
-            loc="upper left",
-            bbox_to_anchor=(0.6, 0.915),
-            fontsize=7.5,
-            frameon=False,
-            handlelength=1.6,
-        )
-        self.counter = self.fig.text(0.57, 0.115, "", fontsize=8, ha="right", va="bottom")
-
-    def _clip(self, point: np.ndarray) -> np.ndarray:
-        (x0, x1), (y0, y1) = self.run.surface.domain
-        return np.array([min(max(point[0], x0), x1), min(max(point[1], y0), y1)])
+        self.fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.59, 0.92),
+                        fontsize=LEGEND_PT, frameon=False, handlelength=2.6, labelspacing=0.45)
+        self.counter = self.fig.text(0.495, 0.115, "", fontsize=10, ha="right", va="bottom",
+                                     bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0, "pad": 1.5})
 
     def show(self, step: int) -> None:
         """Set every path to its first ``step`` steps."""
-        for path, line, head, cross in zip(
-            self.run.trajectories, self.lines, self.heads, self.crosses
+        for path, style, line, head, cross in zip(
+            self.run.trajectories, self.styles, self.lines, self.heads, self.crosses
         ):
             shown = path.points[: step + 1]
             line.set_data(shown[:, 0], shown[:, 1])
+            line.set_markevery([k for k in style.mark_steps if k < len(shown)])
             end_reached = path.diverged and step >= path.stopped_at
-            last = self._clip(shown[-1])
+            last = view.clip(shown[-1], self.box)
             head.set_data([last[0]], [last[1]])
             # diverged: the path stops at its last finite point, marked by an x (kept in view)
             cross.set_data(([last[0]], [last[1]]) if end_reached else ([], []))
@@ -310,8 +229,7 @@ def _frames(figure: Picture, max_frames: int) -> tuple[list[int], Callable[[int]
     return frame_steps(figure.run.steps, max_frames), render
 
 
-def _gif_palette(final: Image.Image, path_colors: list[str], background_colors: int = 40
-                 ) -> Image.Image:
+def _gif_palette(final: Image.Image, path_colors: list[str]) -> Image.Image:
     """A palette image: the exact path colours (and their blends with white and grey, which
     antialiased lines produce), black, white and gold, then the background's own colours.
 
@@ -324,6 +242,7 @@ def _gif_palette(final: Image.Image, path_colors: list[str], background_colors: 
         exact.append(rgb)
         for other, w in (((255, 255, 255), 0.5), ((128, 128, 128), 0.5), ((255, 255, 255), 0.75)):
             exact.append(tuple(round(w * o + (1 - w) * c) for c, o in zip(rgb, other)))
+    background_colors = max(16, 256 - len(exact))  # the shading's and the colour bar's greys
     quantized = final.quantize(colors=background_colors, method=Image.Quantize.MEDIANCUT)
     background = quantized.getpalette()[: 3 * background_colors]
     flat = [v for c in exact for v in c] + background

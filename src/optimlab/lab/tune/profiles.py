@@ -154,8 +154,8 @@ class Verdict:
         if self.best is None:
             return f"{self.task}: no optimizer has a finished run; nothing to compare."
         text = (
-            f"{self.task}: {self.best} is best ({self.metric} {_fmt(self.best_mean)}"
-            f" ± {_fmt(self.best_ci95)})"
+            f"{self.task}: {self.best} is best ({self.metric} {_fmt(self.best_mean, self.metric)}"
+            f" ± {_fmt(self.best_ci95, self.metric, interval=True)})"
         )
         worse = [c for c in self.comparisons if c.beyond_tuning_noise]
         tuning = [c for c in self.comparisons if c.significant and not c.beyond_tuning_noise]
@@ -239,5 +239,10 @@ def verdict(
     return Verdict(task, metric, best, mean(present[best]), ci95(present[best]), comparisons, alpha)
 
 
-def _fmt(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:.4f}"
+def _fmt(x: float, metric: str = "", *, interval: bool = False) -> str:
+    """An accuracy in % (its interval in percentage points), any other metric as it is."""
+    if math.isnan(x):
+        return "n/a"
+    if "accuracy" in metric:
+        return f"{100 * x:.2f} pp" if interval else f"{100 * x:.2f}%"
+    return f"{x:.4f}"
