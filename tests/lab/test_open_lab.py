@@ -101,7 +101,7 @@ def test_torch_adam_beside_optimlab_adam_logged_to_tensorboard_and_mlflow_with_p
     assert record["threads"] >= 1 and record["cpu"] and record["platform"]
     assert record["command"].startswith("optimlab compare --task iris-softmax --optimizers ")
     page = (out / "report.html").read_text()
-    assert '<section class="provenance">' in page
+    assert '<section class="card provenance">' in page
     assert html.escape(record["command"]) in page
     assert f"<dd>{torch.__version__}</dd>" in page and f"<dd>{platform.python_version()}</dd>" in page
 

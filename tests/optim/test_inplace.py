@@ -163,7 +163,7 @@ def test_float32_counters_are_widened_past_2_pow_24_on_the_fused_path():
             opt.step()
         runs.append((opt, p))
     (fused, p), (_, q) = runs
-    assert fused.param_groups[0]["impl"] == "fused"
+    assert fused.param_groups[0]["impl"].startswith("fused")  # the C loop, or torch's kernel without a compiler
     step = fused.state[p]["step"]
     assert step.dtype == torch.float64 and step.item() == 2**24 + 2
     torch.testing.assert_close(p, q)

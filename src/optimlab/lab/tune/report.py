@@ -76,7 +76,7 @@ def _range_text(d: Dimension) -> str:
 def search_space(cfg: TuneConfig, optimizer: str) -> str:
     """What ``optimizer`` searched: each tuned dimension's range and the fixed hyperparameters."""
     phase = cfg.specs[optimizer].phases[0]
-    parts = [_range_text(d) for d in dimensions(cfg.space, phase, cfg.lr_range)]
+    parts = [_range_text(d) for d in dimensions(cfg.space, phase, cfg.lr_range, cfg.custom)]
     fixed = ", ".join(f"{k}={v}" for k, v in phase.hyperparameters.items())
     return "; ".join(parts) + (f"; fixed: {fixed}" if fixed else "")
 
@@ -113,7 +113,8 @@ def _sensitivity_charts(results: TuneResults, task: str, labels: dict[str, str],
     y_range = [max(0.0, lo - pad), min(100.0, hi + pad)]
     charts, without = [], []
     for k, o in enumerate(cfg.optimizers):
-        lr_dims = [d for d in dimensions(cfg.space, cfg.specs[o].phases[0], cfg.lr_range) if d.key == "lr"]
+        lr_dims = [d for d in dimensions(cfg.space, cfg.specs[o].phases[0], cfg.lr_range, cfg.custom)
+                   if d.key == "lr"]
         if not lr_dims:
             without.append(labels[o])
             continue
