@@ -41,7 +41,7 @@ table[data-sortable] td:first-child,table[data-sortable] th:first-child{position
 background:#fff;box-shadow:1px 0 0 #eef0f3}
 table[data-sortable] th:first-child{background:#fafbfc}
 @media (max-width:600px){td.wrap{min-width:9.5em;max-width:13em}th,td{padding:6px 7px}}
-.name{white-space:normal;overflow-wrap:anywhere}
+.name{white-space:normal;overflow-wrap:anywhere}.lead-word{white-space:nowrap}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.4em;vertical-align:-.05em}
 .spec{display:block;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;color:#616e7c;
 white-space:normal}

@@ -359,8 +359,10 @@ def name_html(label: str, spec: str, color: str) -> str:
     """An optimizer's table cell: its colour, its short label and, below, its full spec when the
     label leaves something out (escaped here)."""
     full = f'<span class="spec">{escape(spec).replace(",", ",<wbr>")}</span>' if label != spec else ""
-    return (f'<span class="name"><span class="swatch" style="background:{escape(color)}"></span>'
-            f"{escape(label)}</span>{full}")
+    first, space, rest = label.partition(" ")  # the swatch stays on the line of the first word
+    return (f'<span class="name"><span class="lead-word"><span class="swatch" '
+            f'style="background:{escape(color)}"></span>{escape(first)}</span>{space}{escape(rest)}'
+            f"</span>{full}")
 
 
 def facts(items: Sequence[tuple[str, str]]) -> str:

@@ -414,3 +414,27 @@ def test_rotated_valley_takes_away_the_per_coordinate_advantage():
             assert a.steps_to_distance_tol == b.steps_to_distance_tol
         else:  # per-coordinate steps fit the axis-aligned valley only
             assert b.steps_to_distance_tol > 2 * a.steps_to_distance_tol
+
+
+@pytest.mark.parametrize("name", ["valley", "rotated-valley", "saddle"])
+def test_every_text_of_the_picture_lies_inside_it(name):
+    """Legend entries (spec, lr and what happened), the title and the notes stay within the
+    1000 x 560 picture, and the title does not run into the colour bar's label."""
+    from matplotlib.text import Text
+
+    from optimlab.lab.surface.draw import Picture
+
+    picture = Picture(run_surface(name))
+    fig = picture.fig
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+    texts = [t for t in fig.findobj(Text) if t.get_text().strip() and t.get_visible()]
+    assert any("step" in t.get_text() for t in texts)
+    for t in texts:
+        box = t.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= width + 0.5, (t.get_text(), box)
+        assert box.y0 >= 0 and box.y1 <= height + 0.5, (t.get_text(), box)
+    title = picture.ax.title.get_window_extent(renderer)
+    bar = next(t for t in texts if t.get_text() == "f(x, y)").get_window_extent(renderer)
+    assert not title.overlaps(bar)

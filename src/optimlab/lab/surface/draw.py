@@ -35,6 +35,8 @@ FORMATS = ("gif", "mp4", "none")
 
 # Picture geometry: the plot and its colour bar on the left, the legend on the right.
 FIGSIZE = (10.0, 5.6)  # inches
+#: the longest legend entry on one line (longer ones break after the name), the title's line length
+LEGEND_CHARS, TITLE_CHARS = 38, 52
 PNG_DPI = 100
 ANIMATION_DPI = 100  # 1000 x 560 pixels, even sizes for H.264
 LEGEND_PT = 10.5  # 14.6 px at 100 dpi
@@ -77,6 +79,13 @@ def frame_steps(steps: int, max_frames: int = DEFAULT_MAX_FRAMES) -> list[int]:
 def animation_size() -> tuple[int, int]:
     """Width and height in pixels of every GIF/MP4 frame."""
     return (round(FIGSIZE[0] * ANIMATION_DPI), round(FIGSIZE[1] * ANIMATION_DPI))
+
+
+def _legend_lines(label: str) -> str:
+    """A legend entry that would run past the picture's right edge, on two lines: the path's
+    name, then what happened to it."""
+    name, sep, what = label.partition(": ")
+    return f"{name}:\n{what}" if sep and len(label) > LEGEND_CHARS else label
 
 
 def legend_label(trajectory: Trajectory, metrics: PathMetrics) -> str:
@@ -136,7 +145,8 @@ class Picture:
         ax.set_xlabel("x", fontsize=11)
         ax.set_ylabel("y", fontsize=11)
         ax.tick_params(labelsize=10)
-        ax.set_title(f"{surface.name}: {surface.formula}", fontsize=12, loc="left")
+        ax.set_title(textwrap.fill(f"{surface.name}: {surface.formula}", TITLE_CHARS), fontsize=12,
+                     loc="left")
         words = "Dark: low f; light: high f. " + subtitle(run, "; ") + "."
         self.fig.text(0.6, 0.1, textwrap.fill(words, 58), fontsize=9, color="0.3", va="bottom")
         handles: list = [Line2D([], [], marker="o", color="black", ls="", label="start")]
@@ -157,7 +167,8 @@ class Picture:
         for path, style, label in zip(run.trajectories, self.styles, view.labels(run)):
             (line,) = ax.plot([], [], color=style.color, lw=1.9, linestyle=style.mpl_dash,
                               marker=style.mpl_marker, markersize=5.5, markevery=[],
-                              markeredgecolor="white", markeredgewidth=0.6, label=label, zorder=3)
+                              markeredgecolor="white", markeredgewidth=0.6, label=_legend_lines(label),
+                              zorder=3)
             (head,) = ax.plot([], [], "o", color=style.color, markersize=6, markeredgecolor="black",
                               markeredgewidth=0.6, zorder=4)
             (cross,) = ax.plot([], [], "x", color=style.color, markersize=12, mew=2.5, zorder=6)

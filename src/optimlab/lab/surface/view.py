@@ -177,10 +177,11 @@ def status(path: Trajectory, metrics: PathMetrics) -> str:
         return f"diverged at step {metrics.diverged_at_step}"
     if metrics.escaped_at_step is not None:
         return f"escaped at step {metrics.escaped_at_step}"
+    # in the CSV's words (end_state): converged = within the distance tolerance of a minimum
     if metrics.steps_to_distance_tol is not None:
-        return f"within tolerance at step {metrics.steps_to_distance_tol}"
+        return f"converged at step {metrics.steps_to_distance_tol}"
     if metrics.end_state == "value converged":
-        return f"value within tolerance at step {metrics.steps_to_value_tol}, not the point"
+        return f"value converged at step {metrics.steps_to_value_tol}"
     return ""
 
 

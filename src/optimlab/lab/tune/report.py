@@ -29,6 +29,7 @@ from ...optim import Dimension
 from .. import pages
 from ..files import atomic_write_text
 from ..pages import Cell, Chart, colors, escape, fmt, layout, number
+from ..protocol import CrossingSummary
 from ..provenance import provenance_section
 from ..stats import median_interval
 from .config import EVALS_PER_EPOCH, TuneConfig
@@ -252,8 +253,28 @@ def _ties(times: dict[str, dict[str, float]]) -> list[str]:
 _HEAD = (("rank", ""), ("optimizer", "text"), ("searched", "text"),
          ("complete trials / budget (pruned)", ""), ("best hyperparameters", "text"),
          ("best validation accuracy (%)", ""), ("test accuracy (%)", ""), ("± 95% CI (pp)", ""),
-         ("seeds finished / total", ""), ("steps to target (median [CI], seeds reached)", "text"),
-         ("seconds to target (median)", ""))
+         ("seeds finished / total", ""), ("steps to target: median [CI]", ""),
+         ("seeds reaching the target", ""), ("seconds to target (median)", ""))
+
+
+def _steps_text(t: CrossingSummary) -> str:
+    """``60 [57, 90]``, or ``not reached in N steps`` when the median seed did not reach it."""
+    if t.runs == 0:
+        return "–"
+    if math.isinf(t.steps.estimate):
+        return f"not reached in {t.steps_run} steps"
+
+    def bound(x: float) -> str:
+        return "not reached" if math.isinf(x) else f"{x:.0f}"
+
+    return f"{t.steps.estimate:.0f} [{bound(t.steps.low)}, {bound(t.steps.high)}]"
+
+
+def _coverage(summary: TaskSummary) -> str:
+    """The coverage the intervals of steps to target achieve (it depends on the number of seeds)."""
+    levels = sorted({(r.to_target.runs, r.to_target.steps.level) for r in summary.rows
+                     if r.to_target.runs and math.isfinite(r.to_target.steps.level)})
+    return (" (" + ", ".join(f"{lv:.0%} for {n} seeds" for n, lv in levels) + ")") if levels else ""
 
 
 def _task_table(summary: TaskSummary, cfg: TuneConfig, labels: dict[str, str],
@@ -281,7 +302,8 @@ def _task_table(summary: TaskSummary, cfg: TuneConfig, labels: dict[str, str],
             Cell(fmt(100 * r.test_accuracy_mean, ".2f"), 100 * r.test_accuracy_mean),
             Cell(fmt(100 * r.test_accuracy_ci95, ".2f"), 100 * r.test_accuracy_ci95),
             Cell(seeds, finished),
-            Cell(escape(r.to_target.describe()), r.to_target.steps.estimate, "text wrap narrow"),
+            Cell(escape(_steps_text(r.to_target)), r.to_target.steps.estimate),
+            Cell(f"{r.to_target.reached}/{r.to_target.runs}", r.to_target.reached),
             Cell(escape(fmt(seconds, ".3g", infinite=f"not reached in {r.to_target.steps_run} steps")),
                  seconds),
         ])
@@ -330,8 +352,8 @@ def render_html(results: TuneResults, summaries: list[TaskSummary]) -> str:
             "Time-to-target (AlgoPerf): each final seed trains on the training split minus the "
             f"validation split and is evaluated on it every {EVALS_PER_EPOCH}th of an epoch; its "
             "steps and seconds are those of the first evaluation at or above the target. Shown: the "
-            "median over seeds with its order-statistic interval; a median of \"not reached\" means "
-            "most seeds never reached it.</p></section>"
+            f"median over seeds with its order-statistic interval{_coverage(s)}; a median of \"not "
+            "reached\" means most seeds never reached it.</p></section>"
             f'<section class="card"><h2>Learning-rate sensitivity: {escape(s.task)}</h2>'
             f'<p class="note">{escape(sens_note)}</p>{sens}</section>'
             '<div class="grid">' + "".join(more) + "</div>"
