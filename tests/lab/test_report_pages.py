@@ -4,6 +4,7 @@ either, one optimizer name has one colour on every page and PNG, and several com
 
 from __future__ import annotations
 
+import csv
 import math
 import random
 import shutil
@@ -193,8 +194,11 @@ def test_report_overlays_several_folders_of_one_task(built, run_cli, tmp_path):
         assert pages.escape(label) in page, label
     code, _, _ = run_cli("report", str(root / "compare"), str(root / "diverged"), "--out", str(tmp_path / "c"))
     assert code == 0 and (tmp_path / "c/report.html").is_file() and (tmp_path / "c/summary.csv").is_file()
-    rows = (tmp_path / "c/summary.csv").read_text().splitlines()
-    assert len(rows) == 1 + 2 + 3  # both folders' optimizers
+    rows = list(csv.DictReader((tmp_path / "c/summary.csv").open()))
+    assert len(rows) == 2 + 3  # both folders' optimizers
+    # an optimizer tagged with its folder keeps the lr and effective step of its spec
+    tagged = [r for r in rows if r["optimizer"].endswith(")")]
+    assert tagged and all(float(r["lr"]) > 0 and float(r["effective_lr"]) >= float(r["lr"]) for r in tagged)
     code, _, err = run_cli("report", str(root / "compare"), str(root / "iris"), "--out", str(tmp_path / "d"))
     assert code == 2 and "Cannot overlay comparisons of different tasks" in err and err.count("\n") == 1
     assert not (tmp_path / "d").exists()

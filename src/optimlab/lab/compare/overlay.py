@@ -44,7 +44,8 @@ def merge(datasets: list[ReportData], folders: list[str], out: str | None = None
     merged = []
     for (g, folder, clash), c in zip(groups, colors(specs)):
         tag = f" ({names[folder]})" if clash else ""
-        merged.append(replace(g, optimizer=g.optimizer + tag, color=c, label=short[g.optimizer] + tag))
+        merged.append(replace(g, optimizer=g.optimizer + tag, color=c, label=short[g.optimizer] + tag,
+                              spec=g.spec or g.optimizer))
     first = datasets[0]
     experiment = {k: v if all(d.experiment.get(k) == v for d in datasets) else "differs by folder"
                   for k, v in first.experiment.items()}

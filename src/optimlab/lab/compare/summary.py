@@ -70,6 +70,7 @@ class OptimizerGroup:
     diverged: list[RunData] = field(default_factory=list)
     unfinished: list[RunData] = field(default_factory=list)
     label: str = ""  # the short label of charts and tables (set by :func:`collect`)
+    spec: str = ""  # the spec as run, where ``optimizer`` names it otherwise (an overlay's folder tag)
 
     @property
     def seeds(self) -> int:
@@ -175,7 +176,7 @@ class ReportData:
         rows = []
         for g in self.groups:
             acc = g.final_accuracies()
-            lr, effective = _step_sizes(g.optimizer)
+            lr, effective = _step_sizes(g.spec or g.optimizer)
             shares = g.step_shares()
             rows.append(SummaryRow(
                 optimizer=g.optimizer,
