@@ -18,10 +18,14 @@ Usage from any test (``tests/lab`` is on ``sys.path`` for tests under it; from e
     # optimlab compare --task fashion-mlp --data-dir {data_dir} ...
 
 Images are class-dependent patterns plus noise, so a few training steps lower the loss.
+
+:func:`summary_rows` reads a comparison's ``summary.csv`` without its timings, for the tests that
+compare an interrupted and resumed comparison with an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import struct
@@ -251,3 +255,13 @@ def write_task_data(data_dir: str | Path, *, n_train: int = 64, n_test: int = 32
     write_idx_dataset(data_dir / FASHION_FOLDER, n_train, n_test, gz=False, seed=2)
     write_cifar10(data_dir / CIFAR_FOLDER, max(1, n_train // 5), n_test, seed=3)
     return data_dir
+
+
+def summary_rows(out: Path) -> list[dict[str, str]]:
+    """``out/summary.csv`` as rows, without the wall time (it differs between runs; every other
+    number must not)."""
+    with open(Path(out) / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row.pop("wall_time_s_mean")
+    return rows

@@ -4,7 +4,6 @@ at most one interval of training."""
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import signal
@@ -15,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fixtures import summary_rows
 
 from optimlab.lab import bookkeeping
 from optimlab.lab.checkpoint import checkpoint_path, load_checkpoint
@@ -136,13 +136,6 @@ def _stored_steps(out: Path) -> int:
         db.close()
 
 
-def _summary(out: Path) -> list[dict[str, str]]:
-    with open(out / "summary.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
-        row.pop("wall_time_s_mean")  # time differs between runs; every other number must not
-    return rows
-
 
 @pytest.mark.slow
 def test_kill_9_at_random_points_then_resume_gives_the_same_summary(tmp_path):
@@ -161,7 +154,7 @@ def test_kill_9_at_random_points_then_resume_gives_the_same_summary(tmp_path):
     reference = tmp_path / "reference"
     compare(task="iris-softmax", optimizers=OPTIMIZERS, seeds=SEEDS, epochs=EPOCHS, out=reference,
             jobs=1)
-    assert _summary(out) == _summary(reference)
+    assert summary_rows(out) == summary_rows(reference)
     db = sqlite3.connect(out / "results.db")
     counts = db.execute("SELECT COUNT(*), COUNT(DISTINCT run_id || '/' || step) FROM steps").fetchone()
     db.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import sqlite3
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures import summary_rows
 
 from optimlab.lab.checkpoint import checkpoint_path, load_checkpoint
 from optimlab.lab.compare import compare
@@ -140,13 +140,6 @@ def _interrupt_when(out: Path, args: list[str], sig: int, min_epochs: int) -> in
     return proc.returncode
 
 
-def _summary(out: Path) -> list[dict[str, str]]:
-    with open(out / "summary.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
-        row.pop("wall_time_s_mean")  # time differs between runs; every other number must not
-    return rows
-
 
 @pytest.mark.slow
 def test_ctrl_c_then_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
@@ -172,7 +165,7 @@ def test_ctrl_c_then_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path):
     outcome = compare(task="digits-mlp", optimizers=("adam:lr=0.001", "sgd:lr=0.05", "rmsprop:lr=0.001"),
                       seeds=2, epochs=EPOCHS, batch_size=BATCH, out=reference, report=False)
     render_report(reference, figures=False)
-    assert _summary(out) == _summary(reference)
+    assert summary_rows(out) == summary_rows(reference)
 
     db = sqlite3.connect(out / "results.db")
     rows = db.execute("SELECT run_id, COUNT(*), COUNT(DISTINCT step), MIN(step), MAX(step) FROM steps "

@@ -277,19 +277,30 @@ class CrossingSummary:
     runs: int
     steps_run: int
 
-    def describe(self) -> str:
-        """``"median 340 steps [300, 420], 5/5 seeds reached"`` or the not-reached form."""
-        count = f"{self.reached}/{self.runs} seeds reached"
+    def steps_text(self, interval: bool = True) -> str:
+        """The median steps: ``"340 [300, 420]"`` (``"340"`` without the interval), ``"not
+        reached in 600 steps"`` where the median seed did not reach the target, ``"–"`` with
+        no runs."""
         if self.runs == 0:
-            return "no runs"
+            return "–"
         if math.isinf(self.steps.estimate):
-            return f"median: not reached in {self.steps_run} steps ({count})"
+            return f"not reached in {self.steps_run} steps"
 
         def bound(x: float) -> str:
             return "not reached" if math.isinf(x) else f"{x:.0f}"
 
-        return (f"median {self.steps.estimate:.0f} steps [{bound(self.steps.low)}, "
-                f"{bound(self.steps.high)}] ({self.steps.level:.0%} CI), {count}")
+        median = f"{self.steps.estimate:.0f}"
+        return f"{median} [{bound(self.steps.low)}, {bound(self.steps.high)}]" if interval else median
+
+    def describe(self) -> str:
+        """``"median 340 steps [300, 420] (94% CI), 5/5 seeds reached"`` or the not-reached form."""
+        count = f"{self.reached}/{self.runs} seeds reached"
+        if self.runs == 0:
+            return "no runs"
+        if math.isinf(self.steps.estimate):
+            return f"median: {self.steps_text()} ({count})"
+        median, _, interval = self.steps_text().partition(" ")
+        return f"median {median} steps {interval} ({self.steps.level:.0%} CI), {count}"
 
 
 def summarize_crossings(crossings: Sequence[Crossing], level: float = 0.95) -> CrossingSummary:

@@ -23,6 +23,7 @@ from .api import TuneListener, tune
 from .config import DEFAULT_BUDGET, DEFAULT_EPOCHS, DEFAULT_SEEDS, DEFAULT_STUDY, STORAGE_ENV
 
 if TYPE_CHECKING:
+    from ..protocol import CrossingSummary
     from .results import TaskSummary
 
 
@@ -56,14 +57,9 @@ def _ranking_table(summary: TaskSummary):
     return table
 
 
-def _steps_text(s) -> str:
-    """``"340 (5/5)"`` or ``"not reached in 600 (1/5)"``: median steps, seeds that reached."""
-    seeds = f"({s.reached}/{s.runs})"
-    if s.runs == 0:
-        return "–"
-    if math.isinf(s.steps.estimate):
-        return f"not reached in {s.steps_run} {seeds}"
-    return f"{s.steps.estimate:.0f} {seeds}"
+def _steps_text(s: CrossingSummary) -> str:
+    """``"340 (5/5)"`` or ``"not reached in 600 steps (1/5)"``: median steps, seeds that reached."""
+    return "–" if s.runs == 0 else f"{s.steps_text(interval=False)} ({s.reached}/{s.runs})"
 
 
 def tune_command(

@@ -29,7 +29,6 @@ from ...optim import Dimension
 from .. import pages
 from ..files import atomic_write_text
 from ..pages import Cell, Chart, colors, escape, fmt, layout, number
-from ..protocol import CrossingSummary
 from ..provenance import provenance_section
 from ..stats import median_interval
 from .config import EVALS_PER_EPOCH, TuneConfig
@@ -257,18 +256,6 @@ _HEAD = (("rank", ""), ("optimizer", "text"), ("searched", "text"),
          ("seeds reaching the target", ""), ("seconds to target (median)", ""))
 
 
-def _steps_text(t: CrossingSummary) -> str:
-    """``60 [57, 90]``, or ``not reached in N steps`` when the median seed did not reach it."""
-    if t.runs == 0:
-        return "–"
-    if math.isinf(t.steps.estimate):
-        return f"not reached in {t.steps_run} steps"
-
-    def bound(x: float) -> str:
-        return "not reached" if math.isinf(x) else f"{x:.0f}"
-
-    return f"{t.steps.estimate:.0f} [{bound(t.steps.low)}, {bound(t.steps.high)}]"
-
 
 def _coverage(summary: TaskSummary) -> str:
     """The coverage the intervals of steps to target achieve (it depends on the number of seeds)."""
@@ -302,7 +289,7 @@ def _task_table(summary: TaskSummary, cfg: TuneConfig, labels: dict[str, str],
             Cell(fmt(100 * r.test_accuracy_mean, ".2f"), 100 * r.test_accuracy_mean),
             Cell(fmt(100 * r.test_accuracy_ci95, ".2f"), 100 * r.test_accuracy_ci95),
             Cell(seeds, finished),
-            Cell(escape(_steps_text(r.to_target)), r.to_target.steps.estimate),
+            Cell(escape(r.to_target.steps_text()), r.to_target.steps.estimate),
             Cell(f"{r.to_target.reached}/{r.to_target.runs}", r.to_target.reached),
             Cell(escape(fmt(seconds, ".3g", infinite=f"not reached in {r.to_target.steps_run} steps")),
                  seconds),
