@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import csv
 import math
-import sys
 
 import pytest
 import torch
 
-from optimlab.lab import cli
 from optimlab.lab.claims import (
     CLAIMS,
     EXPERIMENTS,
@@ -161,36 +159,30 @@ def test_the_page_renders_offline_in_chromium(catalog_report, browser):
     assert dom.count('class="main-svg"') >= 2 * n_checks  # one chart per check, two svg layers
 
 
-def _main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["optimlab", *args])
-    threads = torch.get_num_threads()
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    finally:
-        torch.set_num_threads(threads)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_cli_lists_the_claims_and_refuses_unknown_ones(monkeypatch, capsys):
-    code, out, _ = _main(monkeypatch, capsys, "claims", "--list")
+def test_cli_lists_the_claims_and_refuses_unknown_ones(run_cli):
+    code, out, _ = run_cli("claims", "--list")
     assert code == 0 and "adagrad-stalls" in out and "nadam-matches-adam" in out
-    code, out, err = _main(monkeypatch, capsys, "claims", "--only", "nope")
+    code, out, err = run_cli("claims", "--only", "nope")
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("optimlab: error: Unknown claim nope (expected one or more of")
-    code, _, err = _main(monkeypatch, capsys, "claims", "--seeds", "1")
+    code, _, err = run_cli("claims", "--seeds", "1")
     assert code == 2 and "Invalid seeds 1" in err
 
 
-def test_cli_refuses_a_folder_that_is_not_optimlabs_before_running(monkeypatch, capsys, tmp_path):
+def test_cli_refuses_a_folder_that_is_not_optimlabs_before_running(run_cli, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    code, _out, err = _main(monkeypatch, capsys, "claims", "--only", "rmsprop-escapes-saddle",
-                           "--out", str(tmp_path))
+    code, _out, err = run_cli("claims", "--only", "rmsprop-escapes-saddle", "--out", str(tmp_path))
     assert code == 2 and err.startswith("optimlab: error: ") and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_cli_checks_counts_and_data_before_it_makes_the_folder(run_cli, tmp_path):
+    out = tmp_path / "new"
+    for args in (("--jobs", "0"), ("--jobs", "-1"), ("--starts", str(10**7)),
+                 ("--data-dir", str(tmp_path / "missing"))):
+        code, _out, err = run_cli("claims", "--only", "lr-matters-most", "--out", str(out), *args)
+        assert code == 2 and err.startswith("optimlab: error: ") and err.count("\n") == 1, (args, err)
+        assert not out.exists(), args
 
 
 def test_written_outputs_are_recorded_in_the_folder_manifest(tmp_path):

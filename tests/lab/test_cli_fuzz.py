@@ -208,6 +208,28 @@ def test_surface_refuses_bad_input(places, refused, data):
 
 @FUZZ
 @given(data=st.data())
+def test_claims_refuses_bad_input(places, refused, data):
+    """Every count is checked against its bound before a folder is made or an experiment runs
+    (``--out`` names a folder that does not exist yet: it must not appear)."""
+    option, value = data.draw(st.one_of(
+        st.tuples(st.just("--seeds"), bad_count("seeds", minimum=2)),
+        st.tuples(st.just("--tune-seeds"), bad_count("tune_seeds")),
+        st.tuples(st.just("--replicates"), bad_count("replicates")),
+        st.tuples(st.just("--grid"), bad_count("grid_points", minimum=2)),
+        st.tuples(st.just("--starts"), bad_count("starts", minimum=2)),
+        st.tuples(st.just("--epochs"), bad_count("epochs")),
+        st.tuples(st.just("--jobs"), bad_count("jobs")),
+        st.tuples(st.just("--seed"), st.sampled_from(["-1", str(2**63), "abc"])),
+        st.tuples(st.just("--only"), bad_name(["rmsprop-escapes-saddle"])),
+        st.tuples(st.just("--out"), st.sampled_from([str(places["file"]), str(places["foreign"]),
+                                                     str(places["out"])])),
+    ))
+    out = [] if option == "--out" else ["--out", str(places["root"] / "claims-new")]
+    refused(["claims", "--only", "rmsprop-escapes-saddle", *out, option, value])
+
+
+@FUZZ
+@given(data=st.data())
 def test_report_list_and_bench_refuse_bad_input(places, refused, data):
     argv = data.draw(st.one_of(
         st.sampled_from([

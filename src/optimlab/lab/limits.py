@@ -32,6 +32,13 @@ LIMITS: dict[str, int] = {
     "params": 10_000_000_000,
     "tensors": 100_000,
     "repeats": 10_000,
+    # optimlab claims
+    "tune_seeds": 10_000,
+    "replicates": 1_000,
+    "grid_points": 10_000,
+    "starts": 1_000_000,
+    "points_per_decade": 10_000,
+    "surface_steps": 100_000_000,
 }
 
 #: the longest texts accepted: one number, and one optimizer spec or schedule

@@ -52,10 +52,11 @@ def claims_command(
     from ..compare.run import default_jobs
     from ..console import console as terminal
     from ..errors import UserError
+    from ..limits import check_count
     from ..outdir import open_for_write
     from . import Scale, get_claims, run_claims, write_outputs
     from .page import claims_config
-    from .run import check_scale
+    from .run import check_claims
 
     console = terminal()
     selected = get_claims(only)
@@ -71,7 +72,8 @@ def claims_command(
 
     scale = Scale(seed=seed, seeds=seeds, tune_seeds=tune_seeds, replicates=replicates,
                   grid_points=grid, epochs=epochs, starts=starts)
-    check_scale(scale)
+    jobs = check_count("jobs", jobs) if jobs is not None else default_jobs()
+    check_claims(selected, scale, jobs=jobs, data_dir=str(data_dir) if data_dir else None)
     began = time.perf_counter()
     # the folder is checked (and held) before the experiments run, not after
     with open_for_write(out, "claims", claims_config(scale, selected), {}) as folder, \
@@ -80,7 +82,7 @@ def claims_command(
             status.update(f"checking claims: run {done}/{total}")
 
         torch.set_num_threads(1)
-        report = run_claims(selected, scale, jobs=jobs or default_jobs(),
+        report = run_claims(selected, scale, jobs=jobs,
                             data_dir=str(data_dir) if data_dir else None, progress=progress)
         csv_path, html_path = write_outputs(report, out, folder)
     table = Table(title="The seeds' claims, checked", title_justify="left", show_lines=True)

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import UserError
+from ..limits import check_count
 from ..stats import Interval
 from .catalog import CLAIMS, EXPERIMENTS, Check, Claim
 from .experiments import (
@@ -134,24 +135,23 @@ def measure(check: Check, result: ExperimentResult) -> CheckResult:
     return CheckResult(check, tuple(out))
 
 
-def run_claims(
+def check_claims(
     claims: Sequence[Claim] = CLAIMS,
     scale: Scale | None = None,
     *,
     experiments: Mapping[str, Experiment] = EXPERIMENTS,
     jobs: int = 1,
     data_dir: str | None = None,
-    progress: Progress | None = None,
-) -> ClaimsReport:
-    """Run the experiments ``claims`` need (each once) and check every claim.
+) -> list[str]:
+    """Check everything :func:`run_claims` would be given, before anything runs or is written:
+    the scale, ``jobs``, each claim's experiment, quantity and optimizers, and the data files
+    under ``data_dir`` of every training experiment. Returns the experiments' names, in order.
 
     Raises:
-        UserError: a claim names an unknown experiment or quantity, or a bad scale.
+        UserError: naming what is wrong.
     """
-    scale = scale or Scale()
-    check_scale(scale)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise UserError(f"Invalid jobs {jobs!r} (expected a whole number >= 1)")
+    check_scale(scale or Scale())
+    check_count("jobs", jobs)
     names: list[str] = []
     for c in claims:
         for k in c.checks:
@@ -170,6 +170,33 @@ def run_claims(
                     )
             if where not in names:
                 names.append(where)
+    if data_dir:
+        from pathlib import Path
+
+        from ..tasks import DataOptions, get_task, load_dataset
+
+        for task in dict.fromkeys(getattr(experiments[n], "task", None) for n in names):
+            if task is not None:  # the files are found and read here, not in a worker later
+                load_dataset(get_task(task), DataOptions(Path(data_dir)))
+    return names
+
+
+def run_claims(
+    claims: Sequence[Claim] = CLAIMS,
+    scale: Scale | None = None,
+    *,
+    experiments: Mapping[str, Experiment] = EXPERIMENTS,
+    jobs: int = 1,
+    data_dir: str | None = None,
+    progress: Progress | None = None,
+) -> ClaimsReport:
+    """Run the experiments ``claims`` need (each once) and check every claim.
+
+    Raises:
+        UserError: what :func:`check_claims` finds wrong.
+    """
+    scale = scale or Scale()
+    names = check_claims(claims, scale, experiments=experiments, jobs=jobs, data_dir=data_dir)
     began = time.monotonic()
     results = run_experiments([experiments[n] for n in names], scale, jobs=jobs,
                               data_dir=data_dir, progress=progress)
@@ -189,23 +216,19 @@ def _labels(exp: Experiment) -> set[str]:
 
 def check_scale(scale: Scale) -> None:
     """Every field of ``scale`` in range; :class:`UserError` otherwise."""
-    def whole(name: str, value: object, low: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise UserError(f"Invalid {name} {value!r} (expected a whole number >= {low})")
-
-    whole("seed", scale.seed, 0)
-    whole("seeds", scale.seeds, 2)
-    whole("tune seeds", scale.tune_seeds, 1)
-    whole("replicates", scale.replicates, 1)
+    check_count("seed", scale.seed, minimum=0)
+    check_count("seeds", scale.seeds, minimum=2)
+    check_count("tune seeds", scale.tune_seeds, minimum=1)
+    check_count("replicates", scale.replicates, minimum=1)
     if scale.grid_points is not None:
-        whole("grid points", scale.grid_points, 2)
-    whole("starts", scale.starts, 2)
+        check_count("grid points", scale.grid_points, minimum=2)
+    check_count("starts", scale.starts, minimum=2)
     if scale.epochs is not None:
-        whole("epochs", scale.epochs, 1)
+        check_count("epochs", scale.epochs, minimum=1)
     if scale.per_decade is not None:
-        whole("points per decade", scale.per_decade, 1)
+        check_count("points per decade", scale.per_decade, minimum=1)
     if scale.surface_steps is not None:
-        whole("surface steps", scale.surface_steps, 1)
+        check_count("surface steps", scale.surface_steps, minimum=1)
 
 
 # ---- outputs ------------------------------------------------------------------------------------
