@@ -182,6 +182,8 @@ def test_tune_refuses_bad_input(places, refused, data):
         st.tuples(st.just("--storage"), st.sampled_from(["ftp://host/db", "nonsense", "mongodb://x"])),
         st.tuples(st.just("--grace-period"), st.sampled_from(["1", "10"])),
         st.tuples(st.just("--seed"), st.sampled_from(["-1", str(2**63), "abc"])),
+        # an accuracy target is a fraction: 90 (for 90%) would never be reached
+        st.tuples(st.just("--target"), st.sampled_from(["2", "90", "-0.5", "0", "nan", "inf", "abc"])),
         st.tuples(st.just("--out"), st.sampled_from([str(places["file"]), str(places["foreign"])])),
     ))
     refused(["tune", *_TUNE_BASE, "--out", str(places["out"]), option, value])
@@ -237,6 +239,7 @@ def test_report_list_and_bench_refuse_bad_input(places, refused, data):
             ["report", str(places["foreign"])],
             ["report", str(places["root"] / "missing")],
             ["report"],
+            ["report", str(places["out"]), str(places["out"]), "--out", str(places["root"] / "twice")],
             ["bench", "step", "--json", str(places["root"] / "missing" / "r.json")],
             ["bench", "step", "--json", str(places["foreign"])],
             ["bench", "nope"],

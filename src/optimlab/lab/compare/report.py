@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import pages
+from ..errors import UserError
 from ..files import atomic_write_text
 from ..outdir import open_existing, open_for_write, verify
 from ..pages import Cell, Chart, escape, fmt, log_axis, round6
@@ -71,12 +72,18 @@ def render_overlay(folders: list[Path], out: Path, *, figures: bool = True) -> l
     ``out`` is created or written.
 
     Raises:
-        UserError: a folder without a store, folders of different tasks, an ``out`` optimlab may
-            not write (a comparison's folder, a foreign one, one in use).
+        UserError: a folder without a store or given twice, folders of different tasks, an
+            ``out`` optimlab may not write (a comparison's folder, a foreign one, one in use).
     """
     from .overlay import merge
 
     out = Path(out)
+    seen: dict[Path, Path] = {}
+    for folder in folders:  # the same comparison twice (also through another path) is a mistake
+        real = Path(folder).resolve()
+        if real in seen:
+            raise UserError(f"{folder} is given twice (as {seen[real]} too): give each comparison once")
+        seen[real] = Path(folder)
     datasets = []
     for folder in folders:
         with Store.open(Path(folder), create=False) as store:

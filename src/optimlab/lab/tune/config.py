@@ -13,7 +13,7 @@ from ...optim import SEED_OPTIMIZERS
 from ..errors import UserError
 from ..runspec import RunSpec, check_batch_size, whole_number
 from ..spec import OptimizerSpec, parse_spec, parse_specs
-from ..tasks import DEFAULT_TASK, get_task
+from ..tasks import DEFAULT_TASK, accuracy, get_task
 from .space import Dimension, check_space, dimensions, hyperparameters, parse_dimension, trial_spec
 
 DEFAULT_BUDGET = 12
@@ -136,6 +136,10 @@ class TuneConfig:
         if len(set(tasks)) != len(tasks):
             raise UserError(f"A task is listed twice in {', '.join(tasks)}")
         cfg = cls(tasks=tuple(tasks), optimizers=tuple(labels), **kw)
+        for t in tasks:  # an accuracy is a fraction: --target 90 (for 90%) would never be reached
+            if get_task(t).metric is accuracy and cfg.target is not None and not 0 < cfg.target <= 1:
+                raise UserError(f"Invalid target {cfg.target!r} for {t}: its metric is accuracy, a "
+                                "fraction from 0 to 1 (e.g. 0.9 for 90%)")
         cfg.__dict__["specs"] = dict(zip(labels, specs))  # parsed already: not again
         for spec in specs:  # every optimizer must have a search space that builds it
             phase = spec.phases[0]
