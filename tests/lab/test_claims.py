@@ -192,3 +192,17 @@ def test_written_outputs_are_recorded_in_the_folder_manifest(tmp_path):
     again = write_outputs(report, tmp_path / "c")  # optimlab's own folder: rewritten in place
     assert {p.name for p in again} == {"claims.csv", "claims.html"}
     assert "optimlab.json" in {p.name for p in (tmp_path / "c").iterdir()}
+
+
+@pytest.mark.chromium
+@pytest.mark.parametrize("width", (390, 1400))
+def test_the_page_fits_390_and_1400_px_in_the_pages_look(catalog_report, layout_at, width):
+    _, (_, html_path) = catalog_report
+    page = html_path.read_text(encoding="utf-8")
+    assert 'class="card provenance"' in page and "Reproduce with" in page  # command, versions, date
+    layout = layout_at(html_path, width)
+    assert layout.errors == []
+    assert layout.scroll_width <= layout.inner_width, f"the claims page overflows at {width} px"
+    assert layout.charts
+    for chart in layout.charts:  # each chart shrinks to its card
+        assert chart["svg"] is not None and chart["svg"] <= chart["box"] + 1, chart

@@ -57,6 +57,12 @@ padding:8px 10px;border-radius:6px}
 section.skipped h3{color:#52606d}
 section.chart-card h3{margin:0 0 2px;font-size:15px;font-weight:600;overflow-wrap:anywhere}
 img{max-width:100%;height:auto}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:13px;font-weight:600;
+white-space:nowrap;vertical-align:.1em}.badge.holds{background:#d8f0d8;color:#185c18}
+.badge.fails{background:#f6d5d5;color:#8a1b1b}.badge.open{background:#eceef1;color:#3e4c59}
+section.claim h3{margin:0 0 4px;font-size:16px;overflow-wrap:anywhere}.meta{color:#616e7c;font-size:13px}
+.check{margin:12px 0 0;padding-top:10px;border-top:1px dashed #e4e7eb}
+.evidence{font-size:14px;overflow-wrap:anywhere}
 """
 
 #: draws the charts; sizes each legend's rows to the chart's width; sorts tables on a click

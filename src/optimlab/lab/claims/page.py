@@ -13,9 +13,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .. import pages
 from ..files import atomic_write_text
 from ..outdir import OutputFolder, open_for_write
-from ..pages import color, escape, plotly_js, script_json
+from ..pages import Cell, Chart, color, escape
+from ..provenance import collect, command_line, provenance_section
 from .experiments import SurfaceResult, TrainingResult
 from .run import CSV_NAME, HTML_NAME, LEVEL, CheckResult, ClaimsReport, claims_csv
 from .verdicts import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE
@@ -24,10 +26,6 @@ _VERDICT_CLASS = {HOLDS: "holds", DOES_NOT_HOLD: "fails", INCONCLUSIVE: "open"}
 _VERDICT_COLOR = {HOLDS: "#2a7d2a", DOES_NOT_HOLD: "#b22222", INCONCLUSIVE: "#777"}
 
 _e = escape
-
-
-def _json(value: Any) -> str:
-    return script_json(_finite(value))
 
 
 def _finite(value: Any) -> Any:
@@ -98,12 +96,13 @@ def _check_chart(c: CheckResult) -> tuple[list[dict], dict]:
     else:
         low, high = min(drawn), max(drawn)
         pad = 0.05 * (high - low) + 0.01
-    layout = {
-        "height": 110 + 30 * len(shown), "margin": {"l": 20, "r": 20, "t": 10, "b": 45},
-        "xaxis": {"type": "log" if scale == "ratio" else "linear", "title": {"text": unit},
-                  "zeroline": scale != "ratio", "range": [low - pad, high + pad]},
-        "yaxis": {"visible": len(shown) > 1, "automargin": True}, "shapes": shapes,
-    }
+    layout = pages.layout("", unit, "", legend=False, plot_height=30 + 30 * len(shown))
+    layout["margin"].update(l=20, r=20, t=30, b=45)  # t: room for plotly's tool bar above the marks
+    layout["height"] = 130 + 30 * len(shown)
+    layout["xaxis"].update(type="log" if scale == "ratio" else "linear", zeroline=scale != "ratio",
+                           range=[low - pad, high + pad])
+    layout["yaxis"].update(visible=len(shown) > 1, automargin=True, type="category")
+    layout["shapes"] = shapes
     return traces, layout
 
 
@@ -121,12 +120,8 @@ def _training_chart(res: TrainingResult) -> tuple[list[dict], dict]:
         ys = [sum(x[s - 1] for x in finished) / len(finished) for s in xs]
         traces.append({"type": "scatter", "mode": "lines", "name": _e(label), "x": xs, "y": ys,
                        "line": {"color": color(label), "width": 1.5}})
-    layout = {
-        "height": 380, "margin": {"l": 55, "r": 10, "t": 30, "b": 45},
-        "title": {"text": "training loss (replicate 1's choices, mean over seeds)"},
-        "xaxis": {"title": {"text": "step"}}, "yaxis": {"type": "log", "title": {"text": "loss"}},
-        "legend": {"orientation": "h", "y": -0.25},
-    }
+    layout = pages.layout("Training loss (replicate 1's choices, mean over seeds)", "step",
+                          "training loss (log scale)", log_y=True, hover="x unified")
     return traces, layout
 
 
@@ -145,98 +140,53 @@ def _grid_chart(res: TrainingResult) -> tuple[list[dict], dict]:
                 "line": {"color": color(o), "width": 1.5,
                          "dash": "solid" if r == 0 else "dot"},
             })
-    layout = {
-        "height": 380, "margin": {"l": 55, "r": 10, "t": 30, "b": 45},
-        "title": {"text": "tuning: validation accuracy against lr (dotted: replicate 2)"},
-        "xaxis": {"type": "log", "title": {"text": "learning rate"}},
-        "yaxis": {"title": {"text": "validation accuracy"}},
-        "legend": {"orientation": "h", "y": -0.25},
-    }
+    layout = pages.layout("Tuning: validation accuracy against lr (dotted: replicate 2)",
+                          "learning rate (log)", "validation accuracy", log_x=True)
     return traces, layout
 
 
 # ---- the page -----------------------------------------------------------------------------------
-def _experiment_html(name: str, report: ClaimsReport, charts: list) -> str:
+def _chart(ident: str, data: list[dict], layout: dict, note: str = "") -> Chart:
+    return Chart(ident, _finite(data), _finite(layout), note)
+
+
+def _experiment_html(name: str, report: ClaimsReport, charts: list[Chart]) -> str:
     res = report.experiments[name]
     exp = report.definitions[name]
     chosen = res.chosen if isinstance(res, TrainingResult) else [res.chosen]
-    head = "".join(f"<th>lr, replicate {r + 1}</th>" if len(chosen) > 1 else "<th>chosen lr</th>"
-                   for r in range(len(chosen)))
-    rows = "".join(f"<tr><td>{_e(o)}</td>" + "".join(f"<td>{c[o]:.3g}</td>" for c in chosen)
-                   + "</tr>" for o in chosen[0])
-    body = (f"<p>{_e(exp.description)}</p><table><thead><tr><th>optimizer</th>{head}</tr>"
-            f"</thead><tbody>{rows}</tbody></table>")
+    head = [("optimizer", "text"), *((f"lr, replicate {r + 1}" if len(chosen) > 1 else "chosen lr", "")
+                                     for r in range(len(chosen)))]
+    rows = [[Cell(pages.name_html(o, o, color(o)), o, "text"),
+             *(Cell(f"{c[o]:.3g}", c[o]) for c in chosen)] for o in chosen[0]]
+    body = f'<p class="note">{_e(exp.description)}</p>' + pages.table(head, rows, table_id=f"lr-{name}")
+    cards = ""
     if isinstance(res, TrainingResult):
         extra = [(label, spec) for label, spec in res.specs[0].items() if label not in chosen[0]]
         if extra:
             body += "<p>Also run: " + "; ".join(f"{_e(k)} = <code>{_e(v)}</code>"
                                                 for k, v in extra) + "</p>"
-        body += (f"<p>{res.epochs} epochs per run; {report.scale.seeds} final seeds; "
+        body += (f'<p class="note">{res.epochs} epochs per run; {report.scale.seeds} final seeds; '
                  f"{len(next(iter(res.grids[0].values())))} learning rates per optimizer, "
                  f"{report.scale.tune_seeds} tuning seed(s) each, in {len(res.grids)} "
                  "replicate(s) of the tuning study.</p>")
-        for kind, (data, layout) in (("loss", _training_chart(res)), ("grid", _grid_chart(res))):
-            div = f"exp-{len(charts)}-{kind}"
-            charts.append((div, data, layout))
-            body += f'<div id="{div}" class="chart"></div>'
+        made = [_chart(f"exp-{name}-{kind}", *fn(res)) for kind, fn in
+                (("loss", _training_chart), ("grid", _grid_chart))]
+        charts += made
+        cards = '<div class="grid">' + "".join(c.card() for c in made) + "</div>"
     elif isinstance(res, SurfaceResult):
-        body += (f"<p>{res.steps} steps; {len(res.starts)} start points; learning rates from the "
-                 f"same grid {exp.lr_low:g}..{exp.lr_high:g}, chosen from the surface's own "
+        body += (f'<p class="note">{res.steps} steps; {len(res.starts)} start points; learning rates '
+                 f"from the same grid {exp.lr_low:g}..{exp.lr_high:g}, chosen from the surface's own "
                  "start.</p>")
-    return f'<section class="card"><h3>{_e(name)}</h3>{body}</section>'
+    return f'<section class="card"><h2>Experiment {_e(name)}</h2>{body}</section>{cards}'
 
 
-_CSS = """
-*{box-sizing:border-box}body{font-family:system-ui,sans-serif;margin:0 auto;padding:12px;
-max-width:1100px;line-height:1.45;color:#222}h1{font-size:1.5em}h2{margin-top:1.6em}
-.card{border:1px solid #ddd;border-radius:8px;padding:10px 14px;margin:12px 0}
-.card h3{margin:.2em 0 .4em;font-size:1.1em}.meta{color:#555;font-size:.9em}
-.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:.85em;font-weight:600;
-white-space:nowrap}.holds{background:#d8f0d8;color:#185c18}.fails{background:#f6d5d5;color:#8a1b1b}
-.open{background:#eee;color:#444}.check{margin:.8em 0;padding-top:.5em;border-top:1px dashed #ddd}
-.evidence{font-size:.9em;overflow-wrap:anywhere}.note{color:#555;font-size:.9em}
-table{border-collapse:collapse;margin:.5em 0;max-width:100%}td,th{border:1px solid #ddd;
-padding:3px 7px;text-align:left;vertical-align:top}code{overflow-wrap:anywhere}
-.chart{width:100%;min-height:150px}
-"""
-
-
-def render_html(report: ClaimsReport) -> str:
-    """The page, as text."""
-    charts: list[tuple[str, list[dict], dict]] = []
-    counts = {v: sum(r.verdict == v for r in report.claims) for v in _VERDICT_CLASS}
-    summary_rows = "".join(
-        f'<tr><td><a href="#{_e(r.claim.id)}">{_e(r.claim.id)}</a></td>'
-        f"<td>{_badge(r.verdict)}</td></tr>" for r in report.claims)
-    cards = []
-    for r in report.claims:
-        checks = []
-        for c in r.checks:
-            div = f"check-{len(charts)}"
-            charts.append((div, *_check_chart(c)))
-            m = c.measurement
-            checks.append(
-                f'<div class="check"><div>{_badge(c.verdict)} {_e(c.check.label)}</div>'
-                f'<div class="evidence"><b>{_e(m.what)}</b>: '
-                f"{_e(c.replicate_text() or c.replicates[0].numbers())} "
-                f"({_e(m.summary(LEVEL))}). {_e(m.context)}."
-                f"<br><span class=\"note\">Test: {_e(c.test_text())}.</span></div>"
-                f'<div id="{div}" class="chart"></div></div>'
-            )
-        note = f'<p class="note">{_e(r.claim.note)}</p>' if r.claim.note else ""
-        cards.append(
-            f'<section class="card" id="{_e(r.claim.id)}"><h3>{_badge(r.verdict)} '
-            f"{_e(r.claim.text)}</h3><div class=\"meta\">{_e(r.claim.id)} · seed "
-            f"{_e(r.claim.seed)} · experiment {_e(r.claim.experiment)}</div>{note}"
-            + "".join(checks) + "</section>"
-        )
-    experiments = "".join(_experiment_html(n, report, charts) for n in report.experiments)
+def _protocol(report: ClaimsReport) -> str:
     s = report.scale
-    protocol = (
+    return (
         "Each claim is tested on an experiment run once for all the claims that use it. "
         "Training experiments: every optimizer of an experiment gets the same tuning budget "
-        "(the same number of learning rates, log-spaced over the range <code>optimlab tune</code>"
-        f" searches, each trained for {s.tune_seeds} seed(s) and scored by its validation "
+        "(the same number of learning rates, log-spaced over the range optimlab tune "
+        f"searches, each trained for {s.tune_seeds} seed(s) and scored by its validation "
         "accuracy over the last two epochs, on a validation split of the training data); the "
         f"chosen rate is then trained for {s.seeds} seeds and tested on the test "
         "split. Seed s gives every optimizer the same initial weights and data order, so "
@@ -249,25 +199,55 @@ def render_html(report: ClaimsReport) -> str:
         "threshold, does not hold when one lies on the other side, and is inconclusive "
         "otherwise."
     )
-    scripts = "".join(
-        f"Plotly.newPlot({_json(div)}, {_json(data)}, {_json(layout)}, "
-        '{"responsive": true, "displaylogo": false, "displayModeBar": false});'
-        for div, data, layout in charts
+
+
+def render_html(report: ClaimsReport, command: str | None = None) -> str:
+    """The page, as text; ``command`` is the command line it records (default: this process's)."""
+    charts: list[Chart] = []
+    counts = {v: sum(r.verdict == v for r in report.claims) for v in _VERDICT_CLASS}
+    rank = {HOLDS: 0, INCONCLUSIVE: 1, DOES_NOT_HOLD: 2}
+    summary = pages.table(
+        [("claim", "text"), ("verdict", "text"), ("seed", "text"), ("experiment", "text")],
+        [[Cell(f'<a href="#{_e(r.claim.id)}">{_e(r.claim.id)}</a>', r.claim.id, "text"),
+          Cell(_badge(r.verdict), rank[r.verdict], "text"), Cell(_e(r.claim.seed), r.claim.seed, "text"),
+          Cell(_e(r.claim.experiment), r.claim.experiment, "text")] for r in report.claims],
+        table_id="claims")
+    cards = []
+    for r in report.claims:
+        checks = []
+        for c in r.checks:
+            chart = _chart(f"check-{len(charts)}", *_check_chart(c))
+            charts.append(chart)
+            m = c.measurement
+            checks.append(
+                f'<div class="check"><div>{_badge(c.verdict)} {_e(c.check.label)}</div>'
+                f'<div class="evidence"><b>{_e(m.what)}</b>: '
+                f"{_e(c.replicate_text() or c.replicates[0].numbers())} "
+                f"({_e(m.summary(LEVEL))}). {_e(m.context)}."
+                f"<br><span class=\"note\">Test: {_e(c.test_text())}.</span></div>"
+                f'<div id="{_e(chart.id)}" class="chart"></div></div>'
+            )
+        note = f'<p class="note">{_e(r.claim.note)}</p>' if r.claim.note else ""
+        cards.append(
+            f'<section class="card claim" id="{_e(r.claim.id)}"><h3>{_badge(r.verdict)} '
+            f"{_e(r.claim.text)}</h3><div class=\"meta\">{_e(r.claim.id)} · seed "
+            f"{_e(r.claim.seed)} · experiment {_e(r.claim.experiment)}</div>{note}"
+            + "".join(checks) + "</section>"
+        )
+    experiments = "".join(_experiment_html(n, report, charts) for n in report.experiments)
+    s = report.scale
+    header = pages.facts([
+        ("claims", str(len(report.claims))), ("hold", str(counts[HOLDS])),
+        ("do not hold", str(counts[DOES_NOT_HOLD])), ("inconclusive", str(counts[INCONCLUSIVE])),
+        ("seed", str(s.seed)), ("final seeds", str(s.seeds)),
+        ("tuning replicates", str(s.replicates)),
+    ])
+    record = collect(command if command is not None else command_line())
+    body = (
+        f'<section class="card"><h2>Verdicts</h2>{summary}<p class="note">{_e(_protocol(report))}</p>'
+        "</section>" + "".join(cards) + experiments + provenance_section([record])
     )
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>optimlab claims</title><style>{_CSS}</style>"
-        f"<script>{plotly_js()}</script></head><body>"
-        "<h1>The seeds' claims, checked</h1>"
-        f"<p>{len(report.claims)} claims: {counts[HOLDS]} hold, {counts[DOES_NOT_HOLD]} do not "
-        f"hold, {counts[INCONCLUSIVE]} inconclusive (seed {s.seed}).</p>"
-        f"<table><thead><tr><th>claim</th><th>verdict</th></tr></thead><tbody>{summary_rows}"
-        f"</tbody></table><p class=\"note\">{protocol}</p>"
-        "<h2>Claims</h2>" + "".join(cards)
-        + "<h2>Experiments</h2>" + experiments
-        + f"<script>{scripts}</script></body></html>"
-    )
+    return pages.page("The seeds' claims, checked", header=header, body=body, charts=charts)
 
 
 def write_outputs(report: ClaimsReport, out: str | os.PathLike,

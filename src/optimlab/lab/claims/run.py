@@ -83,8 +83,11 @@ class CheckResult:
         if t.kind == "within":
             return (f"holds if the interval lies within ±{show(t.margin).lstrip('+')}; does not "
                     "hold if it lies wholly outside")
-        return (f"holds if the interval lies above {show(t.hold)}; does not hold if it lies "
-                f"below {show(t.fail)}")
+        if t.fail == t.hold:
+            return (f"holds if the interval lies above {show(t.hold)}; does not hold if it lies "
+                    f"below; inconclusive if it contains {show(t.hold)}")
+        return (f"holds if the interval lies above {show(t.hold)}; otherwise does not hold if it "
+                f"lies below {show(t.fail)} (a smaller effect does not count); inconclusive otherwise")
 
     def replicate_text(self) -> str:
         """``""`` for one replicate, else each replicate's numbers and verdict."""
