@@ -243,6 +243,7 @@ def test_report_list_and_bench_refuse_bad_input(places, refused, data):
             ["bench", "step", "--json", str(places["root"] / "missing" / "r.json")],
             ["bench", "step", "--json", str(places["foreign"])],
             ["bench", "nope"],
+            ["bench", "step", "--params", "1000", "--tensors", "2000"],  # no such layout: refused, not run
         ]),
         bad_name(["tasks", "optimizers"]).map(lambda w: ["list", w]),
         st.tuples(

@@ -57,6 +57,10 @@ def step_command(
         check_count("threads", threads)
     if json is not None:  # before the benchmark runs: a bad path must not waste it
         check_writable_file(json, "--json")
+    try:
+        step.layout(params, tensors)  # a size that cannot be laid out is refused before any run
+    except ValueError as e:
+        raise UserError(str(e)) from None
     console = Console(stderr=True, highlight=False)
     try:
         result = step.run(

@@ -97,6 +97,12 @@ def layout(params: int, tensors: int = 196) -> list[tuple[int, ...]]:
         shapes += [(d,)] * 8 + [(4 * d,), (d,)]
     rest = params - sum(math.prod(s) for s in shapes) - 2 * d - 64 * d
     shapes = [(max(1, rest // d), d), (64, d)] + shapes + [(d,), (d,)]
+    total = sum(math.prod(s) for s in shapes)
+    if abs(total - params) > 0.1 * params:  # "about" means within 10%
+        raise ValueError(
+            f"Cannot lay out {params:,} parameters in about {tensors:,} tensors (the nearest layout "
+            f"has {total:,} in {len(shapes)}); give more --params or fewer --tensors"
+        )
     return shapes
 
 
