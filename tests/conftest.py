@@ -49,17 +49,24 @@ def _find_chromium() -> str | None:
     return None
 
 
-def render_in_chromium(path: Path, budget_ms: int = 10000) -> tuple[list[str], str]:
-    """Open ``path`` in headless Chromium; return (console errors, DOM after scripts ran)."""
+def _chromium_and_page(path: Path) -> tuple[str, str]:
+    """The Chromium executable (the test is skipped without one) and the page's text with the
+    console-error shim right after its doctype."""
     exe = _find_chromium()
     if exe is None:
         pytest.skip("headless Chromium is not installed (Debian package 'chromium'); .ci/run installs it")
     text = Path(path).read_text(encoding="utf-8")
     m = re.match(r"\s*<!doctype[^>]*>", text, flags=re.IGNORECASE)
     cut = m.end() if m else 0
+    return exe, text[:cut] + _SHIM + text[cut:]
+
+
+def render_in_chromium(path: Path, budget_ms: int = 10000) -> tuple[list[str], str]:
+    """Open ``path`` in headless Chromium; return (console errors, DOM after scripts ran)."""
+    exe, text = _chromium_and_page(path)
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / Path(path).name
-        page.write_text(text[:cut] + _SHIM + text[cut:], encoding="utf-8")
+        page.write_text(text, encoding="utf-8")
         proc = subprocess.run(
             [exe, *_CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile",
              f"--virtual-time-budget={budget_ms}", "--dump-dom", page.as_uri()],
@@ -108,13 +115,7 @@ def measure_in_chromium(path: Path, width: int, height: int = 900, budget_ms: in
     queries see ``width``); the page posts its measurements to the frame's parent, whose DOM
     Chromium dumps.
     """
-    exe = _find_chromium()
-    if exe is None:
-        pytest.skip("headless Chromium is not installed (Debian package 'chromium'); .ci/run installs it")
-    text = Path(path).read_text(encoding="utf-8")
-    m = re.match(r"\s*<!doctype[^>]*>", text, flags=re.IGNORECASE)
-    cut = m.end() if m else 0
-    text = text[:cut] + _SHIM + text[cut:]
+    exe, text = _chromium_and_page(path)
     text = text.replace("</body>", _MEASURE + "</body>") if "</body>" in text else text + _MEASURE
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / Path(path).name

@@ -50,6 +50,12 @@ def build_external(reference: str, params: Iterable[Any], hyperparameters: Mappi
     return optimizer_class(reference)(params, **hyperparameters)
 
 
+def external_defaults(reference: str) -> dict[str, Any]:
+    """The class's defaults, read from its constructor's signature (nothing is built)."""
+    params = inspect.signature(optimizer_class(reference).__init__).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
 def check_external(reference: str, hyperparameters: Mapping[str, Any]) -> None:
     """Build the optimizer once over a dummy tensor; bad arguments raise :class:`UserError`."""
     cls = optimizer_class(reference)

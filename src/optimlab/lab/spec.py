@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ..optim import available, check, conventions, create
+from ..optim import available, check, conventions, create, defaults
 from .errors import UserError
-from .external import build_external, check_external
+from .external import build_external, check_external, external_defaults
 from .limits import LIMITS, MAX_NUMBER_CHARS, MAX_SPEC_CHARS, short
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,12 @@ class Phase:
     def external(self) -> bool:
         """Whether ``name`` is a ``module:Class`` reference rather than an optimlab optimizer."""
         return ":" in self.name
+
+    def resolved(self) -> dict[str, Any]:
+        """Every hyperparameter this phase runs with: its own over its defaults (the registry's
+        under its convention; for a class by reference, its constructor's signature)."""
+        base = external_defaults(self.name) if self.external else defaults(self.name, self.convention)
+        return {**base, **self.hyperparameters}
 
     def label(self) -> str:
         """The canonical text of this phase (parses back to an equal phase)."""

@@ -222,7 +222,7 @@ def render_html(report: ClaimsReport, command: str | None = None) -> str:
             checks.append(
                 f'<div class="check"><div>{_badge(c.verdict)} {_e(c.check.label)}</div>'
                 f'<div class="evidence"><b>{_e(m.what)}</b>: '
-                f"{_e(c.replicate_text() or c.replicates[0].numbers())} "
+                f"{_e(c.numbers_text())} "
                 f"({_e(m.summary(LEVEL))}). {_e(m.context)}."
                 f"<br><span class=\"note\">Test: {_e(c.test_text())}.</span></div>"
                 f'<div id="{_e(chart.id)}" class="chart"></div></div>'

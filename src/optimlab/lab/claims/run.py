@@ -99,10 +99,13 @@ class CheckResult:
             text += "; within tuning noise: the replicates disagree"
         return text
 
+    def numbers_text(self) -> str:
+        """Each replicate's numbers and verdict, or the one replicate's numbers."""
+        return self.replicate_text() or self.replicates[0].numbers()
+
     def evidence(self) -> str:
         m = self.measurement
-        numbers = self.replicate_text() or self.replicates[0].numbers()
-        return f"{m.what}: {numbers} ({m.summary(LEVEL)}); {m.context}"
+        return f"{m.what}: {self.numbers_text()} ({m.summary(LEVEL)}); {m.context}"
 
 
 @dataclass(frozen=True)

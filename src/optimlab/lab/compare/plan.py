@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ...optim import defaults
 from ..device import resolve_device
 from ..errors import UserError
 from ..refs import is_reference
@@ -21,20 +20,6 @@ SEED_SETTINGS = "the seeds' fixed settings (the task's default specs), untuned"
 GIVEN_SETTINGS = "as given in --optimizers, untuned"
 
 
-def phase_hyperparameters(phase: Phase) -> dict[str, Any]:
-    """Every hyperparameter ``phase`` runs with: its own over its defaults (the registry's under
-    its convention; a class by reference: its constructor's signature)."""
-    if phase.external:
-        import inspect
-
-        from ..external import optimizer_class
-
-        params = inspect.signature(optimizer_class(phase.name).__init__).parameters.values()
-        found = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-        return {**found, **phase.hyperparameters}
-    return {**defaults(phase.name, phase.convention), **phase.hyperparameters}
-
-
 def effective_lr(phase: Phase) -> float | None:
     """The step a constant gradient ``g`` finally gets per iteration, over ``g``.
 
@@ -43,7 +28,7 @@ def effective_lr(phase: Phase) -> float | None:
     form (``m = beta*m + (1-beta)*g``) and Adam's bias-corrected moments keep ``lr``. None when
     the phase has no learning rate.
     """
-    hp = phase_hyperparameters(phase)
+    hp = phase.resolved()
     lr = hp.get("lr")
     if not isinstance(lr, (int, float)):
         return None

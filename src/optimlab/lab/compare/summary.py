@@ -204,11 +204,11 @@ class ReportData:
 def _step_sizes(label: str) -> tuple[float, float]:
     """The lr and the effective step (:func:`.plan.effective_lr`) of a spec's first phase."""
     from ..spec import parse_spec
-    from .plan import effective_lr, phase_hyperparameters
+    from .plan import effective_lr
 
     try:
         phase = parse_spec(label).phases[0]
-        lr = phase_hyperparameters(phase).get("lr")
+        lr = phase.resolved().get("lr")
         effective = effective_lr(phase)
     except ValueError:  # a store written with an optimizer this version no longer knows
         return math.nan, math.nan

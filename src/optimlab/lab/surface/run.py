@@ -37,7 +37,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ...optim import defaults
 from ..errors import UserError
 from ..limits import LIMITS, short
 from ..spec import OptimizerSpec, Phase, as_spec, build_optimizer, parse_specs
@@ -185,9 +184,7 @@ class Settings:
 
 def _phase_lr(phase: Phase) -> float:
     """The learning rate ``phase`` runs with: its own, else its convention's, else the class's."""
-    if "lr" in phase.hyperparameters:
-        return float(phase.hyperparameters["lr"])
-    return float(defaults(phase.name, phase.convention)["lr"])
+    return float(phase.resolved()["lr"])
 
 
 def run_trajectory(
